@@ -1,0 +1,50 @@
+# Two commands on a fresh Debian machine with Python 3.11:  `make run` (the app)  and  `make test` (the suite).
+# Each sets up what it needs first: a virtual environment, the Python packages, the Fashion-MNIST
+# dataset (Debian's package dataset-fashion-mnist) and, for the tests, Debian's Chromium.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q
+
+.PHONY: run test lint bench data browser setup setup-dev clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime data
+setup-dev: $(VENV)/.dev data browser
+
+# Install the dataset only where none is found (FMNIST_DATA_DIR, Debian's package, the Keras cache).
+data: $(VENV)/.runtime
+	@$(PY) -c "import sys; from fmnist_core.data import find_dataset_dir; sys.exit(find_dataset_dir() is None)" \
+	|| { command -v apt-get >/dev/null && $(SUDO) apt-get update -q && $(APT_INSTALL) dataset-fashion-mnist; } \
+	|| { echo "Fashion-MNIST not found and apt-get unavailable: set FMNIST_DATA_DIR to a folder with the four IDX files."; exit 1; }
+
+# The browser tests drive Debian's Chromium; Playwright cannot download its own browser here.
+browser:
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
+
+run: setup
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+
+test: setup-dev lint
+	$(PY) -m pytest
+
+bench: setup-dev
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

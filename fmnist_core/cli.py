@@ -1,0 +1,168 @@
+"""Command line: `python -m fmnist_core train|evaluate|list`, for people who do not want the UI.
+
+Every hyperparameter is a flag, generated from the dataclass, so the CLI can never drift from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from typing import TextIO
+
+from .hyperparameters import PRESETS, HyperParameterError, field_specs, preset
+
+
+def _parse_filters(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected whole numbers separated by commas, e.g. 32,64,128"
+        ) from error
+
+
+def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hyperparameters (override the preset)")
+    for name, spec in field_specs().items():
+        flag = "--" + name.replace("_", "-")
+        limits = f" [{spec['min']}-{spec['max']}]" if "min" in spec else ""
+        if "choices" in spec and spec["type"] == "str":
+            limits = f" {{{','.join(spec['choices'])}}}"
+        help_text = spec["help"] + limits
+        if spec["type"] == "bool":
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif name == "filters":
+            group.add_argument(flag, dest=name, type=_parse_filters, default=None, metavar="N,N,...", help=help_text)
+        else:
+            kind = {"int": int, "float": float, "str": str}[spec["type"]]
+            group.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+
+
+class TerminalProgress:
+    """A one-line progress bar for training events, redrawn at most 10 times a second."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30):
+        self.stream, self.width, self._last_draw = stream, width, 0.0
+
+    def __call__(self, event) -> None:
+        from .training import BatchEnd, EpochEnd, TrainingFinished, TrainingStarted
+
+        if isinstance(event, TrainingStarted):
+            self.stream.write(
+                f"Training on {event.train_images} images, validating on {event.validation_images}, "
+                f"{event.epochs} epoch(s) of {event.batches_per_epoch} batches\n"
+            )
+        elif isinstance(event, BatchEnd):
+            now = time.monotonic()
+            if now - self._last_draw < 0.1 and event.batch != event.batches_per_epoch:
+                return
+            self._last_draw = now
+            done = int(self.width * event.batch / event.batches_per_epoch)
+            self.stream.write(
+                f"\repoch {event.epoch}/{event.epochs} [{'#' * done}{'.' * (self.width - done)}] "
+                f"{event.batch}/{event.batches_per_epoch} loss {event.loss:.4f} acc {event.accuracy:.4f} "
+                f"{event.images_per_second:,.0f} img/s ETA {event.eta_seconds:,.0f}s "
+            )
+        elif isinstance(event, EpochEnd):
+            self.stream.write(
+                f"\repoch {event.epoch}/{event.epochs} loss {event.loss:.4f} acc {event.accuracy:.4f} "
+                f"val_loss {event.val_loss:.4f} val_acc {event.val_accuracy:.4f} lr {event.learning_rate:.2e} "
+                f"({event.elapsed_seconds:,.0f}s){' ' * 30}\n"
+            )
+        elif isinstance(event, TrainingFinished):
+            how = "stopped on request" if event.stopped_by_user else "stopped early" if event.stopped_early else "done"
+            self.stream.write(f"Training {how} after {event.train_seconds:,.1f}s; best epoch {event.best_epoch}\n")
+        self.stream.flush()
+
+
+def _print_evaluation(evaluation, class_names, out: TextIO) -> None:
+    out.write(f"test_accuracy {evaluation.test_accuracy:.4f}  test_loss {evaluation.test_loss:.4f}\n")
+    out.write(f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>6}\n")
+    for row in evaluation.per_class(class_names):
+        out.write(f"{row['class']:<12} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}\n")
+
+
+def _command_train(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+    from .runs import train_evaluate_save
+    from .store import ModelStore
+
+    overrides = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
+    hp = preset(args.preset, **overrides)
+    dataset = load_fashion_mnist(args.data_dir)
+    run_name = args.name or args.preset
+    stop = threading.Event()
+    try:
+        saved, evaluation = train_evaluate_save(
+            hp, dataset, ModelStore(args.models_dir), run_name, preset=args.preset,
+            listeners=[TerminalProgress()], stop_event=stop,
+        )
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted: nothing was saved.\n")
+        return 130
+    _print_evaluation(evaluation, dataset.class_names, sys.stdout)
+    print(f"train_seconds {saved.card['train_seconds']}")
+    print(f"saved {saved.path}")
+    return 0
+
+
+def _command_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+    from .evaluation import evaluate
+    from .inference import Classifier
+    from .store import ModelStore
+
+    store = ModelStore(args.models_dir)
+    saved = store.get(args.model)
+    dataset = load_fashion_mnist(args.data_dir)
+    start = time.perf_counter()
+    evaluation = evaluate(Classifier(store.load_model(saved.name)), dataset.test_images, dataset.test_labels)
+    _print_evaluation(evaluation, dataset.class_names, sys.stdout)
+    print(f"card test_accuracy {saved.test_accuracy}; evaluated in {time.perf_counter() - start:.2f}s")
+    return 0
+
+
+def _command_list(args: argparse.Namespace) -> int:
+    from .store import ModelStore
+
+    models, warnings = ModelStore(args.models_dir).list_models()
+    for warning in warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    for saved in models:
+        accuracy = saved.test_accuracy
+        print(f"{saved.name:<32} {saved.card.get('preset') or '-':<10} "
+              f"{'-' if accuracy is None else f'{accuracy:.4f}':<8} {saved.card.get('train_seconds', '-')}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", default=None, help="model store folder (default: ./models)")
+    parser.add_argument("--data-dir", default=None, help="folder with the four IDX files (default: search)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a model, evaluate it on the test set and save it")
+    train.add_argument("--preset", default="quick", choices=list(PRESETS), help="starting hyperparameters")
+    train.add_argument("--name", default=None, help="run name; the saved folder's name contains it")
+    _add_hyperparameter_flags(train)
+    train.set_defaults(handler=_command_train)
+    evaluate = commands.add_parser("evaluate", help="score a saved model on the test set")
+    evaluate.add_argument("model", help="the saved model's folder name in the store, e.g. default")
+    evaluate.set_defaults(handler=_command_evaluate)
+    commands.add_parser("list", help="list saved models").set_defaults(handler=_command_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the progress bar
+    args = build_parser().parse_args(argv)
+    from .data import DatasetFileError, DatasetNotFoundError
+    from .store import ModelStoreError
+
+    try:
+        return args.handler(args)
+    except (HyperParameterError, DatasetNotFoundError, DatasetFileError, ModelStoreError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2

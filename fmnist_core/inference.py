@@ -1,0 +1,46 @@
+"""Inference: class probabilities for one or many 28x28 images, through a compiled, warmed-up call.
+
+`model.predict` costs 50-70 ms for a single image here; a traced `tf.function` costs under 1 ms.
+A `Classifier` is safe to call from several threads at once: it is traced once, under a lock, when made.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .data import IMAGE_SIZE
+
+PREDICT_CHUNK = 1000
+
+
+class Classifier:
+    """Wraps a trained model; `probabilities(images)` returns an (N, 10) float32 array."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self._lock = threading.Lock()
+        self._call = tf.function(
+            lambda images: model(images, training=False),
+            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8)],
+        )
+        with self._lock:  # trace now, so concurrent first calls never trace at the same time
+            self._call(tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE], tf.uint8))
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities of the 10 classes for a (28, 28) image or an (N, 28, 28) batch of uint8 images."""
+        batch = np.asarray(images)
+        if batch.ndim == 2:
+            batch = batch[None]
+        if batch.ndim != 3 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or batch.dtype != np.uint8:
+            raise ValueError(
+                f"images of shape {np.shape(images)} and dtype {np.asarray(images).dtype}: expected uint8 "
+                f"(28, 28) or (N, 28, 28) with values 0-255. Prepare user images with fmnist_core.preprocessing."
+            )
+        if len(batch) == 0:
+            return np.zeros((0, 10), dtype=np.float32)
+        chunks = [self._call(tf.constant(batch[i : i + PREDICT_CHUNK])) for i in range(0, len(batch), PREDICT_CHUNK)]
+        return np.concatenate([chunk.numpy() for chunk in chunks]).astype(np.float32)

@@ -1,0 +1,51 @@
+"""The model builder: hyperparameters in, an uncompiled `keras.Model` out, with no side effects.
+
+The model takes raw uint8 images of shape (28, 28), values 0-255, and scales them itself, so dataset
+images and user drawings take exactly the same path. Its output is the 10 class probabilities
+(a softmax layer named "probabilities" on top of a logits layer named "logits", which Grad-CAM uses).
+Augmentation layers sit inside the model too; Keras runs them only while training.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .data import IMAGE_SIZE, NUM_CLASSES
+from .hyperparameters import HyperParameters
+
+AUGMENT_SHIFT_PIXELS = 2
+
+
+def build_model(hp: HyperParameters) -> keras.Model:
+    """Build the CNN that `hp` describes (uncompiled, randomly initialised by the global seed)."""
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), dtype="uint8", name="image")
+    x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(inputs)
+    x = layers.Rescaling(1.0 / 255.0, name="scale_0_1")(x)
+    if hp.augment:
+        shift = AUGMENT_SHIFT_PIXELS / IMAGE_SIZE
+        x = layers.RandomTranslation(shift, shift, fill_mode="constant", seed=hp.seed, name="random_shift")(x)
+        x = layers.RandomFlip("horizontal", seed=hp.seed, name="random_flip")(x)
+    for block, block_filters in enumerate(hp.filters, start=1):
+        for conv in range(1, hp.convs_per_block + 1):
+            x = layers.Conv2D(
+                block_filters, hp.kernel_size, padding=hp.padding, use_bias=not hp.batch_norm,
+                activation=None if hp.batch_norm else "relu", name=f"block{block}_conv{conv}",
+            )(x)
+            if hp.batch_norm:
+                x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+                x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if hp.dense_units:
+        x = layers.Dense(hp.dense_units, activation="relu", name="dense")(x)
+    if hp.dropout_rate:
+        x = layers.Dropout(hp.dropout_rate, seed=hp.seed, name="dropout")(x)
+    logits = layers.Dense(NUM_CLASSES, name="logits")(x)
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="fmnist_cnn")
+
+
+def conv_layer_names(model: keras.Model) -> list[str]:
+    """Names of the model's convolution layers, in order."""
+    return [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)]

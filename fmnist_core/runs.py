@@ -1,0 +1,29 @@
+"""A whole run as the app and the CLI do it: train, evaluate on the test set, save with its card."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from .data import FashionMNIST
+from .evaluation import Evaluation, evaluate
+from .hyperparameters import HyperParameters
+from .inference import Classifier
+from .store import ModelStore, SavedModel, make_card
+from .training import Listener, train
+
+
+def train_evaluate_save(
+    hp: HyperParameters,
+    dataset: FashionMNIST,
+    store: ModelStore,
+    run_name: str,
+    preset: str | None = None,
+    listeners: Iterable[Listener] = (),
+    stop_event: threading.Event | None = None,
+) -> tuple[SavedModel, Evaluation]:
+    """Train (stoppable), score the best weights on the test set, and save model and card atomically."""
+    result = train(hp, dataset, listeners=listeners, stop_event=stop_event)
+    evaluation = evaluate(Classifier(result.model), dataset.test_images, dataset.test_labels)
+    card = make_card(result, evaluation, dataset, run_name=run_name, preset=preset)
+    return store.save(result.model, card, run_name), evaluation

@@ -1,0 +1,250 @@
+"""Training: hyperparameters and data in, a trained model and its history out, with progress events.
+
+The trainer knows nothing about any UI. It sends events (`TrainingStarted`, `BatchEnd`, `EpochEnd`,
+`TrainingFinished`) to any number of listeners, honours a stop request at the next batch boundary,
+stops early on validation loss, and always ends with the weights of the best validation epoch.
+The test set is never touched here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .data import NUM_CLASSES, FashionMNIST, stratified_split, stratified_subset
+from .hyperparameters import HyperParameters
+from .model import build_model
+
+VALIDATION_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    hyperparameters: HyperParameters
+    train_images: int
+    validation_images: int
+    batches_per_epoch: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    epoch: int  # 1-based
+    batch: int  # 1-based, within the epoch
+    batches_per_epoch: int
+    epochs: int
+    loss: float  # running mean over the epoch so far
+    accuracy: float
+    images_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int  # 1-based
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float
+    images_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+    complete: bool  # False when a stop request cut the epoch short
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    epochs_run: int
+    best_epoch: int
+    stopped_by_user: bool
+    stopped_early: bool
+    train_seconds: float
+
+
+TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
+Listener = Callable[[TrainingEvent], None]
+
+
+@dataclass
+class TrainingResult:
+    model: keras.Model
+    hyperparameters: HyperParameters
+    history: list[dict] = field(default_factory=list)  # one dict per epoch, as in EpochEnd
+    train_seconds: float = 0.0
+    best_epoch: int = 0
+    stopped_by_user: bool = False
+    stopped_early: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The images a run trains and validates on, carved from the training set only."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    validation_images: np.ndarray
+    validation_labels: np.ndarray
+
+
+def select_training_data(hp: HyperParameters, dataset: FashionMNIST) -> TrainingData:
+    """The (optional) seeded subset of the training set, split into train and stratified validation."""
+    labels = dataset.train_labels
+    pool = np.arange(len(labels))
+    if hp.train_subset_size:
+        pool = stratified_subset(labels, hp.train_subset_size, hp.seed)
+    train_part, validation_part = stratified_split(labels[pool], hp.validation_fraction, hp.seed)
+    train_index, validation_index = pool[train_part], pool[validation_part]
+    return TrainingData(
+        dataset.train_images[train_index], labels[train_index],
+        dataset.train_images[validation_index], labels[validation_index],
+    )
+
+
+def make_optimizer(hp: HyperParameters, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    learning_rate = hp.learning_rate
+    if hp.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            hp.learning_rate, decay_steps=max(1, hp.epochs * steps_per_epoch), alpha=0.01
+        )
+    if hp.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True)
+    if hp.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=learning_rate)
+    return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """Batches of (uint8 images, one-hot labels); reshuffled each epoch when `seed` is given.
+
+    A tf.data pipeline with prefetching feeds the CPU about 1.2-1.5x faster than numpy arrays given to fit().
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
+    if seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(
+        lambda x, y: (x, tf.one_hot(y, NUM_CLASSES)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class _EventBridge(keras.callbacks.Callback):
+    """Turns Keras callbacks into our events, applies the stop request, early stopping and best weights."""
+
+    def __init__(self, hp: HyperParameters, batches_per_epoch: int, listeners: list[Listener],
+                 stop_event: threading.Event | None):
+        super().__init__()
+        self.hp, self.batches_per_epoch, self.listeners, self.stop_event = hp, batches_per_epoch, listeners, stop_event
+        self.history: list[dict] = []
+        self.best_val_loss, self.best_epoch, self.best_weights = np.inf, 0, None
+        self.epochs_without_improvement = 0
+        self.stopped_by_user = self.stopped_early = False
+        self.start = self.epoch_start = 0.0
+        self.batches_done = 0  # over the whole run, for the ETA
+        self.epoch = 0
+        self.batches_this_epoch = 0
+
+    def emit(self, event: TrainingEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_start, self.batches_this_epoch = epoch + 1, time.perf_counter(), 0
+
+    def _eta(self, elapsed: float) -> float:
+        total = self.hp.epochs * self.batches_per_epoch
+        return elapsed / max(self.batches_done, 1) * max(total - self.batches_done, 0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches_done += 1
+        self.batches_this_epoch = batch + 1
+        now = time.perf_counter()
+        epoch_seconds = max(now - self.epoch_start, 1e-9)
+        elapsed = now - self.start
+        logs = logs or {}
+        self.emit(BatchEnd(
+            epoch=self.epoch, batch=batch + 1, batches_per_epoch=self.batches_per_epoch, epochs=self.hp.epochs,
+            loss=float(logs.get("loss", np.nan)), accuracy=float(logs.get("accuracy", np.nan)),
+            images_per_second=(batch + 1) * self.hp.batch_size / epoch_seconds,
+            elapsed_seconds=elapsed, eta_seconds=self._eta(elapsed),
+        ))
+        if self.stop_event is not None and self.stop_event.is_set():
+            self.stopped_by_user = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        now = time.perf_counter()
+        record = EpochEnd(
+            epoch=epoch + 1, epochs=self.hp.epochs,
+            loss=float(logs["loss"]), accuracy=float(logs["accuracy"]),
+            val_loss=float(logs["val_loss"]), val_accuracy=float(logs["val_accuracy"]),
+            learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            images_per_second=self.batches_this_epoch * self.hp.batch_size / max(now - self.epoch_start, 1e-9),
+            elapsed_seconds=now - self.start, eta_seconds=self._eta(now - self.start),
+            complete=self.batches_this_epoch == self.batches_per_epoch,
+        )
+        self.history.append(record.__dict__.copy())
+        if record.val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch = record.val_loss, record.epoch
+            self.best_weights = self.model.get_weights()
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+            patience = self.hp.early_stopping_patience
+            if patience and self.epochs_without_improvement >= patience and not self.model.stop_training:
+                self.stopped_early = True
+                self.model.stop_training = True
+        self.emit(record)
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def train(
+    hp: HyperParameters,
+    dataset: FashionMNIST,
+    listeners: Iterable[Listener] = (),
+    stop_event: threading.Event | None = None,
+) -> TrainingResult:
+    """Train the model `hp` describes on `dataset`'s training set; return it with the best validation weights."""
+    keras.utils.set_random_seed(hp.seed)
+    data = select_training_data(hp, dataset)
+    batches_per_epoch = int(np.ceil(len(data.train_labels) / hp.batch_size))
+    listeners = list(listeners)
+    model = build_model(hp)
+    model.compile(
+        optimizer=make_optimizer(hp, batches_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+        metrics=["accuracy"],
+    )
+    bridge = _EventBridge(hp, batches_per_epoch, listeners, stop_event)
+    bridge.emit(TrainingStarted(hp, len(data.train_labels), len(data.validation_labels), batches_per_epoch, hp.epochs))
+    start = time.perf_counter()
+    if not (stop_event is not None and stop_event.is_set()):
+        model.fit(
+            make_dataset(data.train_images, data.train_labels, hp.batch_size, seed=hp.seed),
+            epochs=hp.epochs, verbose=0, callbacks=[bridge], shuffle=False,  # shuffled by make_dataset
+            validation_data=make_dataset(data.validation_images, data.validation_labels, VALIDATION_BATCH_SIZE, None),
+        )
+    else:
+        bridge.stopped_by_user = True
+    train_seconds = time.perf_counter() - start
+    inference_model = build_model(hp)  # the same weights without optimizer state: what gets saved and served
+    inference_model.set_weights(model.get_weights())
+    bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
+                                 bridge.stopped_early, train_seconds))
+    return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
+                          bridge.stopped_by_user, bridge.stopped_early)

@@ -1,0 +1,100 @@
+"""Hyperparameter validation (each rule fails with its message), JSON round trip and presets."""
+
+import dataclasses
+
+import pytest
+
+from fmnist_core.hyperparameters import (
+    MAX_PARAMETERS,
+    PRESETS,
+    HyperParameterError,
+    HyperParameters,
+    field_specs,
+    preset,
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"num_conv_blocks": 5, "filters": (8,) * 5}, r"num_conv_blocks=5 is outside 1-4"),
+        ({"num_conv_blocks": 0, "filters": ()}, r"num_conv_blocks=0 is outside 1-4"),
+        ({"dropout_rate": 0.95}, r"dropout_rate=0.95 is outside 0.0-0.8"),
+        ({"learning_rate": 0.5}, r"learning_rate=0.5 is outside 1e-05-0.1"),
+        ({"learning_rate": float("nan")}, r"learning_rate=nan is a float, expected a finite float"),
+        ({"batch_size": 4}, r"batch_size=4 is outside 16-512"),
+        ({"epochs": 500}, r"epochs=500 is outside 1-60"),
+        ({"train_subset_size": 70000}, r"train_subset_size=70000 is outside 0-60000"),
+        ({"optimizer": "adagrad"}, r"optimizer='adagrad': expected one of 'adam', 'sgd', 'rmsprop'"),
+        ({"kernel_size": 4}, r"kernel_size=4: expected one of 3, 5, 7"),
+        ({"batch_norm": "yes"}, r"batch_norm='yes' is a str, expected a bool"),
+        ({"epochs": "10"}, r"epochs='10' is a str, expected a int"),
+        ({"epochs": True}, r"epochs=True is a bool, expected a int"),
+        ({"filters": (32, 64)}, r"filters=\[32, 64\] has 2 entries but num_conv_blocks=3"),
+        ({"filters": (32, 64, 1000)}, r"filters=\[32, 64, 1000\]: \[1000\] outside 4-256"),
+        ({"filters": "32,64,128"}, r"filters='32,64,128': expected a list of whole numbers"),
+        ({"validation_fraction": 0.0}, r"validation_fraction=0.0 is outside 0.02-0.5"),
+    ],
+)
+def test_each_rule_fails_with_its_message(changes, message):
+    with pytest.raises(HyperParameterError, match=message):
+        dataclasses.replace(HyperParameters(), **changes)
+
+
+def test_feature_maps_never_shrink_below_one_pixel():
+    with pytest.raises(HyperParameterError, match=r"shrink the 28x28 image below 1x1 \(sizes after each block: "):
+        HyperParameters(num_conv_blocks=3, filters=(8, 8, 8), kernel_size=7, padding="valid")
+    ok = HyperParameters(num_conv_blocks=4, filters=(8, 8, 8, 8), padding="same")
+    assert ok.feature_map_sizes() == [14, 7, 3, 1]
+
+
+def test_parameter_budget_is_enforced():
+    with pytest.raises(HyperParameterError, match=r"parameters, over the budget of 5,000,000"):
+        HyperParameters(num_conv_blocks=1, filters=(256,), dense_units=1024)
+    assert HyperParameters().parameter_count() < MAX_PARAMETERS
+
+
+def test_json_round_trip_is_exact():
+    hp = HyperParameters(learning_rate=3e-4, dropout_rate=0.35, filters=(24, 48, 96), augment=True, seed=123)
+    assert HyperParameters.from_json(hp.to_json()) == hp
+    for name, preset_hp in PRESETS.items():
+        assert HyperParameters.from_json(preset_hp.to_json()) == preset_hp, name
+
+
+def test_from_dict_rejects_unknown_keys_and_non_objects():
+    with pytest.raises(HyperParameterError, match=r"unknown hyperparameter\(s\) colour"):
+        HyperParameters.from_dict({"colour": "red"})
+    with pytest.raises(HyperParameterError, match="got list, expected a JSON object"):
+        HyperParameters.from_dict([1, 2])
+    with pytest.raises(HyperParameterError, match="not valid JSON"):
+        HyperParameters.from_json("{oops")
+
+
+def test_ints_given_for_floats_are_accepted_as_floats():
+    hp = HyperParameters.from_dict({"dropout_rate": 0, "label_smoothing": 0})
+    assert hp.dropout_rate == 0.0 and isinstance(hp.dropout_rate, float)
+
+
+def test_with_changes_adjusts_filters_to_block_count():
+    hp = PRESETS["seed-004"]
+    assert hp.with_changes(num_conv_blocks=2).filters == (32, 64)
+    assert hp.with_changes(num_conv_blocks=4).filters == (32, 64, 64, 128)
+
+
+def test_presets_are_the_documented_architectures():
+    assert set(PRESETS) >= {"seed-000", "seed-002", "seed-004", "quick", "best"}
+    seed_000 = PRESETS["seed-000"]
+    assert (seed_000.filters, seed_000.dense_units, seed_000.optimizer) == ((30, 60), 60, "adam")
+    seed_002 = PRESETS["seed-002"]
+    assert (seed_002.filters, seed_002.dense_units, seed_002.dropout_rate, seed_002.early_stopping_patience) == (
+        (32, 64, 64), 256, 0.5, 3)
+    seed_004 = PRESETS["seed-004"]
+    assert (seed_004.filters, seed_004.dense_units, seed_004.batch_size, seed_004.epochs) == ((32, 64, 64), 64, 64, 10)
+    with pytest.raises(HyperParameterError, match="unknown preset 'fast'; expected one of: seed-000"):
+        preset("fast")
+
+
+def test_every_field_has_help_and_limits_for_the_ui():
+    for name, spec in field_specs().items():
+        assert spec["help"], name
+        assert "min" in spec or "choices" in spec or spec["type"] == "bool", name
