@@ -1,0 +1,139 @@
+"""The model store: round trip, atomic saves that survive crashes, broken folders, safe names."""
+
+import errno
+import json
+import os
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from fmnist_core import store as store_module
+from fmnist_core.hyperparameters import preset
+from fmnist_core.model import build_model
+from fmnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, slugify
+
+HP = preset("seed-004")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(HP)
+
+
+def card(**extra):
+    return {"hyperparameters": HP.to_dict(), "test_accuracy": 0.5, **extra}
+
+
+def test_save_and_load_round_trip(tmp_path, model, dataset):
+    store = ModelStore(tmp_path)
+    saved = store.save(model, card(name="first run"), "First run!")
+    assert saved.name == "first-run" and saved.path == tmp_path / "first-run"
+    assert saved.hyperparameters == HP and saved.card["name"] == "first run"
+    loaded = store.load_model(saved.name)
+    images = dataset.test_images[:16]
+    np.testing.assert_allclose(loaded(images, training=False), model(images, training=False), rtol=1e-6, atol=1e-7)
+
+
+def test_same_name_twice_gets_a_new_folder(tmp_path, model):
+    store = ModelStore(tmp_path)
+    first, second = store.save(model, card(), "run"), store.save(model, card(), "run")
+    assert (first.name, second.name) == ("run", "run-2")
+    assert [m.name for m in store.list_models()[0]] == ["run-2", "run"]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/tmp/evil", "..", "", "a/../../b", "C:\\Windows", "default"])
+def test_run_names_cannot_escape_the_store_or_take_the_default(tmp_path, model, name):
+    store = ModelStore(tmp_path / "models")
+    saved = store.save(model, card(), name)
+    assert saved.path.parent == tmp_path / "models"
+    assert saved.name != DEFAULT_MODEL and "/" not in saved.name and ".." not in saved.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_slugify_examples():
+    assert slugify("Quick run #3 (batch 128)") == "quick-run-3-batch-128"
+    assert slugify("../..") == "run"
+    assert len(slugify("x" * 500)) == 48
+
+
+def test_failed_save_leaves_nothing_and_names_the_cause(tmp_path, model, monkeypatch):
+    store = ModelStore(tmp_path)
+    existing = store.save(model, card(), "keep-me")
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module, "_write_file", disk_full)
+    with pytest.raises(ModelStoreError, match=r"saving 'doomed' .* failed \(No space left on device\); nothing was"):
+        store.save(model, card(), "doomed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep-me"]
+    assert store.load_model(existing.name) is not None
+
+
+def test_unwritable_store_gives_a_clear_message(tmp_path, model):
+    target = tmp_path / "models"
+    target.write_text("a file where the folder should be")
+    with pytest.raises(ModelStoreError, match=r"cannot create a folder in .*models to save 'x'"):
+        ModelStore(target).save(model, card(), "x")
+
+
+def test_a_save_killed_midway_is_invisible_and_cleaned_up_later(tmp_path, model):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "good")
+    partial = tmp_path / ".tmp-killed-1234abcd"
+    partial.mkdir()
+    (partial / "model.keras").write_bytes(b"PK\x03\x04 half a zip")
+    models, warnings = store.list_models()
+    assert [m.name for m in models] == ["good"] and warnings == []
+    assert partial.exists()  # could still be a save in progress
+    old = time.time() - 2 * 3600
+    os.utime(partial, (old, old))
+    store.list_models()
+    assert not partial.exists()
+
+
+def test_broken_folders_are_skipped_with_a_warning_naming_them(tmp_path, model):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "good")
+    (tmp_path / "no-card").mkdir()
+    (tmp_path / "bad-json").mkdir()
+    (tmp_path / "bad-json" / "card.json").write_text("{not json")
+    (tmp_path / "bad-json" / "model.keras").write_bytes(b"")
+    (tmp_path / "bad-hparams").mkdir()
+    (tmp_path / "bad-hparams" / "card.json").write_text(json.dumps({"hyperparameters": {"epochs": -1}}))
+    with zipfile.ZipFile(tmp_path / "bad-hparams" / "model.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    models, warnings = store.list_models()
+    assert [m.name for m in models] == ["good"]
+    assert len(warnings) == 3
+    joined = "\n".join(warnings)
+    for name in ("no-card", "bad-json", "bad-hparams"):
+        assert name in joined
+
+
+def test_a_damaged_model_file_fails_to_load_with_a_clear_message(tmp_path, model):
+    store = ModelStore(tmp_path)
+    saved = store.save(model, card(), "damaged")
+    with zipfile.ZipFile(saved.path / "model.keras", "w") as archive:
+        archive.writestr("config.json", "{\"class_name\": \"Nope\"}")
+    with pytest.raises(ModelStoreError, match=r"damaged.*model.keras could not be loaded"):
+        store.load_model("damaged")
+
+
+def test_unknown_names_are_refused(tmp_path, model):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "good")
+    with pytest.raises(ModelStoreError, match=r"no saved model named '\.\./good'"):
+        store.load_model("../good")
+
+
+def test_delete_removes_a_run_but_never_the_default(tmp_path, model):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "temporary")
+    (tmp_path / DEFAULT_MODEL).mkdir()
+    with pytest.raises(ModelStoreError, match="shipped default model cannot be deleted"):
+        store.delete(DEFAULT_MODEL)
+    store.delete("temporary")
+    assert not (tmp_path / "temporary").exists()

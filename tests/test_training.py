@@ -1,0 +1,89 @@
+"""Training on real Fashion-MNIST subsets: accuracy, events, stop requests, early stopping, reproducibility."""
+
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+from fmnist_core.hyperparameters import preset
+from fmnist_core.inference import Classifier
+from fmnist_core.training import BatchEnd, EpochEnd, TrainingFinished, TrainingStarted, _EventBridge, train
+
+# The seed-000 architecture, small and quick: one epoch on 5,000 images takes a few seconds here.
+SMALL_RUN = preset("seed-000", train_subset_size=5000, epochs=1, batch_size=32)
+
+
+def test_one_epoch_on_5000_images_beats_75_percent_on_the_test_set(dataset):
+    events = []
+    result = train(SMALL_RUN, dataset, listeners=[events.append])
+    probabilities = Classifier(result.model).probabilities(dataset.test_images)
+    test_accuracy = float((probabilities.argmax(axis=1) == dataset.test_labels).mean())
+    assert test_accuracy >= 0.75, test_accuracy
+    assert isinstance(events[0], TrainingStarted) and events[0].train_images == 4500
+    assert events[0].validation_images == 500
+    batches = [e for e in events if isinstance(e, BatchEnd)]
+    assert len(batches) == events[0].batches_per_epoch == 141
+    assert batches[-1].batch == 141 and batches[-1].images_per_second > 0
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert len(epochs) == 1 and epochs[0].complete and 0.5 < epochs[0].val_accuracy <= 1.0
+    assert isinstance(events[-1], TrainingFinished) and not events[-1].stopped_by_user
+    assert result.history[0]["val_accuracy"] == epochs[0].val_accuracy
+
+
+def test_several_listeners_all_hear_every_event(dataset):
+    first, second = [], []
+    train(preset("seed-004", train_subset_size=1000, epochs=1), dataset, listeners=[first.append, second.append])
+    assert first == second and len(first) > 3
+
+
+def test_stop_request_is_honoured_at_the_next_batch(dataset):
+    stop = threading.Event()
+    batches_seen = []
+
+    def stop_after_three(event):
+        if isinstance(event, BatchEnd):
+            batches_seen.append(event.batch)
+            if event.batch == 3:
+                stop.set()
+
+    hp = preset("seed-004", train_subset_size=10000, epochs=3)
+    result = train(hp, dataset, listeners=[stop_after_three], stop_event=stop)
+    assert batches_seen == [1, 2, 3]
+    assert result.stopped_by_user and len(result.history) == 1 and not result.history[0]["complete"]
+    probabilities = Classifier(result.model).probabilities(dataset.test_images[:5])
+    assert probabilities.shape == (5, 10) and np.isfinite(probabilities).all()
+
+
+def test_same_seed_gives_the_same_first_epoch(dataset):
+    hp = preset("seed-004", train_subset_size=2000, epochs=1)
+    first, second = train(hp, dataset).history[0], train(hp, dataset).history[0]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert first[key] == pytest.approx(second[key], rel=1e-4, abs=1e-5), key
+    other = train(hp.with_changes(seed=hp.seed + 1), dataset).history[0]
+    assert other["loss"] != pytest.approx(first["loss"], rel=1e-4)
+
+
+def _epoch_logs(val_loss):
+    return {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss, "val_accuracy": 0.5}
+
+
+def test_early_stopping_and_best_weights_are_restored():
+    hp = preset("seed-004", early_stopping_patience=2, epochs=10)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    bridge = _EventBridge(hp, batches_per_epoch=1, listeners=[], stop_event=None)
+    bridge.set_model(model)
+    bridge.on_train_begin()
+    weights_by_epoch = {}
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.7]):
+        model.set_weights([np.full((2, 1), epoch, "float32"), np.full((1,), epoch, "float32")])
+        weights_by_epoch[epoch + 1] = model.get_weights()
+        bridge.on_epoch_begin(epoch)
+        bridge.on_train_batch_end(0, {})
+        bridge.on_epoch_end(epoch, _epoch_logs(val_loss))
+        assert model.stop_training == (epoch == 3)
+    bridge.on_train_end()
+    assert bridge.best_epoch == 2 and bridge.stopped_early
+    for restored, expected in zip(model.get_weights(), weights_by_epoch[2], strict=True):
+        np.testing.assert_array_equal(restored, expected)
