@@ -127,8 +127,9 @@ def test_missing_everywhere_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as error:
         load_fashion_mnist()
     message = str(error.value)
-    for expected in ("nowhere", "no-debian", "no-keras", "Keras download: failed", "apt-get install dataset-fashion-mnist"):
+    for expected in ("nowhere", "no-debian", "no-keras", "Keras download: failed"):
         assert expected in message
+    assert "apt-get install dataset-fashion-mnist" in message
 
 
 def test_explicit_folder_missing_files_is_named(tmp_path):

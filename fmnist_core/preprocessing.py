@@ -1,0 +1,229 @@
+"""Turn a drawing or an uploaded picture into the 28x28 uint8 image a Fashion-MNIST model expects.
+
+Fashion-MNIST items were trimmed to their bounding box, resized so their longest side is 28, centred
+on a 28x28 canvas and inverted: a LIGHT item on a DARK (0) background, 8-bit gray. This module
+reproduces that with numpy and Pillow only. The model rescales 0-255 itself, so outputs stay uint8.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .data import IMAGE_SIZE
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+DISPLAY_MAX_SIDE = 512  # the shown original; still far more detail than a 28x28 result needs
+# Fashion-MNIST trimmed edges within 2 % of the background intensity; below that a pixel is "background".
+TRIM_THRESHOLD = 0.02 * 255
+FORMATS_HINT = "Upload a PNG, JPEG, WebP, BMP or GIF picture."
+
+
+class ImageDecodeError(ValueError):
+    """An uploaded file could not be turned into an image.
+
+    The message names the file, what was wrong, and how to fix it.
+    """
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An uploaded picture, ready to show and to classify."""
+
+    name: str  # the file name (or "drawing")
+    original: Image.Image  # RGB, EXIF-transposed, longest side at most DISPLAY_MAX_SIDE, for display
+    model_input: np.ndarray  # (28, 28) uint8, light item on dark background
+    inverted: bool  # True when the source had a light background and was inverted
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels, flattened."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+
+
+def _box_blur(pixels: np.ndarray) -> np.ndarray:
+    """Mean of each pixel's 3x3 neighbourhood, counting outside pixels as 0."""
+    height, width = pixels.shape
+    padded = np.pad(pixels, 1)
+    return sum(padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)) / 9.0
+
+
+def _item_box(item: np.ndarray, noise: float) -> tuple[slice, slice] | None:
+    """Rows and columns of the item's bounding box in a background-is-0 image, or None when blank."""
+    # The 3x3 mean finds the item while ignoring isolated noise specks (a speck would need 9 noise
+    # deviations to pass); it reaches 1 px beyond the item, so the exact edge then comes from the raw
+    # pixels inside that box grown by 1 px.
+    found = _box_blur(item) > TRIM_THRESHOLD + noise
+    if not found.any():
+        return None
+    rows, cols = np.flatnonzero(found.any(axis=1)), np.flatnonzero(found.any(axis=0))
+    top, left = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+    window = item[top : rows[-1] + 2, left : cols[-1] + 2] > 0
+    if noise > 0:  # on a noisy background a lone lit pixel beside the item is a speck, not its edge
+        lit_neighbourhood = window & (_box_blur(window.astype(np.float32)) > 1.5 / 9)
+        window = lit_neighbourhood if lit_neighbourhood.any() else window
+    rows, cols = np.flatnonzero(window.any(axis=1)), np.flatnonzero(window.any(axis=0))
+    return slice(top + rows[0], top + rows[-1] + 1), slice(left + cols[0], left + cols[-1] + 1)
+
+
+def _model_input(gray: np.ndarray, background: float | None) -> tuple[np.ndarray, bool]:
+    """The Fashion-MNIST pipeline; `background` is the known background gray, or None to estimate it."""
+    if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
+        raise ValueError(
+            f"gray: got an array of shape {gray.shape} and dtype {gray.dtype}, expected a non-empty 2-D "
+            "uint8 array. Convert the picture to 8-bit grayscale first (PIL: image.convert('L'))."
+        )
+    pixels = gray.astype(np.float32)
+    border = _border(pixels)
+    inverted = bool((np.median(border) if background is None else background) > 127.5)
+    if inverted:
+        pixels, border = 255.0 - pixels, 255.0 - border
+    if background is None:
+        # Items may touch the border (Fashion-MNIST's own do, on their longest side), so read the background
+        # level and noise from the border's darker quantiles; for gaussian noise p10 and p25 sit at
+        # -1.28 and -0.67 standard deviations.
+        p10, p25 = np.percentile(border, [10, 25])
+        noise = (p25 - p10) / 0.607
+        level = p25 + 0.674 * noise
+    else:
+        noise, level = 0.0, min(background, 255.0 - background)
+    # Background to 0; pixels within three noise deviations of it are background too. The rest keep
+    # their contrast, so the faint parts of an item survive.
+    item = pixels - level
+    item[item <= 3.0 * noise] = 0.0
+    blank = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    box = _item_box(item, noise)
+    if box is None:
+        return blank, inverted
+    crop = item[box]
+    scale = IMAGE_SIZE / max(crop.shape)
+    width, height = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
+    # Float mode keeps the resampling free of 8-bit rounding; LANCZOS averages properly when shrinking.
+    resized = np.asarray(Image.fromarray(crop).resize((width, height), Image.Resampling.LANCZOS))
+    resized = np.clip(resized, 0.0, None)  # LANCZOS rings slightly below 0 next to sharp edges
+    if resized.max() <= 0:
+        return blank, inverted
+    # Every Fashion-MNIST image peaks at 250-255, so stretch the brightest pixel to 255: grey items
+    # photographed on white and pale strokes then look like the training data.
+    resized = np.rint(resized * (255.0 / resized.max())).astype(np.uint8)
+    # Centred; an odd spare pixel goes above / to the left, as Fashion-MNIST's margins do.
+    top, left = (IMAGE_SIZE - height + 1) // 2, (IMAGE_SIZE - width + 1) // 2
+    blank[top : top + height, left : left + width] = resized
+    return blank, inverted
+
+
+def to_model_input(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A (28, 28) uint8 light-on-dark image of the item in `gray` (2-D uint8), and whether it was inverted.
+
+    Polarity comes from the border (light border: dark item, inverted); a blank image gives all zeros.
+    """
+    return _model_input(gray, background=None)
+
+
+def prepare_canvas(rgba: np.ndarray | None) -> np.ndarray | None:
+    """The (28, 28) model input for a drawable canvas's `image_data` (dark on white); None if blank."""
+    if rgba is None:
+        return None
+    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8 or rgba.size == 0:
+        raise ValueError(
+            f"rgba: got an array of shape {rgba.shape} and dtype {rgba.dtype}, expected (height, width, 4) "
+            "uint8 as in st_canvas(...).image_data."
+        )
+    colour, alpha = rgba[..., :3].astype(np.float32), rgba[..., 3:].astype(np.float32) / 255.0
+    # Unpainted pixels may be transparent with black underneath: composite onto the white background.
+    flat = colour * alpha + 255.0 * (1.0 - alpha)
+    gray = np.rint(flat @ np.array([0.299, 0.587, 0.114], dtype=np.float32))  # ITU-R 601 luma, as Pillow
+    # The canvas background is known to be clean white, so nothing needs estimating from the border,
+    # which the user may well have drawn over.
+    model_input, _inverted = _model_input(np.clip(gray, 0, 255).astype(np.uint8), background=255.0)
+    return model_input if model_input.any() else None
+
+
+def _to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
+    """Gray values of a 16-bit, 32-bit integer or float image scaled (not clipped) to 0-255."""
+    values = np.nan_to_num(values.astype(np.float32))  # float32: exact for 16-bit, half float64's memory
+    low, high = float(values.min()), float(values.max())
+    if mode.startswith("I;16"):
+        top = 65535.0
+    elif mode == "F" and low >= 0 and high <= 1:
+        top = 1.0
+    elif low >= 0 and high <= 255:
+        top = 255.0
+    elif low >= 0 and high <= 65535:
+        top = 65535.0
+    else:  # an unusual range: stretch what is there
+        values, top = values - low, max(high - low, 1e-12)
+    return np.rint(np.clip(values * (255.0 / top), 0, 255)).astype(np.uint8)
+
+
+def _flatten_onto_white(image: Image.Image) -> Image.Image:
+    """An RGB copy of `image`, with 16-bit and float gray scaled to 8 bits and transparency shown on white."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        return Image.fromarray(_to_8bit(np.asarray(image), image.mode)).convert("RGB")
+    if "transparency" not in image.info and not {"A", "a"} & set(image.getbands()):
+        return image.convert("RGB")
+    # alpha_composite weights the hidden colour by alpha, so black under alpha=0 still comes out white.
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    """The first frame of `data`, fully decoded, turned upright by its EXIF orientation, RGB on white."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns about a possible decompression bomb; for an upload that must be a refusal.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))  # reads the header only
+            width, height = image.size
+            if width * height == 0:
+                raise ImageDecodeError(
+                    f"{name}: the image is {width}x{height} pixels, so there is nothing to classify. "
+                    f"{FORMATS_HINT}"
+                )
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageDecodeError(
+                    f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over "
+                    f"the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize the picture and upload "
+                    "it again."
+                )
+            image.load()  # decode everything now, so a truncated file fails here rather than later
+            return _flatten_onto_white(ImageOps.exif_transpose(image))
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError as error:
+        raise ImageDecodeError(
+            f"{name}: not an image Pillow can read (cannot identify image file). {FORMATS_HINT}"
+        ) from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageDecodeError(
+            f"{name}: too large to decode safely ({error}). The limit is {MAX_IMAGE_PIXELS / 1e6:.0f} "
+            "megapixels; resize the picture and upload it again."
+        ) from error
+    except Exception as error:  # Pillow's decoders raise many types on damaged data; all mean "damaged"
+        raise ImageDecodeError(
+            f"{name}: the picture could not be decoded ({type(error).__name__}: {error}); the file is "
+            "probably damaged or incomplete. Save or export it again and upload the new file."
+        ) from error
+
+
+def prepare_upload(data: bytes, name: str) -> PreparedImage:
+    """Decode an uploaded picture and prepare it for display and the model; raises only ImageDecodeError."""
+    if not data:
+        raise ImageDecodeError(
+            f"{name}: the file is empty (0 bytes). Upload the picture again. {FORMATS_HINT}"
+        )
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageDecodeError(
+            f"{name}: {len(data):,} bytes ({len(data) / 2**20:.1f} MB) is over the upload limit of "
+            f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB. Save a smaller version (fewer pixels, or JPEG) and "
+            "upload that."
+        )
+    original = _decode(data, name)
+    original.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.Resampling.LANCZOS)
+    model_input, inverted = to_model_input(np.asarray(original.convert("L")))
+    return PreparedImage(name=name, original=original, model_input=model_input, inverted=inverted)
