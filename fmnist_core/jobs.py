@@ -1,0 +1,157 @@
+"""Background training jobs: one run at a time per server, visible to every session, stoppable.
+
+The worker thread never touches any UI. It records training events into a `TrainingJob`; pages read
+immutable `JobSnapshot`s from it as often as they like. `TrainingManager.start` is atomic, so two
+sessions pressing Train at the same moment start exactly one run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .data import FashionMNIST
+from .hyperparameters import HyperParameters
+from .store import ModelStore, SavedModel
+from .training import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted
+
+RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+MAX_BATCH_POINTS = 4000  # per-batch curve points kept for the live chart; older ones are thinned out
+
+
+class TrainingBusyError(RuntimeError):
+    """A run is already in progress on this server."""
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What a page shows of a job at one moment; safe to keep and read from any thread."""
+
+    job_id: str
+    run_name: str
+    preset: str | None
+    hyperparameters: HyperParameters
+    owner: str
+    state: str
+    phase: str  # "starting", "training", "evaluating", "saving", "done"
+    started_at: float
+    last_batch: BatchEnd | None
+    batch_points: tuple[tuple[float, float, float], ...]  # (epoch as a fraction, loss, accuracy)
+    epochs: tuple[dict, ...]  # EpochEnd fields, one dict per finished epoch
+    stop_requested: bool
+    saved_name: str | None
+    test_accuracy: float | None
+    error: str | None
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == RUNNING
+
+
+@dataclass
+class TrainingJob:
+    run_name: str
+    preset: str | None
+    hyperparameters: HyperParameters
+    owner: str
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: float = field(default_factory=time.time)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    state: str = RUNNING
+    phase: str = "starting"
+    last_batch: BatchEnd | None = None
+    batch_points: list = field(default_factory=list)
+    epochs: list = field(default_factory=list)
+    saved: SavedModel | None = None
+    test_accuracy: float | None = None
+    error: str | None = None
+    traceback: str | None = None  # for the server log and the page's details; never shown alone
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def listen(self, event: TrainingEvent) -> None:
+        """The training listener: record the event; never blocks training for long."""
+        with self._lock:
+            if isinstance(event, TrainingStarted):
+                self.phase = "training"
+            elif isinstance(event, BatchEnd):
+                self.last_batch = event
+                position = event.epoch - 1 + event.batch / event.batches_per_epoch
+                self.batch_points.append((position, event.loss, event.accuracy))
+                if len(self.batch_points) > MAX_BATCH_POINTS:
+                    self.batch_points = self.batch_points[::2]
+            elif isinstance(event, EpochEnd):
+                self.epochs.append(dict(event.__dict__))
+            elif isinstance(event, TrainingFinished):
+                self.phase = "evaluating"
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            return JobSnapshot(
+                job_id=self.job_id, run_name=self.run_name, preset=self.preset,
+                hyperparameters=self.hyperparameters, owner=self.owner, state=self.state, phase=self.phase,
+                started_at=self.started_at, last_batch=self.last_batch, batch_points=tuple(self.batch_points),
+                epochs=tuple(self.epochs), stop_requested=self.stop_event.is_set(),
+                saved_name=self.saved.name if self.saved else None, test_accuracy=self.test_accuracy,
+                error=self.error,
+            )
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker has finished (True) or `timeout` seconds passed (False)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+
+class TrainingManager:
+    """Owns the server's single training slot. Share one instance across sessions."""
+
+    def __init__(self, store: ModelStore, load_dataset: Callable[[], FashionMNIST]):
+        self.store, self.load_dataset = store, load_dataset
+        self._lock = threading.Lock()
+        self._job: TrainingJob | None = None
+
+    def current(self) -> TrainingJob | None:
+        """The running job, or the last one that ran."""
+        with self._lock:
+            return self._job
+
+    def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None) -> TrainingJob:
+        """Start a run in a background thread; raises TrainingBusyError if one is running."""
+        with self._lock:
+            if self._job is not None and self._job.state == RUNNING:
+                raise TrainingBusyError(
+                    f"a training run ({self._job.run_name!r}) is already in progress on this server; "
+                    "watch it on the Train page, or wait for it to finish before starting another."
+                )
+            job = TrainingJob(run_name=run_name, preset=preset, hyperparameters=hp, owner=owner)
+            job._thread = threading.Thread(target=self._work, args=(job,), name=f"training-{job.job_id}", daemon=True)
+            self._job = job
+        job._thread.start()
+        return job
+
+    def _work(self, job: TrainingJob) -> None:
+        from .runs import train_evaluate_save
+
+        try:
+            saved, evaluation = train_evaluate_save(
+                job.hyperparameters, self.load_dataset(), self.store, job.run_name, preset=job.preset,
+                listeners=[job.listen], stop_event=job.stop_event,
+            )
+            with job._lock:
+                job.saved, job.test_accuracy = saved, evaluation.test_accuracy
+                job.state = STOPPED if job.stop_event.is_set() else FINISHED
+                job.phase = "done"
+        except Exception as error:  # noqa: BLE001 - the worker reports every failure to the page instead of dying silently
+            with job._lock:
+                job.state, job.phase = FAILED, "done"
+                job.error = f"{type(error).__name__}: {error}"
+                job.traceback = traceback.format_exc()
