@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .data import FashionMNIST
+from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted
 from .hyperparameters import HyperParameters
 from .store import ModelStore, SavedModel
-from .training import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
 MAX_BATCH_POINTS = 4000  # per-batch curve points kept for the live chart; older ones are thinned out

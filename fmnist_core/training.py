@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import keras
@@ -18,60 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from .data import NUM_CLASSES, FashionMNIST, stratified_split, stratified_subset
+from .events import BatchEnd, EpochEnd, Listener, TrainingEvent, TrainingFinished, TrainingStarted
 from .hyperparameters import HyperParameters
 from .model import build_model
 
 VALIDATION_BATCH_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class TrainingStarted:
-    hyperparameters: HyperParameters
-    train_images: int
-    validation_images: int
-    batches_per_epoch: int
-    epochs: int
-
-
-@dataclass(frozen=True)
-class BatchEnd:
-    epoch: int  # 1-based
-    batch: int  # 1-based, within the epoch
-    batches_per_epoch: int
-    epochs: int
-    loss: float  # running mean over the epoch so far
-    accuracy: float
-    images_per_second: float
-    elapsed_seconds: float
-    eta_seconds: float
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int  # 1-based
-    epochs: int
-    loss: float
-    accuracy: float
-    val_loss: float
-    val_accuracy: float
-    learning_rate: float
-    images_per_second: float
-    elapsed_seconds: float
-    eta_seconds: float
-    complete: bool  # False when a stop request cut the epoch short
-
-
-@dataclass(frozen=True)
-class TrainingFinished:
-    epochs_run: int
-    best_epoch: int
-    stopped_by_user: bool
-    stopped_early: bool
-    train_seconds: float
-
-
-TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
-Listener = Callable[[TrainingEvent], None]
 
 
 @dataclass

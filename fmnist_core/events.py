@@ -1,0 +1,61 @@
+"""Training events: what the trainer tells its listeners (a page, the CLI, a test).
+
+Kept apart from `training` so that listeners (`jobs`, the app) can import them without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .hyperparameters import HyperParameters
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    hyperparameters: HyperParameters
+    train_images: int
+    validation_images: int
+    batches_per_epoch: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    epoch: int  # 1-based
+    batch: int  # 1-based, within the epoch
+    batches_per_epoch: int
+    epochs: int
+    loss: float  # running mean over the epoch so far
+    accuracy: float
+    images_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int  # 1-based
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float
+    images_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+    complete: bool  # False when a stop request cut the epoch short
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    epochs_run: int
+    best_epoch: int
+    stopped_by_user: bool
+    stopped_early: bool
+    train_seconds: float
+
+
+TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
+Listener = Callable[[TrainingEvent], None]

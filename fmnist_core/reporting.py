@@ -1,0 +1,103 @@
+"""What a page (or the CLI) tells a person about a run: progress lines, durations, summaries, smoothed curves.
+
+Plain text and numpy only, so it is cheap to import and easy to test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .hyperparameters import HyperParameters
+from .jobs import FAILED, FINISHED, STOPPED, JobSnapshot
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: '42 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def summarize(hp: HyperParameters) -> str:
+    """The hyperparameters that matter most, in one line."""
+    extras = [
+        name for name, on in (("batch norm", hp.batch_norm), ("augment", hp.augment),
+                              (f"dropout {hp.dropout_rate:g}", hp.dropout_rate > 0),
+                              (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant")) if on
+    ]
+    subset = f", {hp.train_subset_size:,} images" if hp.train_subset_size else ""
+    return (
+        f"{hp.num_conv_blocks}x{hp.convs_per_block} conv {'-'.join(map(str, hp.filters))} "
+        f"k{hp.kernel_size}, dense {hp.dense_units}, {hp.optimizer} lr {hp.learning_rate:g}, "
+        f"batch {hp.batch_size}, {hp.epochs} epoch{'s' if hp.epochs != 1 else ''}{subset}"
+        + (f"; {', '.join(extras)}" if extras else "")
+    )
+
+
+def progress_fraction(snapshot: JobSnapshot) -> float:
+    """How much of the planned batches are done, 0-1 (1 once the run finished normally)."""
+    if snapshot.state == FINISHED:
+        return 1.0
+    batch = snapshot.last_batch
+    if batch is None:
+        return 0.0
+    done = (batch.epoch - 1) * batch.batches_per_epoch + batch.batch
+    return min(1.0, done / max(batch.epochs * batch.batches_per_epoch, 1))
+
+
+def progress_text(snapshot: JobSnapshot) -> str:
+    """One line saying where the run is: epoch, batch, speed and ETA while training."""
+    batch = snapshot.last_batch
+    if snapshot.state == FAILED:
+        return "Failed."
+    if snapshot.state in (FINISHED, STOPPED):
+        epochs = len(snapshot.epochs)
+        took = f" in {format_duration(batch.elapsed_seconds)}" if batch else ""
+        how = "Stopped" if snapshot.state == STOPPED else "Finished"
+        return f"{how} after {epochs} epoch{'s' if epochs != 1 else ''}{took}."
+    if snapshot.phase == "starting" or batch is None:
+        return "Preparing the data and building the model…"
+    if snapshot.phase != "training":
+        return f"Training done in {format_duration(batch.elapsed_seconds)}; evaluating on the test set and saving…"
+    line = (
+        f"Epoch {batch.epoch}/{batch.epochs} · batch {batch.batch}/{batch.batches_per_epoch} · "
+        f"{batch.images_per_second:,.0f} images/s · ETA {format_duration(batch.eta_seconds)}"
+    )
+    return line + (" · stopping after this batch…" if snapshot.stop_requested else "")
+
+
+def batch_values(batch_points, batches_per_epoch: int) -> np.ndarray:
+    """Per-batch (position, loss, accuracy) from the jobs' points, which hold Keras's running means over each epoch.
+
+    The mean over batches (j, k] of an epoch is (k * mean_k - j * mean_j) / (k - j): exact for consecutive
+    points, and the mean of the skipped batches where old points were thinned out.
+    """
+    points = np.asarray(batch_points, dtype=np.float64).reshape(-1, 3)
+    values = np.empty_like(points)
+    epoch_before, batch_before, sums_before = -1, 0, np.zeros(2)
+    for row, (position, loss, accuracy) in enumerate(points):
+        epoch = int(np.ceil(position - 1e-9))  # position = epoch - 1 + batch / batches_per_epoch, batch >= 1
+        batch = int(round((position - (epoch - 1)) * batches_per_epoch))
+        if epoch != epoch_before:
+            epoch_before, batch_before, sums_before = epoch, 0, np.zeros(2)
+        sums = batch * np.array([loss, accuracy])
+        values[row] = (position, *((sums - sums_before) / max(batch - batch_before, 1)))
+        batch_before, sums_before = batch, sums
+    return values
+
+
+def exponential_moving_average(values, smoothing: float = 0.9) -> np.ndarray:
+    """Smoothed copy of a noisy curve, debiased so the first points are not pulled towards zero."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing={smoothing!r}, expected a number in [0, 1), e.g. 0.9.")
+    values = np.asarray(values, dtype=np.float64)
+    smoothed, running = np.empty_like(values), 0.0
+    for i, value in enumerate(values):
+        running = smoothing * running + (1.0 - smoothing) * value
+        smoothed[i] = running / (1.0 - smoothing ** (i + 1))
+    return smoothed

@@ -1,0 +1,22 @@
+"""Fashion-MNIST CNN Studio: page set-up, the sidebar with the active model, and navigation.
+
+Run with `streamlit run streamlit_app.py`. Each page is one module under views/; all logic is in fmnist_core.
+"""
+
+import streamlit as st
+
+from views import sidebar, state
+
+st.set_page_config(page_title="Fashion-MNIST CNN Studio", page_icon="👕", layout="wide")
+state.init_session()
+
+pages = [
+    st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("views/classify.py", title="Classify", icon=":material/image_search:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/history:"),
+]
+navigation = st.navigation(pages)
+sidebar.render(train_page=pages[0])
+state.show_flashes()
+navigation.run()

@@ -1,0 +1,282 @@
+"""AppTests of the Streamlit app: each page as a user sees it, against a small model in a temporary store."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import fmnist_core.store
+from fmnist_core.data import CLASS_NAMES, load_fashion_mnist
+from fmnist_core.hyperparameters import preset
+from fmnist_core.jobs import STOPPED
+from fmnist_core.store import ModelStore
+
+APP = "../streamlit_app.py"
+PAGES = ["views/train.py", "views/evaluate.py", "views/classify.py", "views/runs.py"]
+TRAINING_TIMEOUT = 120
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """A model store holding a quickly trained 'default' model; the app's ModelStore() points at it."""
+    from fmnist_core.runs import train_evaluate_save
+
+    root = tmp_path_factory.mktemp("models")
+    saved, _ = train_evaluate_save(preset("seed-004", train_subset_size=3000, epochs=1), load_fashion_mnist(),
+                                   ModelStore(root), "default", preset="seed-004")
+    saved.path.rename(root / "default")  # the store never names a run "default"; the shipped model is put there
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fmnist_core.store, "MODELS_DIR", root)
+        patch.setenv("FMNIST_MODELS_DIR", str(root))
+        st.cache_resource.clear()  # no manager or classifier from another store
+        yield root
+    st.cache_resource.clear()
+
+
+def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query or {})
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def manager():
+    from views import state
+
+    return state.training_manager()
+
+
+def wait_for_job(at: AppTest):
+    job = manager().current()
+    assert job is not None and job.wait(TRAINING_TIMEOUT), "the training run did not finish in time"
+    at.run()  # the page now draws the finished run
+    assert not at.exception, [e.value for e in at.exception]
+    return job.snapshot()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+# ---- every page --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("page", "title"), [(PAGES[0], "Train a CNN"), (PAGES[1], "Evaluate"),
+                                             (PAGES[2], "Classify"), (PAGES[3], "Saved runs")])
+def test_every_page_loads_and_the_sidebar_shows_the_active_model(models_dir, page, title):
+    at = open_page(page)
+    assert at.title[0].value == title
+    active = at.sidebar.selectbox(key="active_model")
+    assert active.value == "default" and "default" in active.options[0]
+    assert "Test accuracy" in texts(at.sidebar.markdown) and "seed-004" in texts(at.sidebar.markdown)
+
+
+def test_an_empty_store_points_to_the_train_page(models_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(fmnist_core.store, "MODELS_DIR", tmp_path)
+    (tmp_path / "broken").mkdir()
+    at = open_page(PAGES[2])
+    assert "No trained model yet" in texts(at.sidebar.info)
+    assert "broken" in texts(at.sidebar.warning)
+    assert "no model to classify with" in texts(at.info)
+
+
+# ---- Train --------------------------------------------------------------------------------------------
+def test_a_preset_fills_the_form(models_dir):
+    at = open_page()
+    assert at.select_slider(key="hp_learning_rate").value == preset("quick").learning_rate
+    at.selectbox(key="preset").set_value("best").run()
+    best = preset("best")
+    assert at.slider(key="hp_epochs").value == best.epochs
+    assert at.slider(key="hp_convs_per_block").value == best.convs_per_block
+    assert [at.select_slider(key=f"hp_filters_{i}").value for i in (1, 2, 3)] == list(best.filters)
+    assert at.toggle(key="hp_augment").value is True
+    assert at.select_slider(key="hp_learning_rate").value == best.learning_rate
+    assert "epochs=16" in at.code[0].value and "filters=32%2C64%2C128" in at.code[0].value  # the share link
+
+
+def test_a_share_link_fills_the_form_and_names_bad_parameters(models_dir):
+    at = open_page(query={"preset": "seed-004", "epochs": "7", "filters": "16,32", "batch_size": "100"})
+    assert at.slider(key="hp_epochs").value == 7
+    assert at.slider(key="hp_num_conv_blocks").value == 2
+    assert [at.select_slider(key=f"hp_filters_{i}").value for i in (1, 2)] == [16, 32]
+    assert at.select_slider(key="hp_batch_size").value == preset("seed-004").batch_size  # the fallback
+    assert len(at.warning) == 1 and "`batch_size=100`" in at.warning[0].value
+    assert at.selectbox(key="preset").value is None  # no longer the preset itself
+
+
+def test_the_form_survives_a_visit_to_another_page(models_dir):
+    at = open_page()
+    at.selectbox(key="preset").set_value("seed-000").run()
+    at.switch_page(PAGES[3]).run()
+    at.switch_page(PAGES[0]).run()
+    assert at.selectbox(key="preset").value == "seed-000" and at.select_slider(key="hp_kernel_size").value == 5
+
+
+def test_impossible_settings_show_an_error_and_start_nothing(models_dir):
+    at = open_page()
+    before = manager().current()
+    at.slider(key="hp_num_conv_blocks").set_value(4)
+    at.select_slider(key="hp_kernel_size").set_value(7)
+    at.selectbox(key="hp_padding").set_value("valid")
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    assert "cannot be trained" in texts(at.error) and "below 1x1" in texts(at.error)
+    assert manager().current() is before
+
+
+def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(models_dir):
+    at = open_page()
+    at.selectbox(key="preset").set_value("seed-004").run()
+    at.slider(key="hp_train_subset_size").set_value(1000)
+    at.slider(key="hp_epochs").set_value(1)
+    at.text_input(key="run_name").set_value("app test run")
+    at.form_submit_button[0].click().run()
+    assert not at.exception and manager().current().run_name == "app test run"
+    snapshot = wait_for_job(at)
+    assert snapshot.saved_name == "app-test-run" and (models_dir / "app-test-run" / "model.keras").is_file()
+    card = json.loads((models_dir / "app-test-run" / "card.json").read_text())
+    assert card["hyperparameters"]["train_subset_size"] == 1000 and card["preset"] is None  # changed from seed-004
+    assert "saved as **app-test-run**" in texts(at.success)
+    assert len(at.get("plotly_chart")) == 3  # batch curve, epoch loss, epoch accuracy
+    at.button(key="use_trained_model").click().run()
+    assert at.sidebar.selectbox(key="active_model").value == "app-test-run"
+    at.switch_page(PAGES[1]).run()
+    assert "app-test-run" in texts(at.caption)  # Evaluate now uses it
+
+
+def test_a_second_session_sees_the_running_job_cannot_start_another_and_can_stop_it(models_dir):
+    first = open_page()
+    first.selectbox(key="preset").set_value("seed-004").run()
+    first.slider(key="hp_train_subset_size").set_value(20000)  # long enough to still be running below
+    first.text_input(key="run_name").set_value("long run")
+    first.form_submit_button[0].click().run()
+    job = manager().current()
+    assert job.snapshot().is_running
+
+    second = open_page()  # another browser session: the run shows there too
+    assert second.subheader[0].value == "Run “long run”" and "another session" in texts(second.caption)
+    second.form_submit_button[0].click().run()
+    assert "A training run is in progress" in texts(second.warning)
+    assert manager().current() is job
+
+    second.button(key="stop_training").click().run()
+    snapshot = wait_for_job(second)
+    assert snapshot.state == STOPPED and snapshot.saved_name == "long-run"
+    assert len(snapshot.epochs) < preset("seed-004").epochs
+    assert "Stopped early by request" in texts(second.success)
+
+
+# ---- Evaluate -----------------------------------------------------------------------------------------
+def test_evaluate_shows_the_metrics_the_confusion_matrix_and_filters_the_mistakes(models_dir):
+    at = open_page(PAGES[1])
+    accuracy = ModelStore().get("default").test_accuracy
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Test accuracy"] == f"{accuracy:.2%}"
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert heatmap["type"] == "heatmap" and heatmap["x"] == list(CLASS_NAMES)
+    assert sum(map(sum, heatmap["z"])) == 10_000
+
+    at.selectbox(key="filter_true").set_value("Shirt")
+    at.selectbox(key="filter_pred").set_value("T-shirt/top").run()
+    shirt, tshirt = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
+    expected = int(heatmap["z"][shirt][tshirt])
+    assert f"**{expected:,}** misclassified" in texts(at.markdown)
+    captions = [caption.value for caption in at.caption if "→" in caption.value]
+    assert len(captions) == min(expected, 24) and all(c.startswith("**Shirt** → T-shirt/top (") for c in captions)
+    confidences = [int(caption.rsplit("(", 1)[1].rstrip("%)")) for caption in captions]
+    assert confidences == sorted(confidences, reverse=True)  # most confident mistakes first
+
+    details = [button for button in at.button if button.key and button.key.startswith("inspect_")]
+    assert len(details) == len(captions)
+    details[1].click().run()
+    assert f"Test image **#{details[1].key.removeprefix('inspect_')}**" in texts(at.markdown)
+
+
+def test_a_click_on_a_confusion_cell_selects_that_pair():
+    from views import charts
+
+    figure = charts.confusion_figure(np.arange(100).reshape(10, 10), CLASS_NAMES)
+    markers = figure.data[1]
+    point = 3 * 10 + 6  # true class 3, predicted class 6
+    event = {"selection": {"points": [{"x": markers.x[point], "y": markers.y[point],
+                                       "customdata": list(markers.customdata[point])}]}}
+    assert (markers.y[point], markers.x[point]) == (CLASS_NAMES[3], CLASS_NAMES[6])
+    assert charts.selected_cell(event) == (3, 6)
+    assert charts.selected_cell({"selection": {"points": []}}) is None
+    # what the browser gets: plain lists (a numpy array would travel as a typed array and come back as a dict)
+    assert json.loads(figure.to_json())["data"][1]["customdata"][point] == [3, 6]
+
+
+# ---- Classify -----------------------------------------------------------------------------------------
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir):
+    from views import state
+
+    data = load_fashion_mnist()
+    trouser = CLASS_NAMES.index("Trouser")
+    candidates = np.flatnonzero(data.test_labels == trouser)[:50]
+    probabilities = state.classifier(ModelStore().get("default")).probabilities(data.test_images[candidates])
+    index = candidates[probabilities[:, trouser].argmax()]
+
+    at = open_page(PAGES[2])
+    assert "Draw an item" in texts(at.info)  # the empty canvas
+    at.file_uploader(key="uploads").set_value([
+        ("broken.png", b"this is not a picture", "image/png"),
+        ("trouser.png", _png(data.test_images[index]), "image/png"),
+    ]).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "broken.png" in at.error[0].value
+    predictions = [metric for metric in at.metric if metric.label == "Prediction"]
+    assert [metric.value for metric in predictions] == ["Trouser"]
+    assert len(at.get("plotly_chart")) == 1  # its probability bars
+
+
+# ---- Runs ---------------------------------------------------------------------------------------------
+def test_runs_lists_the_models_and_deletes_one_but_never_the_default(models_dir):
+    shutil.copytree(models_dir / "default", models_dir / "spare-copy")
+    at = open_page(PAGES[3])
+    table = at.dataframe[0].value
+    assert "default (shipped)" in list(table["name"]) and "spare-copy" in list(table["name"])
+    assert "default" not in at.selectbox(key="delete_model").options
+    at.sidebar.selectbox(key="active_model").set_value("spare-copy").run()
+    at.selectbox(key="delete_model").set_value("spare-copy")
+    at.button(key="delete_button").click().run()
+    assert not (models_dir / "spare-copy").exists()
+    assert "Deleted the model 'spare-copy'" in texts(at.success)
+    assert "spare-copy" not in at.sidebar.selectbox(key="active_model").options
+    assert at.sidebar.selectbox(key="active_model").value == "default"  # the vanished choice is repaired
+
+
+def test_deleting_a_model_that_vanished_meanwhile_shows_an_error(models_dir):
+    shutil.copytree(models_dir / "default", models_dir / "short-lived")
+    at = open_page(PAGES[3])
+    at.selectbox(key="delete_model").set_value("short-lived")
+    shutil.rmtree(models_dir / "short-lived")  # another session deleted it
+    at.button(key="delete_button").click().run()
+    assert not at.exception and "Could not delete 'short-lived'" in texts(at.error)
+
+
+def test_coming_back_to_evaluate_reuses_the_cached_evaluation(models_dir, monkeypatch):
+    import fmnist_core.evaluation
+
+    open_page(PAGES[1])
+
+    def no_second_evaluation(*args, **kwargs):
+        raise AssertionError("the test set was evaluated again")
+
+    monkeypatch.setattr(fmnist_core.evaluation, "evaluate", no_second_evaluation)
+    at = open_page(PAGES[1])  # another session, same model version: served from the cache
+    assert [metric.label for metric in at.metric][:2] == ["Test accuracy", "Test loss"]

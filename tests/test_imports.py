@@ -1,0 +1,16 @@
+"""The modules the app imports at start-up must not pull in TensorFlow (3-4 s), so pages paint first."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["fmnist_core.store", "fmnist_core.jobs", "fmnist_core.sharing",
+                                    "fmnist_core.reporting", "fmnist_core.preprocessing", "fmnist_core.evaluation",
+                                    "views.state", "views.charts", "views.sidebar"])
+def test_module_loads_without_tensorflow(module):
+    code = f"import sys, {module}; sys.exit(('tensorflow' in sys.modules) or ('keras' in sys.modules))"
+    repository = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], cwd=repository, capture_output=True).returncode == 0

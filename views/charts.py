@@ -1,0 +1,130 @@
+"""Plotly figures and image helpers the pages share. Pure functions: data in, figure out, no Streamlit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from fmnist_core.reporting import batch_values, exponential_moving_average
+
+ACCENT, MUTED, SECOND = "#e4572e", "#9aa5b1", "#2e86ab"
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+
+
+def enlarge(image: np.ndarray, factor: int = 3) -> np.ndarray:
+    """`image` scaled up by a whole factor with nearest neighbour, so its pixels stay crisp squares."""
+    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+
+
+def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], title: str = "") -> go.Figure:
+    """Horizontal bars of the 10 class probabilities, first class on top, the top class highlighted."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    top = int(probabilities.argmax())
+    figure = go.Figure(go.Bar(
+        x=probabilities, y=list(class_names), orientation="h",
+        marker_color=[ACCENT if i == top else MUTED for i in range(len(class_names))],
+        text=[f"{p:.1%}" for p in probabilities], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    figure.update_layout(
+        title=title or None, height=320, showlegend=False, margin=dict(l=10, r=40, t=40 if title else 10, b=10),
+        xaxis=dict(range=[0, 1.15], tickformat=".0%", showgrid=False, visible=False),
+        yaxis=dict(autorange="reversed"),
+    )
+    return figure
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    """The confusion matrix as a heatmap with counts, plus one invisible marker per cell to click on.
+
+    Plotly heatmaps cannot be selected, so the markers carry the selection: customdata = (true, predicted).
+    Colours stop at the largest mistake count, so mistakes stand out instead of fading next to the diagonal.
+    """
+    confusion = np.asarray(confusion)
+    names = list(class_names)
+    mistakes = confusion.copy()
+    np.fill_diagonal(mistakes, 0)
+    rows, cols = np.indices(confusion.shape)
+    figure = go.Figure(go.Heatmap(
+        z=confusion.tolist(), x=names, y=names, text=confusion.tolist(), texttemplate="%{text}", colorscale="Blues",
+        zmin=0, zmax=max(int(mistakes.max()), 1), showscale=False, hoverinfo="skip",
+    ))
+    figure.add_trace(go.Scatter(
+        x=[names[c] for c in cols.ravel()], y=[names[r] for r in rows.ravel()], mode="markers",
+        marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"),
+        # plain lists: numpy arrays travel as typed arrays, which come back from the browser as {"0": .., "1": ..}
+        customdata=np.stack([rows.ravel(), cols.ravel()], axis=1).tolist(), text=confusion.ravel().tolist(),
+        hovertemplate="true %{y}, predicted %{x}: %{text} images<extra>click to browse</extra>",
+        showlegend=False,
+    ))
+    figure.update_layout(
+        height=560, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
+        xaxis=dict(title="Predicted class", tickangle=-35, showgrid=False, zeroline=False),
+        yaxis=dict(title="True class", autorange="reversed", showgrid=False, zeroline=False),
+    )
+    return figure
+
+
+def selected_cell(selection: Mapping | None) -> tuple[int, int] | None:
+    """(true class, predicted class) of the clicked confusion-matrix cell in a plotly_chart selection."""
+    points = ((selection or {}).get("selection") or {}).get("points") or []
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, list | tuple) and len(data) == 2:
+            return int(data[0]), int(data[1])
+    return None
+
+
+def batch_curves(batch_points: Sequence[tuple[float, float, float]], batches_per_epoch: int,
+                 smoothing: float = 0.9) -> go.Figure:
+    """Per-batch training loss and accuracy against epochs (raw, faint) with their moving averages (bold)."""
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    if batch_points:
+        position, loss, accuracy = batch_values(batch_points, batches_per_epoch).T
+        for values, name, colour, secondary in ((loss, "loss", ACCENT, False), (accuracy, "accuracy", SECOND, True)):
+            figure.add_trace(go.Scatter(x=position, y=values, name=f"{name} (per batch)", mode="lines",
+                                        line=dict(color=colour, width=1), opacity=0.25, showlegend=False,
+                                        hoverinfo="skip"), secondary_y=secondary)
+            figure.add_trace(go.Scatter(x=position, y=exponential_moving_average(values, smoothing),
+                                        name=f"training {name} (smoothed)", mode="lines",
+                                        line=dict(color=colour, width=2)), secondary_y=secondary)
+    figure.update_layout(title="Training, batch by batch", height=320, **_LAYOUT)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(title_text="loss", secondary_y=False, rangemode="tozero")
+    figure.update_yaxes(title_text="accuracy", secondary_y=True, tickformat=".0%")
+    return figure
+
+
+def epoch_curves(epochs: Sequence[Mapping], metric: str) -> go.Figure:
+    """Training vs validation `metric` ('loss' or 'accuracy') per finished epoch."""
+    x = [record["epoch"] for record in epochs]
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=x, y=[r[metric] for r in epochs], name=f"training {metric}",
+                                mode="lines+markers", line=dict(color=MUTED)))
+    figure.add_trace(go.Scatter(x=x, y=[r[f"val_{metric}"] for r in epochs], name=f"validation {metric}",
+                                mode="lines+markers", line=dict(color=ACCENT)))
+    figure.update_layout(title=f"{metric.capitalize()} per epoch", height=320, **_LAYOUT)
+    figure.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 20 else None)
+    figure.update_yaxes(tickformat=".1%" if metric == "accuracy" else None)
+    return figure
+
+
+def runs_curves(histories: Iterable[tuple[str, Sequence[Mapping]]], metric: str) -> go.Figure:
+    """One validation curve of `metric` per saved model, overlaid."""
+    figure = go.Figure()
+    values = []
+    for name, history in histories:
+        if history:
+            values += [r[f"val_{metric}"] for r in history]
+            figure.add_trace(go.Scatter(x=[r["epoch"] for r in history], y=[r[f"val_{metric}"] for r in history],
+                                        name=name, mode="lines+markers"))
+    figure.update_layout(title=f"Validation {metric} per epoch", height=380, showlegend=True, **_LAYOUT)
+    figure.update_xaxes(title_text="epoch", dtick=1, rangemode="tozero")
+    if metric == "accuracy":  # a fixed top at 100 %; one point alone would otherwise autorange to 0-150 %
+        figure.update_yaxes(tickformat=".0%", range=[max(0.0, min(values, default=0.0) - 0.05), 1.0])
+    else:
+        figure.update_yaxes(rangemode="tozero")
+    return figure

@@ -1,0 +1,110 @@
+"""Classify page: draw an item or upload pictures, and see what the active model makes of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from fmnist_core.data import CLASS_NAMES
+from fmnist_core.preprocessing import ImageDecodeError, prepare_canvas, prepare_upload
+from fmnist_core.store import ModelStoreError, SavedModel
+from views import charts, state
+
+UNSURE_BELOW = 0.5
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+
+
+def show_prediction(classifier, model_input: np.ndarray, key: str, original=None, note: str = "") -> None:
+    """What the model received, its answer and all 10 probabilities, for one input."""
+    probabilities = classifier.probabilities(model_input)[0]
+    top = int(probabilities.argmax())
+    columns = st.columns([1, 1, 1.2, 2.6] if original is not None else [1, 1.2, 2.6], vertical_alignment="center")
+    if original is not None:
+        columns[0].image(original, caption="Original", width=140)
+    columns[-3].image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)", width=140)
+    with columns[-2]:
+        st.metric("Prediction", CLASS_NAMES[top], delta=f"{probabilities[top]:.1%} probability",
+                  delta_color="off", delta_arrow="off")
+        if note:
+            st.caption(note)
+    columns[-1].plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES), key=f"bars_{key}")
+    if probabilities[top] < UNSURE_BELOW:
+        st.info(f"The model is unsure: its best guess has only {probabilities[top]:.0%}. Fashion-MNIST pictures "
+                "show one item, centred and filling the picture, on a plain background.", icon=":material/help:")
+
+
+def _classifier(saved: SavedModel):
+    try:
+        return state.classifier(saved)
+    except ModelStoreError as error:
+        st.error(f"The model {saved.name!r} could not be loaded: {error}")
+        return None
+
+
+def _clear_canvas() -> None:
+    st.session_state["canvas_generation"] = st.session_state.get("canvas_generation", 0) + 1
+
+
+@st.fragment
+def _drawing(saved: SavedModel) -> None:
+    """The canvas and its prediction; a fragment, so each stroke reruns only this part."""
+    st.session_state.setdefault("stroke_width", 18)
+    canvas, result = st.columns([1.3, 2.7], gap="large")  # the canvas needs its 280 px at common widths
+    with canvas:
+        drawing = st_canvas(
+            stroke_width=st.session_state["stroke_width"], stroke_color="#000000", background_color="#FFFFFF",
+            height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+            key=f"canvas_{st.session_state.get('canvas_generation', 0)}",
+        )
+        st.slider("Brush width", min_value=4, max_value=40, key="stroke_width")
+        st.button("Clear the drawing", key="clear_canvas", icon=":material/delete:", on_click=_clear_canvas)
+    with result:
+        model_input = prepare_canvas(drawing.image_data)
+        if model_input is None:
+            st.info("Draw an item of clothing on the white square: a T-shirt, trousers, a bag, a shoe… "
+                    "Filled shapes that use most of the square work best.")
+            return
+        classifier = _classifier(saved)
+        if classifier is not None:
+            show_prediction(classifier, model_input, key="drawing")
+
+
+def _uploads(saved: SavedModel) -> None:
+    files = st.file_uploader("Pictures of clothing (up to 10 MB each)", type=UPLOAD_TYPES,
+                             accept_multiple_files=True, key="uploads")
+    if not files:
+        st.caption("One item per picture on a plain background works best; you can upload several at once.")
+        return
+    classifier = _classifier(saved)
+    if classifier is None:
+        return
+    for file in files:
+        with st.container(border=True):
+            st.markdown(f"**{file.name}**")
+            try:
+                prepared = prepare_upload(file.getvalue(), file.name)
+            except ImageDecodeError as error:
+                st.error(f"Could not classify this file. {error}")
+                continue
+            note = "Light background: inverted to light-on-dark, like Fashion-MNIST." if prepared.inverted else ""
+            show_prediction(classifier, prepared.model_input, key=f"upload_{file.file_id}", original=prepared.original,
+                            note=note)
+
+
+def render() -> None:
+    st.title("Classify")
+    saved = state.active_model()
+    if saved is None:
+        st.info("There is no model to classify with yet. Train one first.")
+        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+    st.caption(f"Using model **{saved.name}**. Pick another in the sidebar.")
+    draw, upload = st.tabs(["Draw", "Upload pictures"])
+    with draw:
+        _drawing(saved)
+    with upload:
+        _uploads(saved)
+
+
+render()

@@ -1,0 +1,130 @@
+"""Evaluate page: the active model on the test set — metrics, confusion matrix, and its mistakes to browse."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from fmnist_core.data import CLASS_NAMES
+from fmnist_core.store import ModelStoreError
+from views import charts, state
+
+ALL = "All"
+PAGE_SIZE = 24
+GRID_COLUMNS = 6
+
+
+def _reset_browser() -> None:
+    st.session_state["mistake_page"] = 1
+    st.session_state.pop("inspected_image", None)
+
+
+def _on_cell_click() -> None:
+    """A click on a confusion-matrix cell filters the mistakes to that (true, predicted) pair."""
+    cell = charts.selected_cell(st.session_state.get("confusion"))
+    if cell is None:
+        return
+    true_class, predicted_class = cell
+    st.session_state["filter_true"] = CLASS_NAMES[true_class]
+    # the diagonal holds no mistakes: show every mistake of that true class instead
+    st.session_state["filter_pred"] = ALL if true_class == predicted_class else CLASS_NAMES[predicted_class]
+    _reset_browser()
+
+
+def _class_index(key: str) -> int | None:
+    value = st.session_state.get(key, ALL)
+    return None if value == ALL else CLASS_NAMES.index(value)
+
+
+def _inspect(index: int) -> None:
+    st.session_state["inspected_image"] = index
+
+
+def _mistake_grid(evaluation, test_images, indices) -> None:
+    pages = max(1, math.ceil(len(indices) / PAGE_SIZE))
+    if st.session_state.get("mistake_page", 1) > pages:
+        st.session_state["mistake_page"] = pages
+    grid, details = st.columns([3, 1], gap="large")
+    with grid:
+        page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="mistake_page")
+        shown = [int(i) for i in indices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
+        inspected = st.session_state.get("inspected_image")
+        inspected = inspected if inspected in shown else shown[0]
+        for row_start in range(0, len(shown), GRID_COLUMNS):
+            row = shown[row_start : row_start + GRID_COLUMNS]
+            # images, captions and buttons each get their own row of columns, so a caption that wraps
+            # to two lines never pushes its button out of line with its neighbours
+            for column, index in zip(st.columns(GRID_COLUMNS), row, strict=False):
+                column.image(charts.enlarge(test_images[index], 3))
+            for column, index in zip(st.columns(GRID_COLUMNS), row, strict=False):
+                predicted = int(evaluation.predictions[index])
+                column.caption(f"**{CLASS_NAMES[evaluation.labels[index]]}** → {CLASS_NAMES[predicted]} "
+                               f"({evaluation.probabilities[index, predicted]:.0%})")
+            for column, index in zip(st.columns(GRID_COLUMNS), row, strict=False):
+                column.button("Details", key=f"inspect_{index}", icon=":material/bar_chart:",
+                              type="secondary" if index == inspected else "tertiary", on_click=_inspect,
+                              args=(index,), help="Show all 10 class probabilities of this image")
+    with details:
+        predicted = int(evaluation.predictions[inspected])
+        st.image(charts.enlarge(test_images[inspected], 6))
+        st.markdown(f"Test image **#{inspected}**  \nTrue class: **{CLASS_NAMES[evaluation.labels[inspected]]}**  \n"
+                    f"Predicted: **{CLASS_NAMES[predicted]}**")
+        st.plotly_chart(charts.probability_bars(evaluation.probabilities[inspected], CLASS_NAMES),
+                        key="mistake_bars")
+
+
+def render() -> None:
+    st.title("Evaluate")
+    saved = state.active_model()
+    if saved is None:
+        st.info("There is no model to evaluate yet. Train one first.")
+        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+    try:
+        evaluation = state.evaluation(saved)
+    except ModelStoreError as error:
+        st.error(f"The model {saved.name!r} could not be loaded: {error}")
+        return
+    test_images = state.dataset().test_images
+    st.caption(f"Model **{saved.name}** on the {len(evaluation.labels):,} test images, which no model trains on.")
+
+    mistakes_total = int((evaluation.predictions != evaluation.labels).sum())
+    columns = st.columns(4)
+    columns[0].metric("Test accuracy", f"{evaluation.test_accuracy:.2%}", border=True)
+    columns[1].metric("Test loss", f"{evaluation.test_loss:.4f}", border=True, help="Mean cross-entropy.")
+    columns[2].metric("Mistakes", f"{mistakes_total:,}", border=True)
+    columns[3].metric("Parameters", f"{saved.card.get('parameter_count', 0):,}", border=True)
+
+    matrix, table = st.columns([3, 2], gap="large")
+    with matrix:
+        st.subheader("Confusion matrix")
+        st.caption("Rows: the true class; columns: what the model said. Click a cell to browse those mistakes.")
+        st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES), key="confusion",
+                        on_select=_on_cell_click, selection_mode="points")
+    with table:
+        st.subheader("Per class")
+        st.dataframe(
+            evaluation.per_class(CLASS_NAMES), hide_index=True, key="per_class",
+            column_config={
+                "class": st.column_config.TextColumn("Class"),
+                **{name: st.column_config.NumberColumn(name.capitalize() if name != "f1" else "F1", format="%.3f")
+                   for name in ("precision", "recall", "f1")},
+                "support": st.column_config.NumberColumn("Images"),
+            },
+        )
+
+    st.subheader("Mistakes, most confident first")
+    options = [ALL, *CLASS_NAMES]
+    left, right, count = st.columns([1, 1, 2], vertical_alignment="bottom")
+    left.selectbox("True class", options, key="filter_true", on_change=_reset_browser)
+    right.selectbox("Predicted class", options, key="filter_pred", on_change=_reset_browser)
+    indices = evaluation.misclassified_indices(_class_index("filter_true"), _class_index("filter_pred"))
+    count.markdown(f"**{len(indices):,}** misclassified test images")
+    if len(indices) == 0:
+        st.info("No mistakes with these filters.")
+        return
+    _mistake_grid(evaluation, test_images, indices)
+
+
+render()

@@ -1,0 +1,78 @@
+"""Runs page: every saved model side by side, their validation curves, and deleting the ones not needed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from fmnist_core.reporting import summarize
+from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
+from views import charts, state
+
+
+def _row(saved: SavedModel) -> dict:
+    card = saved.card
+    try:
+        created = datetime.fromisoformat(card["created"])
+    except (KeyError, TypeError, ValueError):
+        created = None
+    return {
+        "name": saved.name + (" (shipped)" if saved.is_default else ""),
+        "preset": card.get("preset") or "custom",
+        "hyperparameters": summarize(saved.hyperparameters),
+        "parameters": card.get("parameter_count"),
+        "test accuracy (%)": None if saved.test_accuracy is None else 100 * saved.test_accuracy,
+        "epochs": len(card.get("history") or []),
+        "training time (s)": card.get("train_seconds"),
+        "date": created,
+    }
+
+
+def _delete_chosen() -> None:
+    """Button callback, run before the page is redrawn: it deletes the run the user saw chosen, even if it
+    has vanished since (then it says so), never a fallback the redrawn selectbox would pick instead."""
+    name = st.session_state["delete_model"]
+    try:
+        ModelStore().delete(name)
+    except ModelStoreError as error:
+        state.flash("error", f"Could not delete {name!r}: {error}")
+        return
+    state.forget_models()
+    state.flash("success", f"Deleted the model {name!r}.")
+
+
+def render() -> None:
+    st.title("Saved runs")
+    models, _warnings = state.list_models()  # the sidebar shows the warnings
+    if not models:
+        st.info("No saved models yet. Every finished training run is saved here.")
+        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+    st.dataframe(
+        [_row(saved) for saved in models], hide_index=True, key="runs_table",
+        column_config={
+            "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+            "training time (s)": st.column_config.NumberColumn(format="%.0f"),
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "date": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "hyperparameters": st.column_config.TextColumn(width="large"),
+        },
+    )
+    histories = [(saved.name, saved.card.get("history") or []) for saved in models]
+    accuracy, loss = st.columns(2)
+    accuracy.plotly_chart(charts.runs_curves(histories, "accuracy"), key="runs_accuracy")
+    loss.plotly_chart(charts.runs_curves(histories, "loss"), key="runs_loss")
+
+    st.subheader("Delete a run")
+    deletable = [saved.name for saved in models if not saved.is_default]
+    if not deletable:
+        st.caption("Only the shipped default model is saved, and it cannot be deleted.")
+        return
+    choice, button = st.columns([2, 1], vertical_alignment="bottom")
+    choice.selectbox("Run to delete", deletable, key="delete_model",
+                            help="The shipped default model cannot be deleted.")
+    button.button("Delete", key="delete_button", icon=":material/delete:", on_click=_delete_chosen)
+
+
+render()

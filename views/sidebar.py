@@ -1,0 +1,57 @@
+"""The sidebar: which model Evaluate and Classify use, and a short card about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from fmnist_core.reporting import format_duration, summarize
+from fmnist_core.store import SavedModel
+from views import state
+
+
+def _label(saved: SavedModel) -> str:
+    accuracy = saved.test_accuracy
+    shipped = " (shipped)" if saved.is_default else ""
+    return f"{saved.name}{shipped} · {accuracy:.1%}" if accuracy is not None else f"{saved.name}{shipped}"
+
+
+def _created(saved: SavedModel) -> str:
+    try:
+        return datetime.fromisoformat(saved.card["created"]).strftime("%Y-%m-%d %H:%M UTC")
+    except (KeyError, TypeError, ValueError):
+        return "unknown date"
+
+
+def model_card(saved: SavedModel) -> None:
+    """Preset, key hyperparameters, size, accuracy and date of a saved model."""
+    card = saved.card
+    accuracy = saved.test_accuracy
+    st.markdown(
+        f"**Test accuracy** {'–' if accuracy is None else f'{accuracy:.2%}'}  \n"
+        f"**Preset** {card.get('preset') or 'custom'}  \n"
+        f"**Parameters** {card.get('parameter_count', 0):,}  \n"
+        f"**Trained** {_created(saved)}"
+        + (f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else "")
+    )
+    st.caption(summarize(saved.hyperparameters))
+
+
+def render(train_page: st.Page) -> None:
+    models, warnings = state.list_models()
+    state.choose_active_model(models)
+    by_name = {saved.name: saved for saved in models}
+    with st.sidebar:
+        st.markdown("### Fashion-MNIST CNN Studio")
+        for warning in warnings:
+            st.warning(warning)
+        if not models:
+            st.info("No trained model yet. Train one on the Train page; it becomes available here.")
+            st.page_link(train_page, label="Go to Train", icon=":material/model_training:")
+            return
+        st.selectbox(
+            "Active model", list(by_name), key=state.ACTIVE_MODEL_KEY, format_func=lambda name: _label(by_name[name]),
+            help="The model the Evaluate and Classify pages use: the shipped default or any saved run.",
+        )
+        model_card(by_name[st.session_state[state.ACTIVE_MODEL_KEY]])

@@ -1,0 +1,122 @@
+"""Shared resources and per-session state, set up in one place.
+
+Server-wide (`st.cache_resource`, shared by every session, safe across threads): the dataset, the
+training manager, loaded classifiers and their test-set evaluations, keyed by model folder and
+modification time. Per session (`st.session_state`): an owner id, the active model, flash messages.
+TensorFlow is imported only inside the functions that load or run a model, so pages paint first.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from fmnist_core.data import FashionMNIST, load_fashion_mnist
+from fmnist_core.jobs import TrainingManager
+from fmnist_core.store import ModelStore, SavedModel
+
+ACTIVE_MODEL_KEY = "active_model"  # the sidebar selectbox
+PENDING_ACTIVE_MODEL_KEY = "pending_active_model"  # set by pages, applied before the selectbox is drawn
+_MODELS_KEY = "_saved_models"  # the listing the sidebar made this run, for the pages
+
+
+def init_session() -> None:
+    """Defaults every page relies on; called once per run by the entry script."""
+    st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
+    st.session_state.setdefault("flash", [])
+
+
+def session_id() -> str:
+    init_session()
+    return st.session_state["session_id"]
+
+
+def flash(kind: str, message: str) -> None:
+    """A message shown once on the next run (after an st.rerun()), e.g. 'Deleted …'."""
+    st.session_state.setdefault("flash", []).append((kind, message))
+
+
+def show_flashes() -> None:
+    for kind, message in st.session_state.pop("flash", []):
+        getattr(st, kind)(message)
+    st.session_state["flash"] = []
+
+
+# ---- server-wide resources -----------------------------------------------------------------------
+@st.cache_resource(show_spinner="Reading Fashion-MNIST…")
+def dataset() -> FashionMNIST:
+    return load_fashion_mnist()
+
+
+@st.cache_resource
+def _training_manager(models_root: str) -> TrainingManager:
+    return TrainingManager(ModelStore(models_root), load_fashion_mnist)
+
+
+def training_manager() -> TrainingManager:
+    """The server's single training slot (one per model folder, so one in practice)."""
+    return _training_manager(str(ModelStore().root))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading TensorFlow and the model…")
+def _classifier(models_root: str, name: str, modified_ns: int):
+    from fmnist_core.inference import Classifier  # imports TensorFlow: only when a model is first needed
+
+    return Classifier(ModelStore(models_root).load_model(name))
+
+
+def classifier(saved: SavedModel):
+    """The compiled, thread-safe classifier of a saved model; raises ModelStoreError if it cannot load."""
+    return _classifier(str(saved.path.parent), saved.name, saved.modified_ns)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Evaluating the model on the 10,000 test images…")
+def _evaluation(models_root: str, name: str, modified_ns: int):
+    from fmnist_core.evaluation import evaluate
+
+    data = dataset()
+    return evaluate(_classifier(models_root, name, modified_ns), data.test_images, data.test_labels)
+
+
+def evaluation(saved: SavedModel):
+    """The test-set evaluation of a saved model, computed once per model version on this server."""
+    return _evaluation(str(saved.path.parent), saved.name, saved.modified_ns)
+
+
+def forget_models() -> None:
+    """Drop the loaded models and evaluations (after a delete), so nothing stale is served."""
+    _classifier.clear()
+    _evaluation.clear()
+
+
+# ---- the active model ----------------------------------------------------------------------------
+def list_models() -> tuple[list[SavedModel], list[str]]:
+    """The store's models and broken-folder warnings, read fresh (cheap: a few small JSON cards)."""
+    models, warnings = ModelStore().list_models()
+    st.session_state[_MODELS_KEY] = models
+    return models, warnings
+
+
+def choose_active_model(models: list[SavedModel]) -> None:
+    """Before the sidebar selectbox is drawn: apply a pending choice, or repair a vanished one."""
+    names = [saved.name for saved in models]
+    pending = st.session_state.pop(PENDING_ACTIVE_MODEL_KEY, None)
+    if pending in names:
+        st.session_state[ACTIVE_MODEL_KEY] = pending
+    elif st.session_state.get(ACTIVE_MODEL_KEY) not in names:
+        st.session_state[ACTIVE_MODEL_KEY] = names[0] if names else None
+
+
+def use_model(name: str) -> None:
+    """Make `name` the active model from the next run on (the selectbox is already drawn in this one)."""
+    st.session_state[PENDING_ACTIVE_MODEL_KEY] = name
+
+
+def active_model() -> SavedModel | None:
+    """The model chosen in the sidebar, or None when the store is empty."""
+    models = st.session_state.get(_MODELS_KEY)
+    if models is None:
+        models, _ = list_models()
+    name = st.session_state.get(ACTIVE_MODEL_KEY)
+    return next((saved for saved in models if saved.name == name), models[0] if models else None)

@@ -1,0 +1,208 @@
+"""Train page: a hyperparameter form built from the dataclass, the server's training run live, share links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from fmnist_core.hyperparameters import FILTER_CHOICES, PRESETS, HyperParameterError, HyperParameters, field_specs
+from fmnist_core.jobs import FAILED, FINISHED, STOPPED, TrainingBusyError, TrainingJob
+from fmnist_core.reporting import progress_fraction, progress_text, summarize
+from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, to_query
+from views import charts, state
+
+SPECS = field_specs()
+DEFAULT_PRESET = "quick"
+FILTER_KEYS = [f"hp_filters_{block}" for block in range(1, MAX_CONV_BLOCKS + 1)]
+DRAFT_KEY = "train_form_draft"  # the form's values, kept while other pages are shown (their widgets are gone)
+LABELS = {
+    "num_conv_blocks": "Conv blocks", "convs_per_block": "Convolutions per block", "kernel_size": "Kernel size",
+    "batch_norm": "Batch normalisation", "dropout_rate": "Dropout rate", "dense_units": "Dense units",
+    "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
+    "augment": "Augment images", "train_subset_size": "Training images (0: all)",
+    "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
+}
+COLUMNS = {
+    "Convolutions": ["num_conv_blocks", "filters"],
+    "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "dense_units"],
+    "Optimisation": ["optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "early_stopping_patience"],
+    "Regularisation and data": ["dropout_rate", "label_smoothing", "augment", "train_subset_size",
+                                "validation_fraction", "seed"],
+}
+
+
+# ---- form state ----------------------------------------------------------------------------------
+def form_values(hp: HyperParameters) -> dict[str, object]:
+    """The session-state values of the form's widgets for `hp` (four filter sliders, extra ones doubling)."""
+    values: dict[str, object] = {f"hp_{name}": getattr(hp, name) for name in SPECS if name != "filters"}
+    values.update(zip(FILTER_KEYS, filters_for_blocks(hp.filters, MAX_CONV_BLOCKS), strict=True))
+    return values
+
+
+def hyperparameters_from_form() -> HyperParameters:
+    """The dataclass from the form's widgets; raises HyperParameterError for an impossible combination."""
+    values = {name: st.session_state[f"hp_{name}"] for name in SPECS if name != "filters"}
+    values["seed"] = int(values["seed"])
+    filters = tuple(st.session_state[key] for key in FILTER_KEYS[: values["num_conv_blocks"]])
+    return HyperParameters(**values, filters=filters)
+
+
+def _fill_from_preset() -> None:
+    name = st.session_state.get("preset")
+    if name in PRESETS:
+        st.session_state.update(form_values(PRESETS[name]))
+
+
+def _first_values() -> tuple[dict[str, object], list[str]]:
+    """The form on a session's first visit: from the link's query parameters if any, else the default preset."""
+    params = st.query_params.to_dict()
+    preset_name = params.pop("preset", DEFAULT_PRESET)
+    warnings = []
+    if preset_name not in PRESETS:
+        warnings.append(f"Unknown preset `{preset_name}` in the link; starting from `{DEFAULT_PRESET}`.")
+        preset_name = DEFAULT_PRESET
+    if not any(name in SPECS for name in params):
+        return {"preset": preset_name, **form_values(PRESETS[preset_name])}, warnings
+    hp, link_warnings = from_query(params, base=PRESETS[preset_name])
+    chosen = preset_name if hp == PRESETS[preset_name] else None
+    return {"preset": chosen, **form_values(hp)}, warnings + link_warnings
+
+
+def _restore_form() -> None:
+    """Put the draft back into the widgets' keys; on the first visit, make the draft."""
+    if DRAFT_KEY not in st.session_state:
+        st.session_state[DRAFT_KEY], st.session_state["link_warnings"] = _first_values()
+    st.session_state[DRAFT_KEY].setdefault("run_name", "")
+    for key, value in st.session_state[DRAFT_KEY].items():
+        st.session_state.setdefault(key, value)
+
+
+def _keep_draft() -> None:
+    st.session_state[DRAFT_KEY] = {key: st.session_state.get(key) for key in st.session_state[DRAFT_KEY]}
+
+
+# ---- widgets -------------------------------------------------------------------------------------
+def _control(name: str) -> None:
+    spec, key = SPECS[name], f"hp_{name}"
+    label, help_text = LABELS.get(name, name.replace("_", " ").capitalize()), spec["help"]
+    if name == "filters":
+        for block, filter_key in enumerate(FILTER_KEYS, start=1):
+            st.select_slider(f"Filters in block {block}", options=FILTER_CHOICES, key=filter_key,
+                             help=f"{help_text} Blocks past the number of conv blocks are not used.")
+    elif spec["type"] == "bool":
+        st.toggle(label, key=key, help=help_text)
+    elif spec["type"] == "str":
+        st.selectbox(label, spec["choices"], key=key, help=help_text)
+    elif "choices" in spec:
+        st.select_slider(label, options=spec["choices"], key=key, help=help_text, format_func=lambda v: f"{v:g}")
+    elif name == "seed":
+        st.number_input(label, min_value=spec["min"], max_value=spec["max"], step=1, key=key, help=help_text)
+    else:
+        st.slider(label, min_value=spec["min"], max_value=spec["max"], step=spec["step"], key=key, help=help_text)
+
+
+def _share_link(hp: HyperParameters) -> None:
+    with st.expander("Share these settings as a link", icon=":material/link:"):
+        query = {"preset": st.session_state["preset"]} if st.session_state.get("preset") else {}
+        query_string = urlencode({**query, **to_query(hp)})
+        page_url = (st.context.url or "").split("?")[0]
+        st.code(f"{page_url}?{query_string}", language=None, wrap_lines=True)
+        st.caption("Opening the link shows this page with the form filled in (the values last started or picked).")
+
+
+def _start(hp: HyperParameters) -> None:
+    preset_name = st.session_state.get("preset")
+    preset_name = preset_name if preset_name in PRESETS and PRESETS[preset_name] == hp else None
+    run_name = st.session_state["run_name"].strip() or f"{preset_name or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        state.training_manager().start(hp, run_name, owner=state.session_id(), preset=preset_name)
+    except TrainingBusyError as error:
+        st.warning(f"A training run is in progress on this server, so yours was not started: {error}")
+
+
+# ---- the run ------------------------------------------------------------------------------------
+def _show_job(job: TrainingJob, was_running: bool) -> None:
+    snapshot = job.snapshot()
+    if was_running and not snapshot.is_running:
+        st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
+    whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
+    st.subheader(f"Run “{snapshot.run_name}”")
+    st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
+               f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
+    st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
+    if snapshot.is_running:
+        st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=job.request_stop,
+                  disabled=snapshot.stop_requested,
+                  help="Stops after the current batch; the best weights so far are evaluated and saved.")
+    elif snapshot.state in (FINISHED, STOPPED):
+        how = "Stopped early by request" if snapshot.state == STOPPED else "Finished"
+        st.success(f"{how}. Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
+        if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
+            st.caption("This is the active model: try it on the Evaluate and Classify pages.")
+        elif st.button("Use this model", key="use_trained_model", icon=":material/check_circle:"):
+            state.use_model(snapshot.saved_name)
+            st.rerun()
+    elif snapshot.state == FAILED:
+        st.error(f"Training failed: {snapshot.error}")
+        if job.traceback:
+            with st.expander("Technical details"):
+                st.code(job.traceback, language=None)
+    if snapshot.batch_points:
+        batches, loss, accuracy = st.columns(3)
+        batches.plotly_chart(charts.batch_curves(snapshot.batch_points, snapshot.last_batch.batches_per_epoch),
+                             key="batch_chart")
+        if snapshot.epochs:
+            loss.plotly_chart(charts.epoch_curves(snapshot.epochs, "loss"), key="epoch_loss_chart")
+            accuracy.plotly_chart(charts.epoch_curves(snapshot.epochs, "accuracy"), key="epoch_accuracy_chart")
+        else:
+            loss.caption("Training and validation curves appear after the first epoch.")
+
+
+def render() -> None:
+    st.title("Train a CNN")
+    _restore_form()
+    for warning in st.session_state.pop("link_warnings", []):
+        st.warning(warning)
+
+    picker, summary = st.columns([1, 3], vertical_alignment="bottom")
+    picker.selectbox("Preset", list(PRESETS), key="preset", on_change=_fill_from_preset,
+                     index=None, placeholder="Custom (from a link)",
+                     help="Fills the form with a tested set of hyperparameters; change any of them before starting.")
+    if st.session_state.get("preset") in PRESETS:
+        summary.caption(summarize(PRESETS[st.session_state["preset"]]))
+
+    with st.form("train_form"):
+        st.text_input("Run name", key="run_name", max_chars=48,
+                      placeholder="e.g. wide-dropout (default: the preset's name and the time)")
+        for column, (title, names) in zip(st.columns(len(COLUMNS), gap="large"), COLUMNS.items(), strict=True):
+            with column:
+                st.markdown(f"**{title}**")
+                for name in names:
+                    _control(name)
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    _keep_draft()
+
+    try:
+        hp = hyperparameters_from_form()
+    except HyperParameterError as error:
+        st.error(f"These settings cannot be trained: {error}")
+        hp = None
+    if hp is not None:
+        sizes = " → ".join(map(str, hp.feature_map_sizes()))
+        st.caption(f"{hp.parameter_count():,} parameters · feature maps {sizes} px")
+        if submitted:
+            _start(hp)
+        _share_link(hp)
+
+    st.divider()
+    job = state.training_manager().current()
+    if job is None:
+        st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
+        return
+    running = job.snapshot().is_running
+    st.fragment(run_every=1.0 if running else None)(_show_job)(job, running)
+
+
+render()
