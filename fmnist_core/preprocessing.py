@@ -8,7 +8,6 @@ reproduces that with numpy and Pillow only. The model rescales 0-255 itself, so 
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,31 +174,30 @@ def _flatten_onto_white(image: Image.Image) -> Image.Image:
 def _decode(data: bytes, name: str) -> Image.Image:
     """The first frame of `data`, fully decoded, turned upright by its EXIF orientation, RGB on white."""
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns about a possible decompression bomb; for an upload that must be a refusal.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
-            width, height = image.size
-            if width * height == 0:
-                raise ImageDecodeError(
-                    f"{name}: the image is {width}x{height} pixels, so there is nothing to classify. "
-                    f"{FORMATS_HINT}"
-                )
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ImageDecodeError(
-                    f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over "
-                    f"the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize the picture and upload "
-                    "it again."
-                )
-            image.load()  # decode everything now, so a truncated file fails here rather than later
-            return _flatten_onto_white(ImageOps.exif_transpose(image))
+        # Our own pixel limit, checked from the header, is below Pillow's bomb limit, so every bomb is refused
+        # here; no warnings filter is needed (warnings.catch_warnings is not thread-safe across sessions).
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        width, height = image.size
+        if width * height == 0:
+            raise ImageDecodeError(
+                f"{name}: the image is {width}x{height} pixels, so there is nothing to classify. "
+                f"{FORMATS_HINT}"
+            )
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ImageDecodeError(
+                f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over "
+                f"the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize the picture and upload "
+                "it again."
+            )
+        image.load()  # decode everything now, so a truncated file fails here rather than later
+        return _flatten_onto_white(ImageOps.exif_transpose(image))
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as error:
         raise ImageDecodeError(
             f"{name}: not an image Pillow can read (cannot identify image file). {FORMATS_HINT}"
         ) from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         raise ImageDecodeError(
             f"{name}: too large to decode safely ({error}). The limit is {MAX_IMAGE_PIXELS / 1e6:.0f} "
             "megapixels; resize the picture and upload it again."
