@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from fmnist_core.reporting import batch_values, exponential_moving_average
 
 ACCENT, MUTED, SECOND = "#e4572e", "#9aa5b1", "#2e86ab"
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", yanchor="top", y=-0.25))
 
 
 def enlarge(image: np.ndarray, factor: int = 3) -> np.ndarray:

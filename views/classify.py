@@ -13,16 +13,18 @@ from views import charts, state
 
 UNSURE_BELOW = 0.5
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+CANVAS_SIDE = 280  # px
 
 
 def show_prediction(classifier, model_input: np.ndarray, key: str, original=None, note: str = "") -> None:
     """What the model received, its answer and all 10 probabilities, for one input."""
     probabilities = classifier.probabilities(model_input)[0]
     top = int(probabilities.argmax())
-    columns = st.columns([1, 1, 1.2, 2.6] if original is not None else [1, 1.2, 2.6], vertical_alignment="center")
+    columns = st.columns([1, 1, 1.2, 2.6] if original is not None else [1, 1.4, 2.4], vertical_alignment="center")
+    # "stretch" and "content" shrink an image to a narrow column; a fixed width would spill over the next one
     if original is not None:
-        columns[0].image(original, caption="Original", width=140)
-    columns[-3].image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)", width=140)
+        columns[0].image(original, caption="Original", width="stretch")
+    columns[-3].image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)")
     with columns[-2]:
         st.metric("Prediction", CLASS_NAMES[top], delta=f"{probabilities[top]:.1%} probability",
                   delta_color="off", delta_arrow="off")
@@ -50,11 +52,12 @@ def _clear_canvas() -> None:
 def _drawing(saved: SavedModel) -> None:
     """The canvas and its prediction; a fragment, so each stroke reruns only this part."""
     st.session_state.setdefault("stroke_width", 18)
-    canvas, result = st.columns([1.3, 2.7], gap="large")  # the canvas needs its 280 px at common widths
+    row = st.container(horizontal=True, gap="large")
+    canvas, result = row.container(width=CANVAS_SIDE + 8), row.container()  # all 280 px and the border, at any width
     with canvas:
         drawing = st_canvas(
             stroke_width=st.session_state["stroke_width"], stroke_color="#000000", background_color="#FFFFFF",
-            height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+            height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw", return_image_data=True,
             key=f"canvas_{st.session_state.get('canvas_generation', 0)}",
         )
         st.slider("Brush width", min_value=4, max_value=40, key="stroke_width")
@@ -79,8 +82,8 @@ def _uploads(saved: SavedModel) -> None:
     classifier = _classifier(saved)
     if classifier is None:
         return
-    for file in files:
-        with st.container(border=True):
+    for position, file in enumerate(files):
+        with st.container(border=True, key=f"upload_result_{position}"):
             st.markdown(f"**{file.name}**")
             try:
                 prepared = prepare_upload(file.getvalue(), file.name)

@@ -17,15 +17,16 @@ def _row(saved: SavedModel) -> dict:
         created = datetime.fromisoformat(card["created"])
     except (KeyError, TypeError, ValueError):
         created = None
+    # the long hyperparameter summary comes last, so a narrow table cuts that text rather than the numbers
     return {
         "name": saved.name + (" (shipped)" if saved.is_default else ""),
         "preset": card.get("preset") or "custom",
-        "hyperparameters": summarize(saved.hyperparameters),
-        "parameters": card.get("parameter_count"),
         "test accuracy (%)": None if saved.test_accuracy is None else 100 * saved.test_accuracy,
+        "parameters": card.get("parameter_count"),
         "epochs": len(card.get("history") or []),
         "training time (s)": card.get("train_seconds"),
         "date": created,
+        "hyperparameters": summarize(saved.hyperparameters),
     }
 
 

@@ -19,7 +19,7 @@ FILTER_KEYS = [f"hp_filters_{block}" for block in range(1, MAX_CONV_BLOCKS + 1)]
 DRAFT_KEY = "train_form_draft"  # the form's values, kept while other pages are shown (their widgets are gone)
 LABELS = {
     "num_conv_blocks": "Conv blocks", "convs_per_block": "Convolutions per block", "kernel_size": "Kernel size",
-    "batch_norm": "Batch normalisation", "dropout_rate": "Dropout rate", "dense_units": "Dense units",
+    "batch_norm": "Batch norm", "dropout_rate": "Dropout rate", "dense_units": "Dense units",
     "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
     "augment": "Augment images", "train_subset_size": "Training images (0: all)",
     "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",

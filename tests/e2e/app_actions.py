@@ -1,0 +1,222 @@
+"""What a user does in the app, as Playwright steps, and where they look for the answer.
+
+Every wait polls with a timeout (Playwright's `expect`, or `answered` below); none sleeps a fixed time.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from drawings import Stroke
+from PIL import Image
+from playwright.sync_api import Locator, Page, expect
+
+HEADINGS = {"": "Train a CNN", "evaluate": "Evaluate", "classify": "Classify", "runs": "Saved runs"}
+PAGE_SECONDS = 60  # a first visit may wait for TensorFlow and the model to load on a busy CPU
+RUN_SECONDS = 240  # a tiny run, its test-set evaluation and its save, on a CPU shared with other work
+
+
+# While part of a page reruns, Streamlit keeps the previous copy of an element, marked stale, beside the new one;
+# on the Train page, which redraws a run every second, locators look only at current elements.
+CURRENT = '[data-testid="stElementContainer"]:not([data-stale="true"])'
+
+
+# ---- pages and reruns ---------------------------------------------------------------------------
+def current(page: Page) -> Locator:
+    """The page's current (not stale) elements; chain a locator onto it."""
+    return page.locator(CURRENT)
+
+
+def keyed(page: Page, key: str) -> Locator:
+    """The current element created with `key=key`."""
+    return page.locator(f'.st-key-{key}:not([data-stale="true"])')
+
+
+class _ServerMessages:
+    """Counts the websocket messages the app sends to one page, to tell when a rerun has been drawn."""
+
+    def __init__(self, page: Page):
+        self.count, self.last = 0, time.monotonic()
+        page.on("websocket", lambda socket: socket.on("framereceived", self._received))
+
+    def _received(self, _frame) -> None:
+        self.count, self.last = self.count + 1, time.monotonic()
+
+
+_messages: weakref.WeakKeyDictionary[Page, _ServerMessages] = weakref.WeakKeyDictionary()
+
+
+def open_page(page: Page, base_url: str, path: str = "", query: str = "") -> None:
+    """Go to one of the app's pages (`path` as in the URL: "", "evaluate", "classify", "runs") and wait for it."""
+    if page not in _messages:
+        _messages[page] = _ServerMessages(page)
+    page.goto(f"{base_url}/{path}" + (f"?{query}" if query else ""))
+    expect(page.get_by_role("heading", name=HEADINGS[path], exact=True)).to_be_visible(timeout=PAGE_SECONDS * 1000)
+
+
+@contextmanager
+def answered(page: Page, quiet_seconds: float = 0.6, timeout_seconds: float = 30) -> Iterator[None]:
+    """Around an action that reruns part of the page: afterwards, wait until the app has answered and gone quiet.
+
+    For widgets whose new value is not visible in the page before the rerun ends (the canvas's brush, a drawing).
+    Only for pages without an auto-refreshing fragment (the Train page refreshes every second while training).
+    """
+    messages = _messages[page]
+    before = messages.count
+    yield
+    deadline = time.monotonic() + timeout_seconds
+    while messages.count == before or time.monotonic() - messages.last < quiet_seconds:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the app did not answer and go quiet within {timeout_seconds} s")
+        page.wait_for_timeout(50)
+
+
+def set_slider(page: Page, label: str, value: int) -> None:
+    """Move a numeric slider to `value` with the arrow keys, as a keyboard user does."""
+    slider = page.get_by_role("slider", name=label)
+    current, step = float(slider.input_value()), float(slider.get_attribute("step") or 1)
+    presses = round((value - current) / step)
+    slider.focus()
+    for _ in range(abs(presses)):
+        page.keyboard.press("ArrowRight" if presses > 0 else "ArrowLeft")
+    expect(slider).to_have_value(str(value))
+
+
+def sidebar_model_names(page: Page) -> list[str]:
+    """The labels offered by the sidebar's Active model selectbox, e.g. "default (shipped) · 93.5%"."""
+    page.get_by_role("combobox", name="Active model").click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    names = options.all_inner_texts()
+    page.keyboard.press("Escape")
+    return names
+
+
+def wait_for_charts(page: Page) -> None:
+    """Wait until every Plotly chart on the page has drawn (before a screenshot)."""
+    for chart in page.locator(f'{CURRENT} [data-testid="stPlotlyChart"]').all():
+        expect(chart.locator(".main-svg").first).to_be_visible()
+
+
+def scroll_to(locator: Locator) -> None:
+    """Scroll the page so that `locator` is at the top of the window (for a screenshot of what follows it)."""
+    locator.evaluate("element => element.scrollIntoView({block: 'start'})")
+
+
+# ---- Classify -----------------------------------------------------------------------------------
+def prediction(scope: Page | Locator) -> Locator:
+    """The value of the "Prediction" metric (the class name) inside `scope`."""
+    return scope.locator('[data-testid="stMetric"]').filter(has_text="Prediction").locator(
+        '[data-testid="stMetricValue"]')
+
+
+def model_input_image(scope: Page | Locator) -> Locator:
+    """The enlarged 28x28 image the model received, shown beside a prediction."""
+    return scope.locator('[data-testid="stImage"]').filter(has_text="What the model sees (28x28)").locator("img")
+
+
+def set_brush_width(page: Page, width: int) -> None:
+    """Set the canvas's brush width and wait until the canvas has it (the next stroke is drawn with it)."""
+    if page.get_by_role("slider", name="Brush width").input_value() != str(width):
+        with answered(page):
+            set_slider(page, "Brush width", width)
+
+
+def draw(page: Page, strokes: list[Stroke]) -> None:
+    """Draw `strokes` on the canvas with the mouse: press, move in small steps, release, one stroke at a time."""
+    canvas = page.locator("canvas.upper-canvas")  # fabric.js's top canvas takes the pointer events
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+
+    def at(point: tuple[float, float]) -> tuple[float, float]:
+        return box["x"] + point[0] * box["width"], box["y"] + point[1] * box["height"]
+
+    for stroke in strokes:
+        page.mouse.move(*at(stroke[0]))
+        page.mouse.down()
+        for point in stroke[1:]:
+            page.mouse.move(*at(point), steps=12)
+        page.mouse.up()
+
+
+def inked_pixels(page: Page) -> int:
+    """How many pixels of the canvas's drawing layer are dark ink."""
+    return page.locator("canvas.dc-canvas.lower-canvas").evaluate(
+        """canvas => {
+            const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+            let inked = 0;
+            for (let i = 0; i < pixels.length; i += 4) if (pixels[i + 3] > 128 && pixels[i] < 128) inked++;
+            return inked;
+        }"""
+    )
+
+
+def png_file(name: str, image: np.ndarray | Image.Image) -> dict:
+    """An in-memory PNG upload for `set_input_files`."""
+    buffer = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="PNG")
+    return {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+
+
+def upload(page: Page, files: list[dict]) -> None:
+    """Choose `files` in the Upload pictures tab's file picker."""
+    page.get_by_role("tab", name="Upload pictures").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(files)
+
+
+def upload_result(page: Page, file_name: str) -> Locator:
+    """The bordered box showing the result for the uploaded file `file_name`."""
+    boxes = page.locator('[class*="st-key-upload_result_"]')
+    return boxes.filter(has=page.get_by_text(file_name, exact=True))
+
+
+# ---- Train --------------------------------------------------------------------------------------
+def stop_button(page: Page) -> Locator:
+    return current(page).get_by_role("button", name="Stop training")
+
+
+def progress_text(page: Page) -> Locator:
+    """The run's progress bar with its line of text ("Epoch 1/5 · batch 17/422 · …", "Finished after …")."""
+    return page.locator(f'{CURRENT} [data-testid="stProgress"]')
+
+
+def run_outcome(page: Page) -> Locator:
+    """The message the Train page shows when a run has ended: finished, stopped or failed."""
+    outcome = re.compile("^(Finished|Stopped early by request|Training failed)")
+    return current(page).locator('[data-testid="stAlert"]').filter(has_text=outcome)
+
+
+def _no_run_in_progress(page: Page) -> Locator:
+    return current(page).get_by_text("No training run on this server yet").or_(run_outcome(page))
+
+
+def wait_until_no_run(page: Page, base_url: str) -> None:
+    """Open the Train page and wait until no training run is in progress on the server (one run at a time)."""
+    open_page(page, base_url)
+    expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
+
+
+def stop_any_run(page: Page, base_url: str) -> None:
+    """Stop the server's training run, if one is in progress, and wait until it has ended."""
+    open_page(page, base_url)
+    expect(stop_button(page).or_(_no_run_in_progress(page)).first).to_be_visible()
+    if stop_button(page).count():
+        stop_button(page).click()
+    expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
+
+
+def run_heading(page: Page, run_name: str) -> Locator:
+    return current(page).get_by_role("heading", name=f"Run “{run_name}”")
+
+
+def start_run(page: Page, run_name: str) -> None:
+    """Name the run in the Train form and press Start training; wait until the page shows it under way."""
+    page.get_by_label("Run name").fill(run_name)
+    page.get_by_role("button", name="Start training").click()
+    expect(run_heading(page, run_name)).to_be_visible()

@@ -1,0 +1,95 @@
+"""The real app (`streamlit run streamlit_app.py`) on a free loopback port, and Debian's Chromium to drive it.
+
+Used by the browser tests' fixtures and by docs/screenshots.py; it knows nothing about pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_SECONDS = 90
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+class AppServerError(RuntimeError):
+    """The app exited or did not answer; the message ends with the server's log."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def copy_shipped_model(models_dir: Path) -> Path:
+    """A model store holding only a copy of the shipped default model, so the repository's models/ is never written."""
+    shutil.copytree(REPO / "models" / "default", models_dir / "default")
+    return models_dir
+
+
+class AppServer:
+    """A `streamlit run streamlit_app.py` process serving the models in `models_dir`, and its log."""
+
+    def __init__(self, models_dir: Path, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+    def wait_until_healthy(self) -> None:
+        """Return once the app answers its health check; raise AppServerError if it exits or takes too long."""
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AppServerError(f"the app exited with code {self.process.returncode}; server log:\n"
+                                     f"{self.log_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise AppServerError(f"the app did not answer within {SERVER_START_SECONDS}s; server log:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless; raises FileNotFoundError when it is not installed."""
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} not found: install Debian's chromium (`make test` does it).")
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -1,0 +1,37 @@
+"""Items drawn on the Classify canvas as mouse strokes; points are fractions of the canvas side (0 to 1).
+
+Fashion-MNIST items are solid shapes filling the picture, so the drawings are filled in with a wide brush:
+an outline alone reads as a sandal to the model. Each was checked against the shipped model in the browser.
+"""
+
+from __future__ import annotations
+
+Point = tuple[float, float]
+Stroke = list[Point]
+
+BRUSH_WIDTH = 25  # px on the 280 px canvas; about 2.5 px of the 28x28 input, like a trouser leg's edge
+
+
+def zigzag(left: float, right: float, top: float, bottom: float, brush: int = BRUSH_WIDTH) -> Stroke:
+    """One stroke sweeping left and right down a box, rows closer than the brush: a filled rectangle."""
+    step = 0.8 * brush / 280
+    points, y, rightwards = [], top, True
+    while y <= bottom + 1e-9:
+        points += [(left, y), (right, y)] if rightwards else [(right, y), (left, y)]
+        y, rightwards = y + step, not rightwards
+    return points
+
+
+# A pair of trousers: a waistband across the top and two long legs, each leg two strokes wide, reaching the bottom.
+TROUSER: list[Stroke] = [
+    [(0.30, 0.95), (0.33, 0.06), (0.67, 0.06), (0.70, 0.95)],
+    [(0.38, 0.95), (0.40, 0.10), (0.60, 0.10), (0.62, 0.95)],
+    [(0.35, 0.10), (0.65, 0.10)],
+    [(0.35, 0.20), (0.65, 0.20)],
+]
+
+# A bag: a wide filled rectangle with a handle standing on its top edge.
+BAG: list[Stroke] = [
+    zigzag(0.05, 0.95, 0.40, 0.85),
+    [(0.30, 0.40), (0.30, 0.20), (0.70, 0.20), (0.70, 0.40)],
+]

@@ -1,0 +1,59 @@
+"""Train page in a real browser: a tiny run set on the form trains to the end and is saved; share links fill the form.
+
+The server trains one run at a time, so a test that starts one first waits until none is in progress.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app_actions import (
+    RUN_SECONDS,
+    keyed,
+    open_page,
+    progress_text,
+    run_heading,
+    run_outcome,
+    scroll_to,
+    set_slider,
+    sidebar_model_names,
+    start_run,
+    wait_for_charts,
+    wait_until_no_run,
+)
+from playwright.sync_api import expect
+
+
+def test_a_share_link_fills_the_form(page, app_server):
+    open_page(page, app_server.url, query="preset=quick&epochs=7&train_subset_size=4000&dropout_rate=0.25")
+
+    expect(page.get_by_role("slider", name="Epochs")).to_have_value("7")
+    expect(page.get_by_role("slider", name="Training images (0: all)")).to_have_value("4000")
+    expect(page.get_by_role("slider", name="Dropout rate")).to_have_value("0.25")
+    # kept from the preset (a select slider: its value is the option's position, its text the option)
+    expect(page.get_by_role("slider", name="Filters in block 2")).to_have_attribute("aria-valuetext", "64")
+    expect(page.get_by_role("combobox", name="Preset")).to_have_value("")  # no longer exactly `quick`
+
+
+def test_a_small_run_set_on_the_form_trains_to_the_end_and_is_saved(page, app_server, artifacts):
+    wait_until_no_run(page, app_server.url)
+    set_slider(page, "Training images (0: all)", 3000)
+    set_slider(page, "Epochs", 2)
+
+    start_run(page, "e2e-small")
+
+    expect(run_outcome(page)).to_be_visible(timeout=RUN_SECONDS * 1000)
+    expect(run_outcome(page)).to_have_text(re.compile(r"^Finished\. Test accuracy \d+\.\d\d%, saved as e2e-small\.$"))
+    expect(progress_text(page)).to_contain_text("Finished after 2 epochs")
+    expect(keyed(page, "epoch_loss_chart")).to_be_visible()
+    expect(keyed(page, "epoch_accuracy_chart")).to_be_visible()
+    wait_for_charts(page)
+    scroll_to(run_heading(page, "e2e-small"))
+    page.screenshot(path=artifacts / "train-finished.png")
+
+    assert any(name.startswith("e2e-small · ") for name in sidebar_model_names(page))
+    open_page(page, app_server.url, "runs")
+    expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text("e2e-small")
+    expect(page.locator(".st-key-runs_accuracy .legendtext", has_text="e2e-small")).to_have_count(1)
+    wait_for_charts(page)
+    page.screenshot(path=artifacts / "runs.png")
