@@ -28,7 +28,7 @@ from app_actions import (  # noqa: E402
     scroll_to,
     set_brush_width,
     start_run,
-    wait_for_charts,
+    wait_until_settled,
 )
 from app_server import VIEWPORT, AppServer, copy_shipped_model, launch_chromium  # noqa: E402
 from drawings import BRUSH_WIDTH, TROUSER  # noqa: E402
@@ -50,7 +50,7 @@ def train(page: Page, base_url: str) -> None:
     expect(progress_text(page)).to_have_text(third_epoch, timeout=RUN_SECONDS * 1000)
     expect(keyed(page, "epoch_accuracy_chart")).to_be_visible()
     page.mouse.move(*AWAY)
-    wait_for_charts(page)
+    wait_until_settled(page)
     scroll_to(run_heading(page, RUN_NAME))
     page.screenshot(path=DOCS / "train.png")
     expect(current(page).get_by_text(f"saved as {RUN_NAME}")).to_be_visible(timeout=RUN_SECONDS * 1000)
@@ -68,7 +68,7 @@ def evaluate(page: Page, base_url: str) -> None:
     expect(page.get_by_role("combobox", name="Predicted class")).to_have_value("T-shirt/top")
     page.mouse.move(*AWAY)  # no hover label over the matrix
     expect(page.get_by_text("True class: Shirt")).to_be_visible()
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=DOCS / "evaluate.png")
     page.set_viewport_size(VIEWPORT)
 
@@ -81,14 +81,14 @@ def classify(page: Page, base_url: str) -> None:
         draw(page, TROUSER)
     expect(prediction(page)).to_have_text("Trouser")
     page.mouse.move(*AWAY)
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=DOCS / "classify.png")
 
 
 def runs(page: Page, base_url: str) -> None:
     open_page(page, base_url, "runs")
     expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text(RUN_NAME)
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=DOCS / "runs.png")
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 HEADINGS = {"": "Train a CNN", "evaluate": "Evaluate", "classify": "Classify", "runs": "Saved runs"}
-PAGE_SECONDS = 60  # a first visit may wait for TensorFlow and the model to load on a busy CPU
+PAGE_SECONDS = 90  # a first visit may wait for TensorFlow, the model and its test-set evaluation on a busy CPU
 RUN_SECONDS = 240  # a tiny run, its test-set evaluation and its save, on a CPU shared with other work
 
 
@@ -57,7 +57,20 @@ def open_page(page: Page, base_url: str, path: str = "", query: str = "") -> Non
     if page not in _messages:
         _messages[page] = _ServerMessages(page)
     page.goto(f"{base_url}/{path}" + (f"?{query}" if query else ""))
-    expect(page.get_by_role("heading", name=HEADINGS[path], exact=True)).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    wait_until_drawn(page, HEADINGS[path])
+
+
+def wait_until_drawn(page: Page, heading: str) -> None:
+    """Wait until the page's script has run and every widget is drawn, as a user does before using the page.
+
+    Widgets load their code lazily and show a skeleton meanwhile; a form submitted before its widgets are drawn
+    sends no values for them.
+    """
+    timeout = PAGE_SECONDS * 1000
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=timeout)
+    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
+                                                                     timeout=timeout)
+    expect(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=timeout)
 
 
 @contextmanager
@@ -98,8 +111,13 @@ def sidebar_model_names(page: Page) -> list[str]:
     return names
 
 
-def wait_for_charts(page: Page) -> None:
-    """Wait until every Plotly chart on the page has drawn (before a screenshot)."""
+def wait_until_settled(page: Page) -> None:
+    """Before a screenshot: the script has finished, every image has loaded and every Plotly chart has drawn.
+
+    Images arrive after the page's text, so a picture taken too early pairs new captions with old images.
+    """
+    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning")
+    page.wait_for_function("() => [...document.images].every(image => image.complete && image.naturalWidth > 0)")
     for chart in page.locator(f'{CURRENT} [data-testid="stPlotlyChart"]').all():
         expect(chart.locator(".main-svg").first).to_be_visible()
 

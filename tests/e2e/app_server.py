@@ -50,7 +50,10 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        # One thread per TensorFlow op: a run then leaves a core to the browser, which otherwise takes a
+        # minute to load a page's scripts while training saturates both cores of a small machine.
+        env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_NUM_INTRAOP_THREADS": "1"}
         self.log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),

@@ -15,7 +15,7 @@ from app_actions import (
     set_brush_width,
     upload,
     upload_result,
-    wait_for_charts,
+    wait_until_settled,
 )
 from drawings import BAG, BRUSH_WIDTH, TROUSER
 from PIL import Image, ImageOps
@@ -54,7 +54,7 @@ def test_a_drawing_made_with_the_mouse_is_named_as_the_item_it_shows(page, app_s
     shown = model_input_image(page)
     expect(shown).to_be_visible()
     expect(shown).to_have_js_property("naturalWidth", 28 * 5)  # the 28x28 input, enlarged 5x, once loaded
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=artifacts / f"classify-drawing-{expected.lower()}.png")
 
 
@@ -65,11 +65,13 @@ def test_clearing_the_canvas_clears_the_drawing_and_its_result(page, app_server)
     expect(prediction(page)).to_be_visible()
     assert inked_pixels(page) > 0
 
-    page.get_by_role("button", name="Clear the drawing").click()
+    with answered(page):
+        page.get_by_role("button", name="Clear the drawing").click()
 
     expect(prediction(page)).to_have_count(0)
     expect(model_input_image(page)).to_have_count(0)
     expect(page.get_by_text("Draw an item of clothing on the white square")).to_be_visible()
+    expect(page.locator("canvas.dc-canvas.lower-canvas")).to_have_count(1)  # a new canvas; the old one is gone
     assert inked_pixels(page) == 0
 
 
@@ -87,7 +89,7 @@ def test_a_test_image_and_its_inverted_photo_on_a_white_page_are_both_named_thei
         expect(model_input_image(result)).to_be_visible()
     expect(upload_result(page, "boot-on-white.png")).to_contain_text("Light background: inverted to light-on-dark")
     expect(upload_result(page, "boot.png")).not_to_contain_text("inverted")
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=artifacts / "classify-upload.png")
 
 

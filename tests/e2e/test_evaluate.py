@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app_actions import PAGE_SECONDS, open_page, wait_for_charts
+from app_actions import PAGE_SECONDS, open_page, wait_until_settled
 from playwright.sync_api import expect
 
 from fmnist_core.data import CLASS_NAMES
@@ -35,5 +35,5 @@ def test_clicking_a_confusion_matrix_cell_shows_the_mistakes_of_that_pair(page, 
     expect(captions).to_have_count(min(int(images_in_cell), 24))  # the gallery's first page
     expect(captions.filter(has_not_text=re.compile(r"^Shirt → T-shirt/top \(\d+%\)$"))).to_have_count(0)
     expect(page.get_by_text("True class: Shirt")).to_be_visible()  # the details of the most confident mistake
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=artifacts / "evaluate.png")

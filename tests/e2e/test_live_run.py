@@ -28,8 +28,9 @@ from app_actions import (
     stop_button,
     upload,
     upload_result,
-    wait_for_charts,
+    wait_until_drawn,
     wait_until_no_run,
+    wait_until_settled,
 )
 from app_server import VIEWPORT
 from playwright.sync_api import Page, expect
@@ -78,7 +79,7 @@ def test_the_progress_bar_and_curves_update_while_a_run_trains(training_page, ar
 
     assert batches_done(page) > batches_before
     assert page.screenshot(clip=chart_area) != chart_before
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=artifacts / "train-running.png")
 
 
@@ -114,6 +115,7 @@ def test_reloading_the_page_shows_the_run_still_going(training_page):
 
     page.reload()
 
+    wait_until_drawn(page, "Train a CNN")
     expect(run_heading(page, LIVE_RUN)).to_be_visible()
     expect(stop_button(page)).to_be_visible()
     expect(progress_text(page)).to_contain_text("Epoch")
@@ -134,6 +136,7 @@ def test_stop_ends_the_run_early_and_saves_it(training_page, app_server, artifac
     stopped = rf"^Stopped early by request\. Test accuracy \d+\.\d\d%, saved as {LIVE_RUN}\.$"
     expect(outcome).to_have_text(re.compile(stopped))
     expect(stop_button(page)).to_have_count(0)
+    page.screenshot(path=artifacts / "train-stopped.png")
     epochs = int(re.search(r"Stopped after (\d+) epoch", progress_text(page).inner_text()).group(1))
     assert epochs < LIVE_EPOCHS
     assert any(name.startswith(f"{LIVE_RUN} · ") for name in sidebar_model_names(page))

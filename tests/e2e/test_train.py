@@ -18,8 +18,8 @@ from app_actions import (
     set_slider,
     sidebar_model_names,
     start_run,
-    wait_for_charts,
     wait_until_no_run,
+    wait_until_settled,
 )
 from playwright.sync_api import expect
 
@@ -47,7 +47,7 @@ def test_a_small_run_set_on_the_form_trains_to_the_end_and_is_saved(page, app_se
     expect(progress_text(page)).to_contain_text("Finished after 2 epochs")
     expect(keyed(page, "epoch_loss_chart")).to_be_visible()
     expect(keyed(page, "epoch_accuracy_chart")).to_be_visible()
-    wait_for_charts(page)
+    wait_until_settled(page)
     scroll_to(run_heading(page, "e2e-small"))
     page.screenshot(path=artifacts / "train-finished.png")
 
@@ -55,5 +55,5 @@ def test_a_small_run_set_on_the_form_trains_to_the_end_and_is_saved(page, app_se
     open_page(page, app_server.url, "runs")
     expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text("e2e-small")
     expect(page.locator(".st-key-runs_accuracy .legendtext", has_text="e2e-small")).to_have_count(1)
-    wait_for_charts(page)
+    wait_until_settled(page)
     page.screenshot(path=artifacts / "runs.png")
