@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from typing import TextIO
 
@@ -94,11 +93,10 @@ def _command_train(args: argparse.Namespace) -> int:
     hp = preset(args.preset, **overrides)
     dataset = load_fashion_mnist(args.data_dir)
     run_name = args.name or args.preset
-    stop = threading.Event()
     try:
         saved, evaluation = train_evaluate_save(
             hp, dataset, ModelStore(args.models_dir), run_name, preset=args.preset,
-            listeners=[TerminalProgress()], stop_event=stop,
+            listeners=[TerminalProgress()],
         )
     except KeyboardInterrupt:
         sys.stderr.write("\nInterrupted: nothing was saved.\n")

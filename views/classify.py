@@ -99,8 +99,7 @@ def render() -> None:
     st.title("Classify")
     saved = state.active_model()
     if saved is None:
-        st.info("There is no model to classify with yet. Train one first.")
-        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        state.point_to_train("There is no model to classify with yet. Train one first.")
         return
     st.caption(f"Using model **{saved.name}**. Pick another in the sidebar.")
     draw, upload = st.tabs(["Draw", "Upload pictures"])

@@ -78,8 +78,7 @@ def render() -> None:
     st.title("Evaluate")
     saved = state.active_model()
     if saved is None:
-        st.info("There is no model to evaluate yet. Train one first.")
-        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        state.point_to_train("There is no model to evaluate yet. Train one first.")
         return
     try:
         evaluation = state.evaluation(saved)

@@ -47,8 +47,7 @@ def render() -> None:
     st.title("Saved runs")
     models, _warnings = state.list_models()  # the sidebar shows the warnings
     if not models:
-        st.info("No saved models yet. Every finished training run is saved here.")
-        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        state.point_to_train("No saved models yet. Every finished training run is saved here.")
         return
     st.dataframe(
         [_row(saved) for saved in models], hide_index=True, key="runs_table",

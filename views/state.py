@@ -120,3 +120,9 @@ def active_model() -> SavedModel | None:
         models, _ = list_models()
     name = st.session_state.get(ACTIVE_MODEL_KEY)
     return next((saved for saved in models if saved.name == name), models[0] if models else None)
+
+
+def point_to_train(message: str) -> None:
+    """Tell the user why the page is empty and link to the Train page, where a model is made."""
+    st.info(message)
+    st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
