@@ -19,30 +19,35 @@ AUGMENT_SHIFT_PIXELS = 2
 
 def build_model(hp: HyperParameters) -> keras.Model:
     """Build the CNN that `hp` describes (uncompiled, randomly initialised by the global seed)."""
+    # Each layer gets the dtype policy itself (no global keras.mixed_precision state, which other
+    # sessions' models would share); the final softmax always computes in float32.
+    dtype = hp.precision
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), dtype="uint8", name="image")
     x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(inputs)
-    x = layers.Rescaling(1.0 / 255.0, name="scale_0_1")(x)
+    x = layers.Rescaling(1.0 / 255.0, dtype=dtype, name="scale_0_1")(x)
     if hp.augment:
         shift = AUGMENT_SHIFT_PIXELS / IMAGE_SIZE
-        x = layers.RandomTranslation(shift, shift, fill_mode="constant", seed=hp.seed, name="random_shift")(x)
-        x = layers.RandomFlip("horizontal", seed=hp.seed, name="random_flip")(x)
+        x = layers.RandomTranslation(
+            shift, shift, fill_mode="constant", seed=hp.seed, dtype=dtype, name="random_shift"
+        )(x)
+        x = layers.RandomFlip("horizontal", seed=hp.seed, dtype=dtype, name="random_flip")(x)
     for block, block_filters in enumerate(hp.filters, start=1):
         for conv in range(1, hp.convs_per_block + 1):
             x = layers.Conv2D(
                 block_filters, hp.kernel_size, padding=hp.padding, use_bias=not hp.batch_norm,
-                activation=None if hp.batch_norm else "relu", name=f"block{block}_conv{conv}",
+                activation=None if hp.batch_norm else "relu", dtype=dtype, name=f"block{block}_conv{conv}",
             )(x)
             if hp.batch_norm:
-                x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
-                x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
-        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
+                x = layers.BatchNormalization(dtype=dtype, name=f"block{block}_bn{conv}")(x)
+                x = layers.Activation("relu", dtype=dtype, name=f"block{block}_relu{conv}")(x)
+        x = layers.MaxPooling2D(2, dtype=dtype, name=f"block{block}_pool")(x)
+    x = layers.Flatten(dtype=dtype, name="flatten")(x)
     if hp.dense_units:
-        x = layers.Dense(hp.dense_units, activation="relu", name="dense")(x)
+        x = layers.Dense(hp.dense_units, activation="relu", dtype=dtype, name="dense")(x)
     if hp.dropout_rate:
-        x = layers.Dropout(hp.dropout_rate, seed=hp.seed, name="dropout")(x)
-    logits = layers.Dense(NUM_CLASSES, name="logits")(x)
-    probabilities = layers.Softmax(name="probabilities")(logits)
+        x = layers.Dropout(hp.dropout_rate, seed=hp.seed, dtype=dtype, name="dropout")(x)
+    logits = layers.Dense(NUM_CLASSES, dtype=dtype, name="logits")(x)
+    probabilities = layers.Softmax(dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name="fmnist_cnn")
 
 

@@ -87,3 +87,18 @@ def test_early_stopping_and_best_weights_are_restored():
     assert bridge.best_epoch == 2 and bridge.stopped_early
     for restored, expected in zip(model.get_weights(), weights_by_epoch[2], strict=True):
         np.testing.assert_array_equal(restored, expected)
+
+
+def test_a_bfloat16_run_learns_saves_and_loads_with_the_same_predictions(dataset, tmp_path):
+    from fmnist_core.store import ModelStore
+
+    hp = SMALL_RUN.with_changes(precision="mixed_bfloat16", batch_size=64)
+    result = train(hp, dataset)
+    assert result.model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert result.model.get_layer("block1_conv1").kernel.dtype == "float32"  # weights stay float32
+    before = Classifier(result.model).probabilities(dataset.test_images)
+    assert before.dtype == np.float32 and float((before.argmax(axis=1) == dataset.test_labels).mean()) >= 0.72
+    store = ModelStore(tmp_path)
+    store.save(result.model, {"name": "bf16", "hyperparameters": hp.to_dict()}, "bf16")
+    after = Classifier(store.load_model("bf16")).probabilities(dataset.test_images)
+    np.testing.assert_allclose(after, before, atol=1e-6)

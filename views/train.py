@@ -23,11 +23,13 @@ LABELS = {
     "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
     "augment": "Augment images", "train_subset_size": "Training images (0: all)",
     "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
+    "precision": "Arithmetic precision",
 }
 COLUMNS = {
     "Convolutions": ["num_conv_blocks", "filters"],
     "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "dense_units"],
-    "Optimisation": ["optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "early_stopping_patience"],
+    "Optimisation": ["optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "early_stopping_patience",
+                     "precision"],
     "Regularisation and data": ["dropout_rate", "label_smoothing", "augment", "train_subset_size",
                                 "validation_fraction", "seed"],
 }
