@@ -236,6 +236,18 @@ def test_large_photo_is_downscaled_for_display():
     assert (cols.min(), cols.max()) == (0, 27) and 17 <= np.ptp(rows) + 1 <= 20  # 600x400 box: 28 x 18.7
 
 
+def test_a_big_jpeg_decoded_at_reduced_scale_gives_the_model_the_same_item(dataset):
+    item = Image.fromarray(255 - dataset.test_images[3]).resize((900, 900), Image.Resampling.BICUBIC)
+    page = Image.new("L", (1600, 1200), 235)
+    page.paste(item, (350, 150))
+    data = encode(page.convert("RGB"), "JPEG")
+    prepared = prepare_upload(data, "photo.jpg")
+    assert prepared.original.size == (400, 300)  # decoded at 1/4 scale, not 1600x1200 then shrunk
+    full_scale, _ = to_model_input(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
+    difference = np.abs(prepared.model_input.astype(int) - full_scale.astype(int))
+    assert difference.mean() < 4 and np.corrcoef(prepared.model_input.ravel(), full_scale.ravel())[0, 1] > 0.98
+
+
 # --- uploads that must be refused -------------------------------------------------------------------------
 
 
