@@ -8,6 +8,8 @@ TensorFlow is imported only inside the functions that load or run a model, so pa
 
 from __future__ import annotations
 
+import importlib
+import threading
 import uuid
 
 import streamlit as st
@@ -57,6 +59,16 @@ def _training_manager(models_root: str) -> TrainingManager:
 def training_manager() -> TrainingManager:
     """The server's single training slot (one per model folder, so one in practice)."""
     return _training_manager(str(ModelStore().root))
+
+
+@st.cache_resource
+def warm_up() -> threading.Thread:
+    """Once per server, import TensorFlow in a background thread, so the first page that needs a model
+    does not wait the 3-4 s it takes; the page that asked for nothing is drawn meanwhile."""
+    thread = threading.Thread(target=importlib.import_module, args=("fmnist_core.inference",),
+                              name="warm-up-tensorflow", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading TensorFlow and the model…")

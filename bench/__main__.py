@@ -1,0 +1,77 @@
+"""`python -m bench [section ...]`: run the benchmarks (all by default) and write bench/RESULTS.md.
+
+Sections: data_load, classify_latency, time_to_accuracy, app_session. Each section's rows are kept in
+bench/out/<section>.json with the machine and date they were measured on, so rerunning one section
+leaves the others' figures (and their dates) in the table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+
+from .measure import OUT, REPO, Row, machine
+
+SECTIONS = ("data_load", "classify_latency", "time_to_accuracy", "app_session")
+RESULTS = REPO / "bench" / "RESULTS.md"
+
+
+def run_section(name: str) -> None:
+    print(f"bench: {name} …", flush=True)
+    start = time.perf_counter()
+    rows = importlib.import_module(f"bench.{name}").run()
+    OUT.mkdir(parents=True, exist_ok=True)
+    record = {"machine": machine(), "seconds": time.perf_counter() - start, "rows": [row.__dict__ for row in rows]}
+    (OUT / f"{name}.json").write_text(json.dumps(record, indent=1))
+    for row in rows:
+        print(f"  {row.measure}: {row.value}" + (f"  (target {row.target})" if row.target else ""), flush=True)
+
+
+def verdict(row: Row) -> str:
+    return "" if row.met is None else ("met" if row.met else "**not met**")
+
+
+def write_results() -> None:
+    records = {name: json.loads((OUT / f"{name}.json").read_text()) for name in SECTIONS
+               if (OUT / f"{name}.json").exists()}
+    if not records:
+        return
+    latest = max(records.values(), key=lambda record: record["machine"]["date"])["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`.venv/bin/python -m bench`); figures as measured, on a quiet machine.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in latest.items()),
+        "",
+        "| section | measure | value | target | | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for record in records.values():
+        stale = "" if record["machine"]["date"] == latest["date"] else f" (measured {record['machine']['date']})"
+        for row in (Row(**row) for row in record["rows"]):
+            note = row.note + stale if row.note else stale.strip()
+            lines.append(f"| {row.section} | {row.measure} | {row.value} | {row.target} | {verdict(row)} | {note} |")
+    lines += ["", "Bench time per section: " + ", ".join(
+        f"{name} {record['seconds']:.0f} s" for name, record in records.items()) + "."]
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"bench: wrote {RESULTS.relative_to(REPO)}")
+
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in SECTIONS]
+    if unknown:
+        print(f"unknown section(s) {', '.join(unknown)}; expected some of: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    for name in argv or SECTIONS:
+        run_section(name)
+    write_results()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
