@@ -21,6 +21,7 @@ from fmnist_core.data import CLASS_NAMES
 APP = "../streamlit_app.py"
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 TROUSER_TEST_IMAGE = 2  # test image #2 is a trouser the shipped model names with near certainty
+CAM_NAMES = ("HiResCAM", "Grad-CAM")  # how the heatmap captions start
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +78,12 @@ def upload_trouser(at: AppTest, dataset) -> None:
 def test_classify_explains_an_upload_for_the_predicted_class_and_a_chosen_one(models_dir, dataset):
     at = open_page("views/classify.py")
     upload_trouser(at, dataset)
-    assert not any("Grad-CAM" in caption for caption in image_captions(at))  # only on request
+    assert not any(caption.startswith(CAM_NAMES) for caption in image_captions(at))  # only on request
     why = next(toggle for toggle in at.toggle if toggle.key.startswith("why_upload_"))
     why.set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "Grad-CAM for Trouser" in image_captions(at)  # the predicted class first
-    assert "block3_conv2" in texts(at.caption)
+    assert "HiResCAM for Trouser" in image_captions(at)  # the predicted class and the default method first
+    assert "block2_conv2" in texts(at.caption)
     feature_titles = [markdown.value for markdown in at.markdown if "maps of" in markdown.value]
     assert feature_titles == ["**block1_pool**: 32 maps of 14×14", "**block2_pool**: 64 maps of 7×7",
                               "**block3_pool**: 128 maps of 3×3"]
@@ -90,7 +91,21 @@ def test_classify_explains_an_upload_for_the_predicted_class_and_a_chosen_one(mo
 
     chooser = next(box for box in at.selectbox if box.key.startswith("cam_class_upload_"))
     chooser.set_value("Bag").run()
-    assert "Grad-CAM for Bag" in image_captions(at) and "Grad-CAM for Trouser" not in image_captions(at)
+    assert "HiResCAM for Bag" in image_captions(at) and "HiResCAM for Trouser" not in image_captions(at)
+
+
+def test_classify_switches_to_classic_grad_cam(models_dir, dataset):
+    at = open_page("views/classify.py")
+    upload_trouser(at, dataset)
+    next(toggle for toggle in at.toggle if toggle.key.startswith("why_upload_")).set_value(True).run()
+    method = next(radio for radio in at.radio if radio.key.startswith("cam_method_upload_"))
+    assert method.options == ["HiResCAM (default, faithful per position)", "Grad-CAM (classic)"]
+    assert "averages the gradient" in method.help
+    heat = next(element for element in at.image if element.proto.imgs[0].caption == "HiResCAM for Trouser")
+    method.set_value("gradcam").run()
+    assert not at.exception, [e.value for e in at.exception]
+    classic = next(element for element in at.image if element.proto.imgs[0].caption == "Grad-CAM for Trouser")
+    assert classic.proto.imgs[0].url != heat.proto.imgs[0].url  # a different map, not just a new caption
 
 
 def test_classify_says_what_a_model_without_convolutions_cannot_show(models_dir, dataset):
@@ -100,7 +115,7 @@ def test_classify_says_what_a_model_without_convolutions_cannot_show(models_dir,
     next(toggle for toggle in at.toggle if toggle.key.startswith("why_upload_")).set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "This model has no convolution layers" in texts(at.info)
-    assert not any("Grad-CAM" in caption for caption in image_captions(at))
+    assert not any(caption.startswith(CAM_NAMES) for caption in image_captions(at))
 
 
 # ---- Evaluate -----------------------------------------------------------------------------------------
@@ -110,6 +125,7 @@ def test_evaluate_shows_grad_cam_of_the_predicted_and_the_true_class_of_a_mistak
     at.selectbox(key="filter_pred").set_value("T-shirt/top").run()
     assert not at.exception, [e.value for e in at.exception]
     assert {"T-shirt/top (predicted)", "Shirt (true)"} <= set(image_captions(at))
+    assert "Where the model found evidence (HiResCAM) for each class:" in texts(at.caption)  # the default method
 
 
 def test_evaluate_with_a_model_without_convolutions_still_lists_its_mistakes(models_dir):

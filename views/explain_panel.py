@@ -13,8 +13,13 @@ from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, state
 
 GRID_COLUMNS = 16
-GRAD_CAM_NOTE = ("Bright areas are where the model found the most evidence for this class (Grad-CAM: the last "
-                 "conv block's activations, weighted by how much each channel raises the class score).")
+METHOD_NAMES = {"hirescam": "HiResCAM", "gradcam": "Grad-CAM"}
+METHOD_LABELS = {"hirescam": "HiResCAM (default, faithful per position)", "gradcam": "Grad-CAM (classic)"}
+METHOD_HELP = ("HiResCAM weighs every position by its own gradient, so it shows exactly where the score comes "
+               "from; Grad-CAM averages the gradient over the whole map first, which can light up background the "
+               "model does not use.")
+CAM_NOTE = ("Bright areas are where the model found the most evidence for this class: a conv layer's activations "
+            "times how much they raise the class score.")
 
 
 def _explainer(saved: SavedModel):
@@ -40,6 +45,8 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
     explainer = _explainer(saved)
     if explainer is None:
         return
+    from fmnist_core.explain import METHODS  # here, not at the top: TensorFlow is loaded with the explainer
+
     heat_tab, maps_tab, filters_tab = st.tabs(["Grad-CAM", "Feature maps", "First-layer filters"])
     with heat_tab:
         picture, note = st.columns([1, 2], gap="medium")
@@ -47,9 +54,12 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
             # the prediction in the key: a new drawing with a new prediction starts from that class again
             class_name = st.selectbox("Show the evidence for", CLASS_NAMES, index=predicted,
                                       key=f"cam_class_{key}_{predicted}")
-            st.caption(GRAD_CAM_NOTE + f" Layer: `{explainer.target_layer_name}`.")
-        heatmap = explainer.grad_cam(image, CLASS_NAMES.index(class_name)).heatmaps[0]
-        picture.image(charts.heat_overlay(image, heatmap, factor=8), caption=f"Grad-CAM for {class_name}")
+            method = st.radio("Method", METHODS, format_func=METHOD_LABELS.get, horizontal=True,
+                              key=f"cam_method_{key}", help=METHOD_HELP)
+            st.caption(CAM_NOTE + f" Layer: `{explainer.target_layer_name}`.")
+        heatmap = explainer.grad_cam(image, CLASS_NAMES.index(class_name), method=method).heatmaps[0]
+        picture.image(charts.heat_overlay(image, heatmap, factor=8),
+                      caption=f"{METHOD_NAMES[method]} for {class_name}")
         with note:
             _no_evidence_note(heatmap, class_name)
     with maps_tab:
@@ -72,7 +82,7 @@ def compare_classes(saved: SavedModel, image: np.ndarray, predicted: int, true_c
     if explainer is None:
         return
     result = explainer.grad_cam(np.stack([image, image]), np.array([predicted, true_class]))
-    st.caption("Where the model found evidence (Grad-CAM) for each class:")
+    st.caption(f"Where the model found evidence ({METHOD_NAMES[result.method]}) for each class:")
     for column, heatmap, class_index, role in zip(st.columns(2), result.heatmaps, (predicted, true_class),
                                                   ("predicted", "true"), strict=True):
         with column:
