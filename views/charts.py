@@ -15,8 +15,66 @@ _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h",
 
 
 def enlarge(image: np.ndarray, factor: int = 3) -> np.ndarray:
-    """`image` scaled up by a whole factor with nearest neighbour, so its pixels stay crisp squares."""
-    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.asarray(image).dtype))
+    """`image` (grey or RGB) scaled up by a whole factor with nearest neighbour, so its pixels stay crisp squares."""
+    return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)
+
+
+# a dark-to-bright "hot" colour scale (black, red, yellow, white) for heatmaps over grey images
+_HEAT_STOPS = np.array([[0, 0, 0], [200, 30, 20], [255, 200, 0], [255, 255, 220]], dtype=np.float32)
+
+
+def heat_colours(heatmap: np.ndarray) -> np.ndarray:
+    """A (H, W) map in 0..1 as (H, W, 3) uint8 RGB on the hot colour scale."""
+    position = np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1) * (len(_HEAT_STOPS) - 1)
+    low = np.minimum(position.astype(int), len(_HEAT_STOPS) - 2)
+    fraction = (position - low)[..., None]
+    return (_HEAT_STOPS[low] * (1 - fraction) + _HEAT_STOPS[low + 1] * fraction).round().astype(np.uint8)
+
+
+def heat_overlay(image: np.ndarray, heatmap: np.ndarray, factor: int = 8, opacity: float = 0.55) -> np.ndarray:
+    """A 28x28 grey image with its 0..1 heatmap blended on top, enlarged with crisp pixels, as RGB uint8."""
+    grey = np.repeat(np.asarray(image, dtype=np.float32)[..., None], 3, axis=-1)
+    blended = (1 - opacity) * grey + opacity * heat_colours(heatmap).astype(np.float32)
+    return enlarge(blended.round().astype(np.uint8), factor)
+
+
+def to_grey(values: np.ndarray, symmetric: bool = False) -> np.ndarray:
+    """Any real-valued map stretched to 0..255 uint8; `symmetric` puts zero at mid-grey (for filter weights)."""
+    values = np.asarray(values, dtype=np.float32)
+    if symmetric:
+        scale = float(np.abs(values).max())
+        return ((values / scale if scale > 0 else values) * 127.5 + 127.5).clip(0, 255).astype(np.uint8)
+    low, high = float(values.min()), float(values.max())
+    return ((values - low) / (high - low) * 255 if high > low else np.zeros_like(values)).astype(np.uint8)
+
+
+def image_grid(tiles: np.ndarray, columns: int, tile_pixels: int = 56, gap: int = 2,
+               symmetric: bool = False) -> np.ndarray:
+    """(N, h, w) maps as one grey uint8 image: each tile stretched to 0..255 on its own and enlarged to
+    about `tile_pixels`, `columns` per row, separated by `gap` white pixels."""
+    tiles = np.asarray(tiles)
+    count, side = len(tiles), tiles.shape[1]
+    factor = max(1, round(tile_pixels / side))
+    cell = side * factor + gap
+    rows = max(1, -(-count // columns))
+    grid = np.full((rows * cell - gap, min(count, columns) * cell - gap), 255, dtype=np.uint8)
+    for position, tile in enumerate(tiles):
+        row, column = divmod(position, columns)
+        grid[row * cell : row * cell + side * factor, column * cell : column * cell + side * factor] = enlarge(
+            to_grey(tile, symmetric), factor)
+    return grid
+
+
+def class_balance_figure(train_counts: Sequence[int], test_counts: Sequence[int],
+                         class_names: Sequence[str]) -> go.Figure:
+    """Images per class in the training and test sets, as grouped bars."""
+    figure = go.Figure([
+        go.Bar(x=list(class_names), y=list(map(int, train_counts)), name="training set", marker_color=SECOND),
+        go.Bar(x=list(class_names), y=list(map(int, test_counts)), name="test set", marker_color=ACCENT),
+    ])
+    figure.update_layout(barmode="group", height=340, title="Images per class", **_LAYOUT)
+    figure.update_xaxes(tickangle=-30)
+    return figure
 
 
 def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], title: str = "") -> go.Figure:

@@ -9,15 +9,16 @@ from streamlit_drawable_canvas import st_canvas
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.preprocessing import ImageDecodeError, prepare_canvas, prepare_upload
 from fmnist_core.store import ModelStoreError, SavedModel
-from views import charts, state
+from views import charts, explain_panel, state
 
 UNSURE_BELOW = 0.5
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 CANVAS_SIDE = 280  # px
 
 
-def show_prediction(classifier, model_input: np.ndarray, key: str, original=None, note: str = "") -> None:
-    """What the model received, its answer and all 10 probabilities, for one input."""
+def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key: str, original=None,
+                    note: str = "") -> None:
+    """What the model received, its answer and all 10 probabilities for one input; on request, why."""
     probabilities = classifier.probabilities(model_input)[0]
     top = int(probabilities.argmax())
     columns = st.columns([1, 1, 1.2, 2.6] if original is not None else [1, 1.4, 2.4], vertical_alignment="center")
@@ -34,6 +35,9 @@ def show_prediction(classifier, model_input: np.ndarray, key: str, original=None
     if probabilities[top] < UNSURE_BELOW:
         st.info(f"The model is unsure: its best guess has only {probabilities[top]:.0%}. Fashion-MNIST pictures "
                 "show one item, centred and filling the picture, on a plain background.", icon=":material/help:")
+    if st.toggle("Why? Show what the model looks at", key=f"why_{key}",
+                 help="Grad-CAM heatmap, the feature maps of each conv block and the first layer's filters"):
+        explain_panel.why(saved, model_input, top, key)
 
 
 def _classifier(saved: SavedModel):
@@ -70,7 +74,7 @@ def _drawing(saved: SavedModel) -> None:
             return
         classifier = _classifier(saved)
         if classifier is not None:
-            show_prediction(classifier, model_input, key="drawing")
+            show_prediction(saved, classifier, model_input, key="drawing")
 
 
 def _uploads(saved: SavedModel) -> None:
@@ -91,8 +95,8 @@ def _uploads(saved: SavedModel) -> None:
                 st.error(f"Could not classify this file. {error}")
                 continue
             note = "Light background: inverted to light-on-dark, like Fashion-MNIST." if prepared.inverted else ""
-            show_prediction(classifier, prepared.model_input, key=f"upload_{file.file_id}", original=prepared.original,
-                            note=note)
+            show_prediction(saved, classifier, prepared.model_input, key=f"upload_{file.file_id}",
+                            original=prepared.original, note=note)
 
 
 def render() -> None:

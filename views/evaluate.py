@@ -8,7 +8,7 @@ import streamlit as st
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.store import ModelStoreError
-from views import charts, state
+from views import charts, explain_panel, state
 
 ALL = "All"
 PAGE_SIZE = 24
@@ -41,7 +41,7 @@ def _inspect(index: int) -> None:
     st.session_state["inspected_image"] = index
 
 
-def _mistake_grid(evaluation, test_images, indices) -> None:
+def _mistake_grid(saved, evaluation, test_images, indices) -> None:
     pages = max(1, math.ceil(len(indices) / PAGE_SIZE))
     if st.session_state.get("mistake_page", 1) > pages:
         st.session_state["mistake_page"] = pages
@@ -72,6 +72,7 @@ def _mistake_grid(evaluation, test_images, indices) -> None:
                     f"Predicted: **{CLASS_NAMES[predicted]}**")
         st.plotly_chart(charts.probability_bars(evaluation.probabilities[inspected], CLASS_NAMES),
                         key="mistake_bars")
+        explain_panel.compare_classes(saved, test_images[inspected], predicted, int(evaluation.labels[inspected]))
 
 
 def render() -> None:
@@ -123,7 +124,7 @@ def render() -> None:
     if len(indices) == 0:
         st.info("No mistakes with these filters.")
         return
-    _mistake_grid(evaluation, test_images, indices)
+    _mistake_grid(saved, evaluation, test_images, indices)
 
 
 render()
