@@ -20,7 +20,9 @@ from .hyperparameters import HyperParameters
 from .store import ModelStore, SavedModel
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
-MAX_BATCH_POINTS = 4000  # per-batch curve points kept for the live chart; older ones are thinned out
+# Per-batch points kept for the live chart (older ones are thinned out): a 400 px wide chart shows no more,
+# and every refresh of the Train page sends them all to each open browser.
+MAX_BATCH_POINTS = 1000
 
 
 class TrainingBusyError(RuntimeError):
