@@ -15,13 +15,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .data import FashionMNIST
 from .events import Listener, TrialEnd
-from .hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, HyperParameters, field_specs
+from .hyperparameters import (
+    MAX_EPOCHS,
+    PRESETS,
+    TRAIN_SET_SIZE,
+    HyperParameterError,
+    HyperParameters,
+    _check_field,
+    field_specs,
+)
 
 STRATEGIES = ("grid", "random", "hyperband")
 OBJECTIVE = "val_accuracy"
@@ -126,19 +134,12 @@ def _check_values(spec: SweepSpec, name: str, values: tuple | Range) -> None:
         raise SweepError(f"{name}: no values given; list at least one, e.g. {name}={specs[name]['default']!r}.")
     if len(set(values)) != len(values):
         raise SweepError(f"{name}={list(values)!r}: a value is listed twice.")
+    field_spec = next(spec for spec in fields(HyperParameters) if spec.name == name)
     for value in values:
         try:
-            _check_field_value(name, value)
+            _check_field(field_spec, value)
         except HyperParameterError as error:
             raise SweepError(f"cannot vary {name} over {list(values)!r}: {error}") from None
-
-
-def _check_field_value(name: str, value: Any) -> None:
-    from dataclasses import fields as dataclass_fields
-
-    from .hyperparameters import _check_field
-
-    _check_field(next(spec for spec in dataclass_fields(HyperParameters) if spec.name == name), value)
 
 
 def parse_vary(text: str) -> tuple[str, tuple | Range]:
@@ -231,7 +232,9 @@ def _oracle(spec: SweepSpec):
         return keras_tuner.oracles.GridSearchOracle(max_trials=spec.max_trials, **common)
     if spec.strategy == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=spec.max_trials, **common)
-    return keras_tuner.oracles.HyperbandOracle(max_epochs=spec.epochs_per_trial, factor=3, **common)
+    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=spec.epochs_per_trial, factor=3, **common)
+    oracle.max_trials = spec.max_trials  # Hyperband takes no budget of trials; the base Oracle honours this one
+    return oracle
 
 
 def _make_tuner(spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], listeners: list[Listener],
@@ -257,7 +260,11 @@ def _make_tuner(spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], liste
         def run_trial(self, trial, *args, **kwargs):
             start = time.perf_counter()
             values = swept_values(trial.hyperparameters.values)
-            emit = lambda event: [listener(event) for listener in listeners]  # noqa: E731
+
+            def emit(event: TrialEnd) -> None:
+                for listener in listeners:
+                    listener(event)
+
             try:
                 hp = trial_hyperparameters(spec, trial.hyperparameters.values)
             except HyperParameterError as error:  # e.g. 4 'valid' conv blocks of 7x7 kernels

@@ -21,7 +21,7 @@ from fmnist_core.sweep import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(max_trials=4, epochs_per_trial=1, subset_size=1000, base_preset="seed-004")
+TINY = dict(max_trials=4, epochs_per_trial=1, subset_size=1000, base_preset="softmax-regression")
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,8 @@ def test_vary_flags_parse_to_typed_values_or_ranges():
 
 
 def test_a_trial_trains_on_the_budget_and_the_best_retrains_with_the_presets_full_data_settings():
-    spec = SweepSpec(vary={"learning_rate": (1e-3, 1e-4), "num_conv_blocks": (2, 3)}, **TINY)
+    spec = SweepSpec(vary={"learning_rate": (1e-3, 1e-4), "num_conv_blocks": (2, 3)},
+                     **{**TINY, "base_preset": "seed-004"})
     values = {"learning_rate": 1e-4, "num_conv_blocks": 2, "tuner/epochs": 1}
     trial = trial_hyperparameters(spec, values)
     assert (trial.learning_rate, trial.num_conv_blocks, trial.filters) == (1e-4, 2, (32, 64))
@@ -132,3 +133,13 @@ def test_the_model_families_have_the_layers_their_names_promise():
     assert dense == [256, 128, 100, 10]
     assert preset("quick").with_changes(num_conv_blocks=0).filters == ()
     assert mlp.with_changes(num_conv_blocks=2).filters == (32, 64)
+
+
+def test_hyperband_samples_a_range_within_its_budget_of_trials_and_epochs(dataset):
+    spec = SweepSpec(vary={"dropout_rate": Range(0.1, 0.5)}, strategy="hyperband", max_trials=3, epochs_per_trial=3,
+                     subset_size=1000, base_preset="softmax-regression")
+    result = run_sweep(spec, lambda: dataset)  # Hyperband alone would run 3 one-epoch trials, then 3 more
+    assert len(result.trials) == 3 and all(record.status == "COMPLETED" for record in result.trials)
+    assert all(0.1 <= record.values["dropout_rate"] <= 0.5 for record in result.trials)
+    assert [record.epochs for record in result.trials] == [1, 1, 1]  # the first round of its widest bracket
+    assert result.best.val_accuracy == max(record.val_accuracy for record in result.trials)

@@ -20,7 +20,7 @@ def free_port() -> int:
 
 def sweep_command(tmp_path: Path, port: int, *role: str) -> list[str]:
     return [sys.executable, "-m", "fmnist_core", "--models-dir", str(tmp_path / "models"), "sweep",
-            "--preset", "seed-004", "--vary", "learning_rate=1e-3,1e-4", "--vary", "dropout_rate=0.1,0.3",
+            "--preset", "softmax-regression", "--vary", "learning_rate=1e-3,1e-4", "--vary", "dropout_rate=0.1,0.3",
             "--strategy", "grid", "--max-trials", "4", "--epochs", "1", "--subset", "1000",
             "--sweep-dir", str(tmp_path / "sweep"), "--oracle-ip", "127.0.0.1", "--oracle-port", str(port), *role]
 
