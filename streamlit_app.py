@@ -16,6 +16,7 @@ pages = [
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("views/classify.py", title="Classify", icon=":material/image_search:"),
     st.Page("views/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("views/sweep.py", title="Sweep", icon=":material/tune:"),
     st.Page("views/explore.py", title="Dataset", icon=":material/grid_view:"),
 ]
 navigation = st.navigation(pages)

@@ -1,4 +1,4 @@
-"""Command line: `python -m fmnist_core train|evaluate|list`, for people who do not want the UI.
+"""Command line: `python -m fmnist_core train|evaluate|list|sweep`, for people who do not want the UI.
 
 Every hyperparameter is a flag, generated from the dataclass, so the CLI can never drift from it.
 """
@@ -33,7 +33,7 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
         help_text = spec["help"] + limits
         if spec["type"] == "bool":
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif name == "filters":
+        elif spec["type"].startswith("tuple"):  # filters, extra_dense_units; "" gives an empty list
             group.add_argument(flag, dest=name, type=_parse_filters, default=None, metavar="N,N,...", help=help_text)
         else:
             kind = {"int": int, "float": float, "str": str}[spec["type"]]
@@ -136,6 +136,74 @@ def _command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_trials(result, out: TextIO) -> None:
+    names = sorted({name for record in result.trials for name in record.values})
+    out.write(f"{'trial':<6} " + " ".join(f"{name:>14}" for name in names)
+              + f" {'val_accuracy':>12} {'epochs':>6} {'seconds':>8} status\n")
+    for record in result.trials:
+        accuracy = "-" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
+        seconds = "-" if record.seconds is None else f"{record.seconds:.1f}"
+        out.write(f"{record.trial_id:<6} " + " ".join(f"{record.values.get(name, '-')!s:>14}" for name in names)
+                  + f" {accuracy:>12} {record.epochs or '-':>6} {seconds:>8} {record.status}\n")
+    if result.best is not None:
+        out.write(f"best trial {result.best.trial_id}: val_accuracy {result.best.val_accuracy:.4f} "
+                  f"with {result.best.values}\n")
+    elif not result.stopped_by_user:
+        out.write("no trial completed\n")
+
+
+def _command_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import load_fashion_mnist
+    from .events import TrialEnd
+    from .store import ModelStore
+    from .sweep import SWEEPS_FOLDER, SweepSpec, distributed_environment, parse_vary, retrain_hyperparameters, run_sweep
+
+    spec = SweepSpec(vary=tuple(parse_vary(text) for text in args.vary), strategy=args.strategy,
+                     max_trials=args.max_trials, epochs_per_trial=args.epochs, subset_size=args.subset,
+                     base_preset=args.preset, seed=args.seed)
+    role = "chief" if args.chief else "worker" if args.worker else None
+    if role:  # Keras Tuner reads its distributed settings from the environment
+        os.environ.update(distributed_environment(role, args.oracle_ip, args.oracle_port, args.worker_id))
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
+    folder = Path(args.sweep_dir) if args.sweep_dir else ModelStore(args.models_dir).root / SWEEPS_FOLDER / args.name
+
+    def report_trial(event) -> None:
+        if isinstance(event, TrialEnd):
+            accuracy = "-" if event.val_accuracy is None else f"{event.val_accuracy:.4f}"
+            print(f"trial {event.trial_id} {event.status} on {tuner_id}: {event.values} "
+                  f"val_accuracy {accuracy} in {event.seconds:.1f}s {event.message}".rstrip(), flush=True)
+
+    dataset = None
+
+    def load_dataset():
+        nonlocal dataset
+        dataset = dataset or load_fashion_mnist(args.data_dir)
+        return dataset
+
+    if role == "chief":
+        print(f"chief: serving trials on {args.oracle_ip}:{args.oracle_port}; start workers with --worker", flush=True)
+    try:
+        result = run_sweep(spec, load_dataset, listeners=[report_trial], directory=folder)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted.\n")
+        return 130
+    if role == "worker":
+        print(f"worker {tuner_id}: no trials left", flush=True)
+        return 0
+    _print_trials(result, sys.stdout)
+    if args.retrain_best and result.best is not None:
+        from .runs import train_evaluate_save
+
+        hp = retrain_hyperparameters(spec, result.best.values)
+        saved, evaluation = train_evaluate_save(hp, load_dataset(), ModelStore(args.models_dir),
+                                                f"{args.name}-best", listeners=[TerminalProgress()])
+        _print_evaluation(evaluation, load_dataset().class_names, sys.stdout)
+        print(f"saved {saved.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default=None, help="model store folder (default: ./models)")
@@ -150,6 +218,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="the saved model's folder name in the store, e.g. default")
     evaluate.set_defaults(handler=_command_evaluate)
     commands.add_parser("list", help="list saved models").set_defaults(handler=_command_list)
+    sweep = commands.add_parser(
+        "sweep", help="a hyperparameter sweep with Keras Tuner (here, or as a distributed chief or worker)",
+        epilog="example: sweep --preset quick --vary learning_rate=1e-3,1e-4 --vary batch_size=32,64 "
+               "--strategy grid --max-trials 4 --epochs 2 --subset 5000",
+    )
+    sweep.add_argument("--preset", default="quick", choices=list(PRESETS), help="base hyperparameters")
+    sweep.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2|NAME=LOW..HIGH",
+                       help="a hyperparameter and its values (or a range, for random/hyperband); repeat per field")
+    sweep.add_argument("--strategy", default="grid", help="grid, random or hyperband")
+    sweep.add_argument("--max-trials", type=int, default=6, help="at most this many trials (grid, random)")
+    sweep.add_argument("--epochs", type=int, default=2, help="epochs per trial (Hyperband's maximum)")
+    sweep.add_argument("--subset", type=int, default=5000, help="training images per trial (0: all)")
+    sweep.add_argument("--seed", type=int, default=42, help="seed of the oracle's choices")
+    sweep.add_argument("--name", default="sweep", help="folder name under <models>/.sweeps/")
+    sweep.add_argument("--sweep-dir", default=None,
+                       help="folder for the tuner's files (default: <models>/.sweeps/NAME)")
+    sweep.add_argument("--retrain-best", action="store_true",
+                       help="retrain the best trial with the preset's epochs on all training images and save it")
+    role = sweep.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true", help="run the oracle only; workers run the trials")
+    role.add_argument("--worker", action="store_true", help="take trials from the chief at --oracle-ip")
+    sweep.add_argument("--oracle-ip", default="127.0.0.1", help="chief: address to listen on (0.0.0.0: all); "
+                       "worker: the chief's address")
+    sweep.add_argument("--oracle-port", type=int, default=8000, help="the chief's TCP port")
+    sweep.add_argument("--worker-id", default=None, help="a worker's name in logs (default: its process id)")
+    sweep.set_defaults(handler=_command_sweep)
     return parser
 
 
@@ -159,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetFileError, DatasetNotFoundError
     from .store import ModelStoreError
 
+    if args.command == "sweep" and not (args.chief or args.worker):
+        for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+            if name in os.environ:  # set by hand instead of --chief/--worker: say which role it makes
+                sys.stderr.write(f"note: {name}={os.environ[name]} is set: this runs as part of a distributed sweep\n")
     try:
         return args.handler(args)
     except (HyperParameterError, DatasetNotFoundError, DatasetFileError, ModelStoreError) as error:

@@ -57,5 +57,18 @@ class TrainingFinished:
     train_seconds: float
 
 
-TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
+@dataclass(frozen=True)
+class TrialEnd:
+    """One sweep trial is over (sent by `sweep`, after the trial's own training events)."""
+
+    trial_id: str
+    values: dict  # the swept hyperparameters' values, e.g. {"learning_rate": 0.001}
+    val_accuracy: float | None  # of the best validation epoch; None when the trial failed
+    epochs: int  # epochs run
+    seconds: float
+    status: str  # "completed", "failed" (e.g. an impossible model) or "stopped"
+    message: str = ""  # why it failed
+
+
+TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished | TrialEnd
 Listener = Callable[[TrainingEvent], None]

@@ -1,4 +1,4 @@
-"""Background training jobs: one run at a time per server, visible to every session, stoppable.
+"""Background jobs: one training run or sweep at a time per server, visible to every session, stoppable.
 
 The worker thread never touches any UI. It records training events into a `TrainingJob`; pages read
 immutable `JobSnapshot`s from it as often as they like. `TrainingManager.start` is atomic, so two
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .data import FashionMNIST
-from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted
+from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted, TrialEnd
 from .hyperparameters import HyperParameters
 from .store import ModelStore, SavedModel
 
@@ -113,6 +113,67 @@ class TrainingJob:
         return True
 
 
+@dataclass(frozen=True)
+class SweepSnapshot:
+    """What the Sweep page shows of a sweep at one moment."""
+
+    job_id: str
+    run_name: str
+    spec: object  # sweep.SweepSpec (not imported here: that would import Keras Tuner with the app)
+    owner: str
+    state: str
+    started_at: float
+    trials: tuple[TrialEnd, ...]  # in the order they ended
+    last_batch: BatchEnd | None  # of the trial in progress
+    best: TrialEnd | None
+    stop_requested: bool
+    error: str | None
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == RUNNING
+
+
+@dataclass
+class SweepJob:
+    """A Keras Tuner sweep in the server's slot; trials are recorded as their `TrialEnd` events arrive."""
+
+    spec: object
+    owner: str
+    run_name: str = "sweep"
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: float = field(default_factory=time.time)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    state: str = RUNNING
+    trials: list = field(default_factory=list)
+    last_batch: BatchEnd | None = None
+    error: str | None = None
+    traceback: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def listen(self, event: TrainingEvent) -> None:
+        with self._lock:
+            if isinstance(event, BatchEnd):
+                self.last_batch = event
+            elif isinstance(event, TrialEnd):
+                self.trials.append(event)
+                self.last_batch = None
+
+    def snapshot(self) -> SweepSnapshot:
+        with self._lock:
+            scored = [trial for trial in self.trials if trial.status == "completed"]
+            return SweepSnapshot(
+                job_id=self.job_id, run_name=self.run_name, spec=self.spec, owner=self.owner, state=self.state,
+                started_at=self.started_at, trials=tuple(self.trials), last_batch=self.last_batch,
+                best=max(scored, key=lambda trial: trial.val_accuracy, default=None),
+                stop_requested=self.stop_event.is_set(), error=self.error,
+            )
+
+    request_stop = TrainingJob.request_stop
+    wait = TrainingJob.wait
+
+
 class TrainingManager:
     """Owns the server's single training slot. Share one instance across sessions."""
 
@@ -121,24 +182,47 @@ class TrainingManager:
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
 
-    def current(self) -> TrainingJob | None:
+    def current(self) -> TrainingJob | SweepJob | None:
         """The running job, or the last one that ran."""
         with self._lock:
             return self._job
 
     def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None) -> TrainingJob:
         """Start a run in a background thread; raises TrainingBusyError if one is running."""
+        job = TrainingJob(run_name=run_name, preset=preset, hyperparameters=hp, owner=owner)
+        return self._claim(job, self._work)
+
+    def start_sweep(self, spec, owner: str, run_name: str = "sweep") -> SweepJob:
+        """Start a sweep (a `sweep.SweepSpec`) in the same slot; raises TrainingBusyError if a job is running."""
+        return self._claim(SweepJob(spec=spec, owner=owner, run_name=run_name), self._sweep)
+
+    def _claim(self, job, target):
         with self._lock:
             if self._job is not None and self._job.state == RUNNING:
+                kind = "sweep" if isinstance(self._job, SweepJob) else "training run"
+                page = "Sweep" if isinstance(self._job, SweepJob) else "Train"
                 raise TrainingBusyError(
-                    f"a training run ({self._job.run_name!r}) is already in progress on this server; "
-                    "watch it on the Train page, or wait for it to finish before starting another."
+                    f"a {kind} ({self._job.run_name!r}) is already in progress on this server; "
+                    f"watch it on the {page} page, or wait for it to finish before starting another."
                 )
-            job = TrainingJob(run_name=run_name, preset=preset, hyperparameters=hp, owner=owner)
-            job._thread = threading.Thread(target=self._work, args=(job,), name=f"training-{job.job_id}", daemon=True)
+            job._thread = threading.Thread(target=target, args=(job,), name=f"job-{job.job_id}", daemon=True)
             self._job = job
         job._thread.start()
         return job
+
+    def _sweep(self, job: SweepJob) -> None:
+        from .sweep import SWEEPS_FOLDER, run_sweep
+
+        try:
+            run_sweep(job.spec, self.load_dataset, listeners=[job.listen], stop_event=job.stop_event,
+                      directory=self.store.root / SWEEPS_FOLDER / job.job_id)
+            with job._lock:
+                job.state = STOPPED if job.stop_event.is_set() else FINISHED
+        except Exception as error:  # noqa: BLE001 - reported to the page, as for training runs
+            with job._lock:
+                job.state = FAILED
+                job.error = f"{type(error).__name__}: {error}"
+                job.traceback = traceback.format_exc()
 
     def _work(self, job: TrainingJob) -> None:
         from .runs import train_evaluate_save

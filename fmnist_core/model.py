@@ -18,7 +18,7 @@ AUGMENT_SHIFT_PIXELS = 2
 
 
 def build_model(hp: HyperParameters) -> keras.Model:
-    """Build the CNN that `hp` describes (uncompiled, randomly initialised by the global seed)."""
+    """Build the CNN, MLP or softmax regression `hp` describes (uncompiled, initialised by the global seed)."""
     # Each layer gets the dtype policy itself (no global keras.mixed_precision state, which other
     # sessions' models would share); the final softmax always computes in float32.
     dtype = hp.precision
@@ -42,10 +42,14 @@ def build_model(hp: HyperParameters) -> keras.Model:
                 x = layers.Activation("relu", dtype=dtype, name=f"block{block}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, dtype=dtype, name=f"block{block}_pool")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
-    if hp.dense_units:
-        x = layers.Dense(hp.dense_units, activation="relu", dtype=dtype, name="dense")(x)
-    if hp.dropout_rate:
-        x = layers.Dropout(hp.dropout_rate, seed=hp.seed, dtype=dtype, name="dropout")(x)
+    # Dropout follows every hidden dense layer (or the flattened maps when there is none); the first
+    # ones keep the names "dense" and "dropout" that the CNNs always had.
+    for layer, units in enumerate(hp.dense_layer_units() or (None,), start=1):
+        suffix = "" if layer == 1 else f"_{layer}"
+        if units is not None:
+            x = layers.Dense(units, activation="relu", dtype=dtype, name=f"dense{suffix}")(x)
+        if hp.dropout_rate:
+            x = layers.Dropout(hp.dropout_rate, seed=hp.seed, dtype=dtype, name=f"dropout{suffix}")(x)
     logits = layers.Dense(NUM_CLASSES, dtype=dtype, name="logits")(x)
     probabilities = layers.Softmax(dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name="fmnist_cnn")

@@ -31,9 +31,13 @@ def summarize(hp: HyperParameters) -> str:
                               (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant")) if on
     ]
     subset = f", {hp.train_subset_size:,} images" if hp.train_subset_size else ""
+    if hp.family == "CNN":
+        layers = (f"{hp.num_conv_blocks}x{hp.convs_per_block} conv {'-'.join(map(str, hp.filters))} "
+                  f"k{hp.kernel_size}, dense {'-'.join(map(str, hp.dense_layer_units())) or 0}")
+    else:
+        layers = f"{hp.family} {'-'.join(map(str, hp.dense_layer_units()))}".rstrip()
     return (
-        f"{hp.num_conv_blocks}x{hp.convs_per_block} conv {'-'.join(map(str, hp.filters))} "
-        f"k{hp.kernel_size}, dense {hp.dense_units}, {hp.optimizer} lr {hp.learning_rate:g}, "
+        f"{layers}, {hp.optimizer} lr {hp.learning_rate:g}, "
         f"batch {hp.batch_size}, {hp.epochs} epoch{'s' if hp.epochs != 1 else ''}{subset}"
         + (f"; {', '.join(extras)}" if extras else "")
     )

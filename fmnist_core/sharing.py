@@ -22,7 +22,8 @@ from .hyperparameters import (
 )
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-_ARCHITECTURE = ("num_conv_blocks", "filters", "convs_per_block", "kernel_size", "padding", "dense_units")
+_ARCHITECTURE = ("num_conv_blocks", "filters", "convs_per_block", "kernel_size", "padding", "dense_units",
+                 "extra_dense_units")
 MAX_CONV_BLOCKS = 4
 IGNORED_PREFIXES = ("embed",)  # Streamlit's own parameters (?embed=true) are not ours to judge
 
@@ -54,13 +55,15 @@ def filters_for_blocks(filters: tuple[int, ...], blocks: int) -> tuple[int, ...]
 def _parse(spec: Any, text: str) -> Any:
     """The typed value of one parameter; raises ValueError with a short reason."""
     text = text.strip()
-    if spec.name == "filters":
+    if spec.type.startswith("tuple"):  # filters, extra_dense_units; empty text: an empty list
         try:
             values = tuple(int(part) for part in text.split(",") if part.strip())
         except ValueError:
             raise ValueError("expected whole numbers separated by commas, e.g. 32,64,128") from None
-        if not 1 <= len(values) <= MAX_CONV_BLOCKS:
-            raise ValueError(f"expected 1 to {MAX_CONV_BLOCKS} numbers, one per conv block")
+        if spec.name != "filters":
+            return values
+        if not 0 <= len(values) <= MAX_CONV_BLOCKS:
+            raise ValueError(f"expected 0 to {MAX_CONV_BLOCKS} numbers, one per conv block")
         bad = [v for v in values if v not in FILTER_CHOICES]
         if bad:
             raise ValueError(f"{bad} not among the offered filter counts {list(FILTER_CHOICES)}")
@@ -93,8 +96,6 @@ def _check(spec: Any, value: Any) -> None:
         if not any(value == choice for choice in spec.metadata["choices"]):
             choices = ", ".join(_text(c) for c in spec.metadata["choices"])
             raise ValueError(f"expected one of {choices}")
-    if spec.name == "filters" and not value:
-        raise ValueError("expected at least one filter count")
     try:
         _check_field(spec, value)
     except HyperParameterError as error:

@@ -17,8 +17,10 @@ from fmnist_core.hyperparameters import (
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"num_conv_blocks": 5, "filters": (8,) * 5}, r"num_conv_blocks=5 is outside 1-4"),
-        ({"num_conv_blocks": 0, "filters": ()}, r"num_conv_blocks=0 is outside 1-4"),
+        ({"num_conv_blocks": 5, "filters": (8,) * 5}, r"num_conv_blocks=5 is outside 0-4"),
+        ({"num_conv_blocks": -1, "filters": ()}, r"num_conv_blocks=-1 is outside 0-4"),
+        ({"extra_dense_units": (128, 0)}, r"extra_dense_units=\[128, 0\]: \[0\] outside 1-1024"),
+        ({"dense_units": 0, "extra_dense_units": (64,)}, r"extra_dense_units=\[64\] but dense_units=0"),
         ({"dropout_rate": 0.95}, r"dropout_rate=0.95 is outside 0.0-0.8"),
         ({"learning_rate": 0.5}, r"learning_rate=0.5 is outside 1e-05-0.1"),
         ({"learning_rate": float("nan")}, r"learning_rate=nan is a float, expected a finite float"),

@@ -39,7 +39,7 @@ def test_missing_parameters_keep_the_base_values():
         ("batch_size", "100", "expected one of"),
         ("filters", "32,x", "whole numbers"),
         ("filters", "32,50", "not among the offered"),
-        ("filters", "8,8,8,8,8", "1 to 4"),
+        ("filters", "8,8,8,8,8", "0 to 4"),
     ],
 )
 def test_a_bad_value_is_named_in_a_warning_and_falls_back_to_the_base(name, text, reason):

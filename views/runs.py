@@ -20,6 +20,7 @@ def _row(saved: SavedModel) -> dict:
     # the long hyperparameter summary comes last, so a narrow table cuts that text rather than the numbers
     return {
         "name": saved.name + (" (shipped)" if saved.is_default else ""),
+        "family": saved.hyperparameters.family,  # CNN, MLP or softmax regression, side by side
         "preset": card.get("preset") or "custom",
         "test accuracy (%)": None if saved.test_accuracy is None else 100 * saved.test_accuracy,
         "parameters": card.get("parameter_count"),

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from fmnist_core.hyperparameters import FILTER_CHOICES, PRESETS, HyperParameterError, HyperParameters, field_specs
-from fmnist_core.jobs import FAILED, FINISHED, STOPPED, TrainingBusyError, TrainingJob
+from fmnist_core.jobs import FAILED, FINISHED, STOPPED, SweepJob, TrainingBusyError, TrainingJob
 from fmnist_core.reporting import progress_fraction, progress_text, summarize
 from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, to_query
 from views import charts, state
@@ -23,11 +23,11 @@ LABELS = {
     "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
     "augment": "Augment images", "train_subset_size": "Training images (0: all)",
     "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
-    "precision": "Arithmetic precision",
+    "precision": "Arithmetic precision", "extra_dense_units": "Extra dense layers (units, comma-separated)",
 }
 COLUMNS = {
     "Convolutions": ["num_conv_blocks", "filters"],
-    "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "dense_units"],
+    "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "dense_units", "extra_dense_units"],
     "Optimisation": ["optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "early_stopping_patience",
                      "precision"],
     "Regularisation and data": ["dropout_rate", "label_smoothing", "augment", "train_subset_size",
@@ -39,6 +39,7 @@ COLUMNS = {
 def form_values(hp: HyperParameters) -> dict[str, object]:
     """The session-state values of the form's widgets for `hp` (four filter sliders, extra ones doubling)."""
     values: dict[str, object] = {f"hp_{name}": getattr(hp, name) for name in SPECS if name != "filters"}
+    values["hp_extra_dense_units"] = ",".join(map(str, hp.extra_dense_units))  # a text input
     values.update(zip(FILTER_KEYS, filters_for_blocks(hp.filters, MAX_CONV_BLOCKS), strict=True))
     return values
 
@@ -47,6 +48,12 @@ def hyperparameters_from_form() -> HyperParameters:
     """The dataclass from the form's widgets; raises HyperParameterError for an impossible combination."""
     values = {name: st.session_state[f"hp_{name}"] for name in SPECS if name != "filters"}
     values["seed"] = int(values["seed"])
+    text = str(values["extra_dense_units"] or "")
+    try:
+        values["extra_dense_units"] = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise HyperParameterError(f"extra dense layers {text!r}: expected whole numbers separated by commas, "
+                                  "e.g. 128,100, or nothing for none.") from None
     filters = tuple(st.session_state[key] for key in FILTER_KEYS[: values["num_conv_blocks"]])
     return HyperParameters(**values, filters=filters)
 
@@ -93,6 +100,8 @@ def _control(name: str) -> None:
         for block, filter_key in enumerate(FILTER_KEYS, start=1):
             st.select_slider(f"Filters in block {block}", options=FILTER_CHOICES, key=filter_key,
                              help=f"{help_text} Blocks past the number of conv blocks are not used.")
+    elif name == "extra_dense_units":
+        st.text_input(label, key=key, help=help_text, placeholder="none")
     elif spec["type"] == "bool":
         st.toggle(label, key=key, help=help_text)
     elif spec["type"] == "str":
@@ -193,7 +202,8 @@ def render() -> None:
         hp = None
     if hp is not None:
         sizes = " → ".join(map(str, hp.feature_map_sizes()))
-        st.caption(f"{hp.parameter_count():,} parameters · feature maps {sizes} px")
+        layout = f"feature maps {sizes} px" if sizes else f"no convolutions: {hp.family} on the 784 pixels"
+        st.caption(f"{hp.parameter_count():,} parameters · {layout}")
         if submitted:
             _start(hp)
         _share_link(hp)
@@ -202,6 +212,11 @@ def render() -> None:
     job = state.training_manager().current()
     if job is None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
+        return
+    if isinstance(job, SweepJob):
+        running = job.snapshot().is_running
+        st.info("A hyperparameter sweep " + ("is running" if running else "ran last") + " on this server.")
+        st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
         return
     running = job.snapshot().is_running
     st.fragment(run_every=1.0 if running else None)(_show_job)(job, running)

@@ -1,0 +1,344 @@
+"""Hyperparameter sweeps with Keras Tuner: a spec of what varies, trials trained through `training.train`.
+
+Keras Tuner's oracles (grid, random, Hyperband) choose each trial's values; every trial is an ordinary
+training run of `preset(base).with_changes(**values)` on a subset for a few epochs, so it sends the usual
+training events plus a `TrialEnd`, and honours the stop event between batches. With the KERASTUNER_*
+environment variables set, the same code runs as a distributed chief (the oracle) or worker (trials).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .data import FashionMNIST
+from .events import Listener, TrialEnd
+from .hyperparameters import (
+    MAX_EPOCHS,
+    PRESETS,
+    TRAIN_SET_SIZE,
+    HyperParameterError,
+    HyperParameters,
+    _check_field,
+    field_specs,
+)
+
+STRATEGIES = ("grid", "random", "hyperband")
+OBJECTIVE = "val_accuracy"
+MAX_TRIALS = 200
+NOT_SWEPT = ("filters", "extra_dense_units", "epochs", "train_subset_size")  # lists; or set by the budget
+SWEEPS_FOLDER = ".sweeps"  # inside the model store; dot folders are never listed as models
+DISTRIBUTED_VARIABLES = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+class SweepError(HyperParameterError):
+    """A sweep setting is invalid; the message says what was passed, what was expected and how to fix it."""
+
+
+class SweepStopped(Exception):
+    """Raised inside the tuner's loop when a stop was requested; `run_sweep` turns it into a result."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A continuous or whole-number range to sample from (random and Hyperband strategies)."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep varies and its budget; validated against the HyperParameters field metadata."""
+
+    vary: tuple[tuple[str, tuple | Range], ...]  # (field, values or Range), e.g. (("learning_rate", (1e-3, 1e-4)),)
+    strategy: str = "grid"
+    max_trials: int = 6
+    epochs_per_trial: int = 2
+    subset_size: int = 5000  # training images per trial (0: all); 10 % of them validate
+    base_preset: str = "quick"
+    seed: int = 42
+    objective: str = OBJECTIVE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.vary, dict):
+            object.__setattr__(self, "vary", tuple(self.vary.items()))
+        vary = tuple((name, values if isinstance(values, Range) else tuple(values)) for name, values in self.vary)
+        object.__setattr__(self, "vary", vary)
+        _check_budget(self)
+        if not self.vary:
+            raise SweepError("nothing to vary: give at least one hyperparameter with its values, "
+                             "e.g. learning_rate=1e-3,1e-4.")
+        names = [name for name, _ in self.vary]
+        if len(set(names)) != len(names):
+            raise SweepError(f"a hyperparameter is varied twice ({', '.join(names)}); give each once.")
+        for name, values in self.vary:
+            _check_values(self, name, values)
+
+    @property
+    def base(self) -> HyperParameters:
+        return PRESETS[self.base_preset]
+
+    def grid_size(self) -> int | None:
+        """Number of value combinations (None when a range is varied)."""
+        if any(isinstance(values, Range) for _, values in self.vary):
+            return None
+        return math.prod(len(values) for _, values in self.vary)
+
+
+def _check_budget(spec: SweepSpec) -> None:
+    if spec.strategy not in STRATEGIES:
+        raise SweepError(f"strategy={spec.strategy!r}: expected one of {', '.join(STRATEGIES)}.")
+    if spec.base_preset not in PRESETS:
+        raise SweepError(f"base preset {spec.base_preset!r} is unknown; expected one of: {', '.join(PRESETS)}.")
+    if spec.objective != OBJECTIVE:
+        raise SweepError(f"objective={spec.objective!r}: only {OBJECTIVE!r} is supported.")
+    for name, value, low, high in (("max_trials", spec.max_trials, 1, MAX_TRIALS),
+                                   ("epochs_per_trial", spec.epochs_per_trial, 1, MAX_EPOCHS),
+                                   ("subset_size", spec.subset_size, 0, TRAIN_SET_SIZE)):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise SweepError(f"{name}={value!r}: expected a whole number in {low}-{high}.")
+    if 0 < spec.subset_size < 500:
+        raise SweepError(f"subset_size={spec.subset_size}: expected 0 (all images) or at least 500, "
+                         "so that every class has images to validate on.")
+
+
+def _check_values(spec: SweepSpec, name: str, values: tuple | Range) -> None:
+    specs = field_specs()
+    if name not in specs:
+        raise SweepError(f"cannot vary {name!r}: not a hyperparameter. Expected one of: "
+                         f"{', '.join(n for n in specs if n not in NOT_SWEPT)}.")
+    if name in NOT_SWEPT:
+        raise SweepError(f"cannot vary {name!r} in a sweep: epochs and train_subset_size are the sweep's budget "
+                         "(--epochs, --subset), and list-valued fields are not offered. Vary another field.")
+    if isinstance(values, Range):
+        if spec.strategy == "grid":
+            raise SweepError(f"{name}={values.low:g}..{values.high:g}: a grid needs listed values, "
+                             f"e.g. {name}=a,b,c; ranges work with --strategy random or hyperband.")
+        if specs[name]["type"] not in ("int", "float") or "min" not in specs[name]:
+            raise SweepError(f"{name}: a range works for numbers only; list its values instead.")
+        if not values.low < values.high:
+            raise SweepError(f"{name}={values.low:g}..{values.high:g}: the low end must be below the high end.")
+        values = (values.low, values.high)
+        if specs[name]["type"] == "int":
+            values = tuple(int(v) for v in values)
+    if not values:
+        raise SweepError(f"{name}: no values given; list at least one, e.g. {name}={specs[name]['default']!r}.")
+    if len(set(values)) != len(values):
+        raise SweepError(f"{name}={list(values)!r}: a value is listed twice.")
+    field_spec = next(spec for spec in fields(HyperParameters) if spec.name == name)
+    for value in values:
+        try:
+            _check_field(field_spec, value)
+        except HyperParameterError as error:
+            raise SweepError(f"cannot vary {name} over {list(values)!r}: {error}") from None
+
+
+def parse_vary(text: str) -> tuple[str, tuple | Range]:
+    """'learning_rate=1e-3,1e-4' -> ('learning_rate', (0.001, 0.0001)); 'dropout_rate=0.1..0.5' -> a Range."""
+    name, separator, values_text = text.partition("=")
+    name = name.strip().replace("-", "_")
+    specs = field_specs()
+    if not separator or not values_text.strip():
+        raise SweepError(f"--vary {text!r}: expected NAME=VALUE,VALUE,... or NAME=LOW..HIGH, "
+                         "e.g. learning_rate=1e-3,1e-4 or dropout_rate=0.1..0.5.")
+    if name not in specs:
+        raise SweepError(f"--vary {text!r}: {name!r} is not a hyperparameter; expected one of: "
+                         f"{', '.join(n for n in specs if n not in NOT_SWEPT)}.")
+    kind = specs[name]["type"]
+    if ".." in values_text:
+        low, _, high = values_text.partition("..")
+        return name, Range(*(_parse_value(name, kind, part, text) for part in (low, high)))
+    return name, tuple(_parse_value(name, kind, part, text) for part in values_text.split(","))
+
+
+def _parse_value(name: str, kind: str, part: str, text: str) -> Any:
+    part = part.strip()
+    try:
+        if kind == "int":
+            return int(part)
+        if kind == "float":
+            return float(part)
+        if kind == "bool":
+            if part.lower() in ("true", "false"):
+                return part.lower() == "true"
+            raise ValueError(part)
+        return part
+    except ValueError:
+        raise SweepError(f"--vary {text!r}: {part!r} is not a {kind} value for {name}.") from None
+
+
+# ---- from a trial's values to our hyperparameters ----------------------------------------------------
+def swept_values(values: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values without Keras Tuner's own bookkeeping entries (Hyperband's 'tuner/epochs', …)."""
+    return {name: value for name, value in values.items() if not name.startswith("tuner/")}
+
+
+def trial_hyperparameters(spec: SweepSpec, values: dict[str, Any]) -> HyperParameters:
+    """The base preset with a trial's values, on the sweep's subset and epochs (Hyperband sets its own)."""
+    epochs = int(values.get("tuner/epochs", spec.epochs_per_trial))
+    return spec.base.with_changes(**swept_values(values), epochs=epochs, train_subset_size=spec.subset_size)
+
+
+def retrain_hyperparameters(spec: SweepSpec, values: dict[str, Any]) -> HyperParameters:
+    """A trial's values with the base preset's full-data settings (its epochs, all training images)."""
+    return spec.base.with_changes(**swept_values(values))
+
+
+# ---- the tuner --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrialRecord:
+    trial_id: str
+    values: dict
+    val_accuracy: float | None
+    status: str  # Keras Tuner's status: "COMPLETED", "FAILED", …
+    epochs: int | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class SweepResult:
+    trials: list[TrialRecord] = field(default_factory=list)
+    best: TrialRecord | None = None
+    stopped_by_user: bool = False
+    directory: Path | None = None
+
+
+def _oracle(spec: SweepSpec):
+    import keras_tuner
+
+    objective = keras_tuner.Objective(spec.objective, direction="max")
+    space = keras_tuner.HyperParameters()
+    for name, values in spec.vary:
+        if isinstance(values, Range):
+            if field_specs()[name]["type"] == "int":
+                space.Int(name, int(values.low), int(values.high), step=field_specs()[name].get("step", 1))
+            else:
+                log = values.low > 0 and values.high / values.low >= 100
+                space.Float(name, values.low, values.high, sampling="log" if log else "linear")
+        else:
+            space.Choice(name, list(values), ordered=False)
+    common = dict(objective=objective, seed=spec.seed, hyperparameters=space, allow_new_entries=False,
+                  max_consecutive_failed_trials=spec.max_trials)
+    if spec.strategy == "grid":
+        return keras_tuner.oracles.GridSearchOracle(max_trials=spec.max_trials, **common)
+    if spec.strategy == "random":
+        return keras_tuner.oracles.RandomSearchOracle(max_trials=spec.max_trials, **common)
+    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=spec.epochs_per_trial, factor=3, **common)
+    oracle.max_trials = spec.max_trials  # Hyperband takes no budget of trials; the base Oracle honours this one
+    return oracle
+
+
+def _make_tuner(spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], listeners: list[Listener],
+                stop_event: threading.Event | None, directory: Path, overwrite: bool):
+    import keras_tuner
+
+    from .model import build_model
+    from .training import train
+
+    class SweepHyperModel(keras_tuner.HyperModel):
+        """Builds the model of a trial's values (Keras Tuner calls it to learn the search space)."""
+
+        def build(self, hp):
+            return build_model(trial_hyperparameters(spec, hp.values))
+
+    class SweepTuner(keras_tuner.Tuner):
+        """Runs each trial through `training.train`, so it has our events, stop and best-epoch weights."""
+
+        def pre_create_trial(self):
+            if stop_event is not None and stop_event.is_set():
+                raise SweepStopped
+
+        def run_trial(self, trial, *args, **kwargs):
+            start = time.perf_counter()
+            values = swept_values(trial.hyperparameters.values)
+
+            def emit(event: TrialEnd) -> None:
+                for listener in listeners:
+                    listener(event)
+
+            try:
+                hp = trial_hyperparameters(spec, trial.hyperparameters.values)
+            except HyperParameterError as error:  # e.g. 4 'valid' conv blocks of 7x7 kernels
+                emit(TrialEnd(trial.trial_id, values, None, 0, 0.0, "failed", str(error)))
+                raise keras_tuner.errors.FailedTrialError(str(error)) from error
+            result = train(hp, load_dataset(), listeners, stop_event)
+            seconds = time.perf_counter() - start
+            best = result.history[result.best_epoch - 1]["val_accuracy"] if result.best_epoch else None
+            status = "stopped" if result.stopped_by_user else "completed"
+            emit(TrialEnd(trial.trial_id, values, best, len(result.history), seconds, status))
+            if result.stopped_by_user or best is None:
+                raise keras_tuner.errors.FailedTrialError("stopped on request")
+            return {spec.objective: best, "epochs_run": len(result.history), "train_seconds": seconds}
+
+    return SweepTuner(
+        oracle=_oracle(spec), hypermodel=SweepHyperModel(), directory=str(directory), project_name="sweep",
+        overwrite=overwrite,
+    )
+
+
+def _record(trial) -> TrialRecord:
+    metrics = trial.metrics
+
+    def last(name):
+        return metrics.get_last_value(name) if metrics.exists(name) else None
+
+    accuracy, epochs, seconds = last(OBJECTIVE), last("epochs_run"), last("train_seconds")
+    return TrialRecord(trial.trial_id, swept_values(trial.hyperparameters.values),
+                       None if accuracy is None else float(accuracy), str(getattr(trial.status, "value", trial.status)),
+                       None if epochs is None else int(epochs), None if seconds is None else float(seconds))
+
+
+def run_sweep(
+    spec: SweepSpec,
+    load_dataset: Callable[[], FashionMNIST],
+    listeners: Iterable[Listener] = (),
+    stop_event: threading.Event | None = None,
+    directory: Path | str | None = None,
+) -> SweepResult:
+    """Run the sweep here; with KERASTUNER_* set, as the chief (serves trials) or a worker (runs them).
+
+    The tuner's files go to `directory` (a fresh temporary folder if None), one sub-folder per tuner id.
+    """
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
+    temporary = directory is None
+    root = Path(tempfile.mkdtemp(prefix="fmnist-sweep-") if temporary else directory)
+    tuner = _make_tuner(spec, load_dataset, list(listeners), stop_event, root / tuner_id, overwrite=True)
+    result = SweepResult(directory=None if temporary else root)
+    try:
+        tuner.search(verbose=0)
+    except SweepStopped:
+        result.stopped_by_user = True
+    finally:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+    if tuner_id.startswith("local") or "chief" in tuner_id:  # a worker's oracle is the chief's, over the network
+        oracle = tuner.oracle
+        result.trials = sorted((_record(trial) for trial in oracle.trials.values()),
+                               key=lambda record: record.trial_id)
+        completed = [record for record in result.trials if record.val_accuracy is not None
+                     and record.status == "COMPLETED"]
+        result.best = max(completed, key=lambda record: record.val_accuracy, default=None)
+    return result
+
+
+def distributed_environment(role: str, oracle_ip: str, oracle_port: int, worker_id: str | None = None) -> dict:
+    """The KERASTUNER_* variables for the chief ('chief') or a worker ('worker', with an id)."""
+    if role not in ("chief", "worker"):
+        raise SweepError(f"role={role!r}: expected 'chief' or 'worker'.")
+    if not 1 <= int(oracle_port) <= 65535:
+        raise SweepError(f"oracle port {oracle_port!r}: expected a TCP port number 1-65535, e.g. 8000.")
+    tuner_id = "chief" if role == "chief" else f"worker-{worker_id or os.getpid()}"
+    if role == "worker" and "chief" in tuner_id:
+        raise SweepError(f"worker id {worker_id!r} contains 'chief', which makes Keras Tuner treat it as the chief; "
+                         "pick another id.")
+    return {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": oracle_ip,
+            "KERASTUNER_ORACLE_PORT": str(int(oracle_port))}

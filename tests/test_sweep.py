@@ -1,0 +1,145 @@
+"""Sweeps: the spec's validation, trial hyperparameters, a tiny Keras Tuner grid, stop, and the shared job slot."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fmnist_core.events import TrialEnd
+from fmnist_core.hyperparameters import HyperParameters, preset
+from fmnist_core.jobs import FINISHED, STOPPED, TrainingBusyError, TrainingManager
+from fmnist_core.store import ModelStore
+from fmnist_core.sweep import (
+    SWEEPS_FOLDER,
+    Range,
+    SweepError,
+    SweepSpec,
+    parse_vary,
+    retrain_hyperparameters,
+    run_sweep,
+    trial_hyperparameters,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(max_trials=4, epochs_per_trial=1, subset_size=1000, base_preset="softmax-regression")
+
+
+@pytest.mark.parametrize(
+    ("vary", "changes", "message"),
+    [
+        ((("learning_rat", (1e-3,)),), {}, r"cannot vary 'learning_rat': not a hyperparameter. Expected one of: "),
+        ((("dropout_rate", (0.1, 0.9)),), {}, r"cannot vary dropout_rate over \[0.1, 0.9\]: dropout_rate=0.9 is "
+                                               r"outside 0.0-0.8"),
+        ((("optimizer", ("adam", "adagrad")),), {}, r"optimizer='adagrad': expected one of 'adam', 'sgd'"),
+        ((("dropout_rate", Range(0.1, 0.5)),), {}, r"a grid needs listed values.*--strategy random or hyperband"),
+        ((("epochs", (1, 2)),), {}, r"cannot vary 'epochs' in a sweep: .*budget"),
+        ((("batch_size", (32, 32)),), {}, r"listed twice"),
+        ((), {}, r"nothing to vary"),
+        ((("batch_size", (32,)),), {"strategy": "bayesian"}, r"strategy='bayesian': expected one of grid, random"),
+        ((("batch_size", (32,)),), {"subset_size": 100}, r"subset_size=100: expected 0 .* or at least 500"),
+        ((("batch_size", (32,)),), {"base_preset": "huge"}, r"base preset 'huge' is unknown"),
+    ],
+)
+def test_a_bad_spec_says_what_is_wrong(vary, changes, message):
+    with pytest.raises(SweepError, match=message):
+        SweepSpec(vary=vary, **changes)
+
+
+def test_vary_flags_parse_to_typed_values_or_ranges():
+    assert parse_vary("learning_rate=1e-3,1e-4") == ("learning_rate", (1e-3, 1e-4))
+    assert parse_vary("batch-size=32,64") == ("batch_size", (32, 64))
+    assert parse_vary("augment=true,false") == ("augment", (True, False))
+    assert parse_vary("dropout_rate=0.1..0.5") == ("dropout_rate", Range(0.1, 0.5))
+    with pytest.raises(SweepError, match=r"'3x' is not a int value for batch_size"):
+        parse_vary("batch_size=32,3x")
+    with pytest.raises(SweepError, match=r"expected NAME=VALUE,VALUE"):
+        parse_vary("batch_size")
+
+
+def test_a_trial_trains_on_the_budget_and_the_best_retrains_with_the_presets_full_data_settings():
+    spec = SweepSpec(vary={"learning_rate": (1e-3, 1e-4), "num_conv_blocks": (2, 3)},
+                     **{**TINY, "base_preset": "seed-004"})
+    values = {"learning_rate": 1e-4, "num_conv_blocks": 2, "tuner/epochs": 1}
+    trial = trial_hyperparameters(spec, values)
+    assert (trial.learning_rate, trial.num_conv_blocks, trial.filters) == (1e-4, 2, (32, 64))
+    assert (trial.epochs, trial.train_subset_size) == (1, 1000)
+    full = retrain_hyperparameters(spec, values)
+    base = preset("seed-004")
+    assert (full.epochs, full.train_subset_size, full.learning_rate) == (base.epochs, 0, 1e-4)
+    assert spec.grid_size() == 4
+
+
+def test_a_tiny_grid_runs_each_combination_once_in_the_model_store_and_reports_the_best(tmp_path, dataset):
+    spec = SweepSpec(vary={"learning_rate": (1e-3, 1e-4), "dropout_rate": (0.0, 0.3)}, strategy="grid", **TINY)
+    trials = []
+    result = run_sweep(spec, lambda: dataset, listeners=[lambda e: isinstance(e, TrialEnd) and trials.append(e)],
+                       directory=tmp_path / SWEEPS_FOLDER / "tiny")
+    combinations = {(t.values["learning_rate"], t.values["dropout_rate"]) for t in trials}
+    assert len(trials) == 4 and combinations == {(1e-3, 0.0), (1e-3, 0.3), (1e-4, 0.0), (1e-4, 0.3)}
+    assert all(t.status == "completed" and t.epochs == 1 and 0.0 < t.val_accuracy <= 1.0 for t in trials)
+    assert [record.trial_id for record in result.trials] == [t.trial_id for t in trials]
+    best = max(trials, key=lambda t: t.val_accuracy)
+    assert result.best.trial_id == best.trial_id and result.best.val_accuracy == pytest.approx(best.val_accuracy)
+    assert (tmp_path / SWEEPS_FOLDER / "tiny" / "local" / "sweep" / "oracle.json").is_file()
+    assert ModelStore(tmp_path).list_models() == ([], [])  # the tuner's folder is not a model
+
+
+def test_a_stop_request_ends_the_sweep_after_the_trial_in_progress(tmp_path, dataset):
+    import threading
+
+    stop = threading.Event()
+    spec = SweepSpec(vary={"batch_size": (32, 64, 128)}, **TINY)
+    trials = []
+
+    def stop_after_the_first_trial(event):
+        if isinstance(event, TrialEnd):
+            trials.append(event)
+            stop.set()
+
+    result = run_sweep(spec, lambda: dataset, listeners=[stop_after_the_first_trial], stop_event=stop)
+    assert result.stopped_by_user and len(trials) == 1 and result.best.trial_id == trials[0].trial_id
+
+
+def test_the_job_slot_runs_a_sweep_and_refuses_a_training_run_meanwhile(tmp_path, dataset):
+    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
+    spec = SweepSpec(vary={"learning_rate": (1e-3, 3e-3)}, **TINY)
+    job = manager.start_sweep(spec, owner="session-a")
+    with pytest.raises(TrainingBusyError, match=r"a sweep \('sweep'\) is already in progress.*Sweep page"):
+        manager.start(preset("seed-004"), "blocked", owner="session-b")
+    assert job.wait(180)
+    snapshot = job.snapshot()
+    assert snapshot.state == FINISHED and len(snapshot.trials) == 2 and snapshot.error is None
+    assert snapshot.best.val_accuracy == max(trial.val_accuracy for trial in snapshot.trials)
+    stopped = manager.start_sweep(spec, owner="session-b")  # the slot is free again; stop it before it trains
+    stopped.request_stop()
+    assert stopped.wait(120) and stopped.snapshot().state == STOPPED
+
+
+def test_an_old_model_card_with_one_dense_layer_still_loads():
+    card = json.loads((ROOT / "models" / "default" / "card.json").read_text())
+    assert "extra_dense_units" not in card["hyperparameters"]
+    hp = HyperParameters.from_dict(card["hyperparameters"])
+    assert hp.extra_dense_units == () and hp.dense_layer_units() == (card["hyperparameters"]["dense_units"],)
+    assert hp.family == "CNN"
+
+
+def test_the_model_families_have_the_layers_their_names_promise():
+    from fmnist_core.model import build_model
+
+    softmax, mlp = preset("softmax-regression"), preset("mlp")
+    assert (softmax.family, mlp.family) == ("softmax regression", "MLP")
+    assert softmax.parameter_count() == 28 * 28 * 10 + 10
+    dense = [layer.units for layer in build_model(mlp).layers if layer.__class__.__name__ == "Dense"]
+    assert dense == [256, 128, 100, 10]
+    assert preset("quick").with_changes(num_conv_blocks=0).filters == ()
+    assert mlp.with_changes(num_conv_blocks=2).filters == (32, 64)
+
+
+def test_hyperband_samples_a_range_within_its_budget_of_trials_and_epochs(dataset):
+    spec = SweepSpec(vary={"dropout_rate": Range(0.1, 0.5)}, strategy="hyperband", max_trials=3, epochs_per_trial=3,
+                     subset_size=1000, base_preset="softmax-regression")
+    result = run_sweep(spec, lambda: dataset)  # Hyperband alone would run 3 one-epoch trials, then 3 more
+    assert len(result.trials) == 3 and all(record.status == "COMPLETED" for record in result.trials)
+    assert all(0.1 <= record.values["dropout_rate"] <= 0.5 for record in result.trials)
+    assert [record.epochs for record in result.trials] == [1, 1, 1]  # the first round of its widest bracket
+    assert result.best.val_accuracy == max(record.val_accuracy for record in result.trials)

@@ -1,0 +1,165 @@
+"""Sweep page: choose what varies and the budget, watch Keras Tuner's trials live, retrain the best one."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from fmnist_core.hyperparameters import PRESETS, HyperParameterError, field_specs
+from fmnist_core.jobs import FAILED, SweepJob, TrainingBusyError
+from fmnist_core.sweep import NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
+from views import state
+
+SPECS = field_specs()
+SWEEPABLE = [name for name in SPECS if name not in NOT_SWEPT]
+# The grid of the Fashion-MNIST projects this app grew from; other fields start from their default.
+STARTING_VALUES = {"learning_rate": "1e-3,1e-4,1e-5", "batch_size": "32,64,128", "dropout_rate": "0.1,0.3,0.5"}
+
+
+def _spec_from_widgets() -> SweepSpec:
+    """The SweepSpec the widgets describe; raises HyperParameterError (SweepError) naming a bad value."""
+    vary = tuple(parse_vary(f"{name}={st.session_state[f'sweep_values_{name}']}")
+                 for name in st.session_state["sweep_fields"])
+    return SweepSpec(vary=vary, strategy=st.session_state["sweep_strategy"],
+                     max_trials=int(st.session_state["sweep_max_trials"]),
+                     epochs_per_trial=int(st.session_state["sweep_epochs"]),
+                     subset_size=int(st.session_state["sweep_subset"]), base_preset=st.session_state["sweep_preset"])
+
+
+def _form() -> SweepSpec | None:
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.selectbox("Base preset", list(PRESETS), key="sweep_preset",
+                     help="Every trial starts from this preset and changes only the fields that vary.")
+        st.multiselect("Hyperparameters that vary", SWEEPABLE, key="sweep_fields",
+                       default=list(STARTING_VALUES), max_selections=4)
+        for name in st.session_state["sweep_fields"]:
+            st.text_input(f"Values of {name}", key=f"sweep_values_{name}",
+                          value=STARTING_VALUES.get(name, str(SPECS[name]["default"])),
+                          help=f"{SPECS[name]['help']} Comma-separated values, or LOW..HIGH for random/hyperband.")
+    with right:
+        st.radio("Strategy", STRATEGIES, key="sweep_strategy", horizontal=True,
+                 help="grid: every combination in turn; random: random combinations; "
+                      "hyperband: many short trials, the best continue for more epochs.")
+        st.number_input("Trials (at most)", min_value=1, max_value=200, value=6, key="sweep_max_trials")
+        st.number_input("Epochs per trial (Hyperband: the most)", min_value=1, max_value=60, value=2,
+                        key="sweep_epochs")
+        st.number_input("Training images per trial (0: all)", min_value=0, max_value=60_000, value=5000,
+                        step=1000, key="sweep_subset")
+    try:
+        spec = _spec_from_widgets()
+    except HyperParameterError as error:
+        st.error(f"This sweep cannot run: {error}")
+        return None
+    size = spec.grid_size()
+    trials = spec.max_trials if size is None else min(size, spec.max_trials)
+    st.caption(f"{'up to ' if spec.strategy != 'grid' else ''}{trials} trial(s)"
+               + (f" of {size} combinations" if size else "")
+               + f" · {spec.epochs_per_trial} epoch(s) on {spec.subset_size or 60_000:,} images each")
+    return spec
+
+
+def parallel_coordinates(trials, names: list[str]) -> go.Figure:
+    """One line per completed trial through its swept values to its validation accuracy."""
+    done = [trial for trial in trials if trial.val_accuracy is not None]
+    dimensions = []
+    for name in names:
+        values = [trial.values.get(name) for trial in done]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            if name == "learning_rate" and all(v > 0 for v in values):  # decades apart: a log axis
+                ticks = sorted(set(values))
+                dimensions.append(dict(label=name, values=[math.log10(v) for v in values],
+                                       tickvals=[math.log10(v) for v in ticks], ticktext=[f"{v:g}" for v in ticks]))
+            else:
+                dimensions.append(dict(label=name, values=values))
+        else:  # categories (optimizer, booleans): numbered, labelled
+            categories = sorted({str(v) for v in values})
+            dimensions.append(dict(label=name, values=[categories.index(str(v)) for v in values],
+                                   tickvals=list(range(len(categories))), ticktext=categories))
+    accuracy = [trial.val_accuracy for trial in done]
+    dimensions.append(dict(label="val_accuracy", values=accuracy))
+    figure = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True),
+                                    dimensions=dimensions))
+    figure.update_layout(height=360, margin=dict(l=60, r=60, t=50, b=20))
+    return figure
+
+
+def _retrain_best(spec: SweepSpec, values: dict) -> None:
+    hp = retrain_hyperparameters(spec, values)
+    name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        state.training_manager().start(hp, name, owner=state.session_id())
+    except TrainingBusyError as error:
+        state.flash("warning", f"The retraining was not started: {error}")
+        return
+    state.flash("success", f"Retraining the best trial on the full training set as “{name}”: "
+                           "follow it on the Train page.")
+
+
+def _show_sweep(job: SweepJob, was_running: bool) -> None:
+    snapshot = job.snapshot()
+    if was_running and not snapshot.is_running:
+        st.rerun()  # the whole page: the Start button comes back and the auto refresh stops
+    spec = snapshot.spec
+    whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
+    st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
+    st.caption(f"base preset {spec.base_preset} · {len(snapshot.trials)} trial(s) done · {whose}")
+    if snapshot.is_running:
+        batch = snapshot.last_batch
+        text = (f"Trial {len(snapshot.trials) + 1}: epoch {batch.epoch}/{batch.epochs}, "
+                f"batch {batch.batch}/{batch.batches_per_epoch}" if batch else f"Trial {len(snapshot.trials) + 1}")
+        st.progress(batch.batch / batch.batches_per_epoch if batch else 0.0, text=text)
+        st.button("Stop sweep", key="stop_sweep", icon=":material/stop_circle:", on_click=job.request_stop,
+                  disabled=snapshot.stop_requested, help="Stops the trial in progress after its current batch.")
+    elif snapshot.state == FAILED:
+        st.error(f"The sweep failed: {snapshot.error}")
+    else:
+        st.success(f"Sweep {snapshot.state}.")
+    if not snapshot.trials:
+        st.caption("Each trial appears here when it ends.")
+        return
+    names = [name for name, _ in spec.vary]
+    rows = [{"trial": trial.trial_id, **{name: trial.values.get(name) for name in names},
+             "val accuracy (%)": None if trial.val_accuracy is None else 100 * trial.val_accuracy,
+             "epochs": trial.epochs, "seconds": trial.seconds, "status": trial.status} for trial in snapshot.trials]
+    st.dataframe(rows, hide_index=True, key="sweep_table", column_config={
+        "val accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+        "seconds": st.column_config.NumberColumn(format="%.1f")})
+    st.plotly_chart(parallel_coordinates(snapshot.trials, names), key="sweep_parcoords")
+    if snapshot.best is not None:
+        best = snapshot.best
+        st.markdown(f"Best: trial **{best.trial_id}**, validation accuracy **{best.val_accuracy:.2%}** "
+                    f"with `{best.values}`")
+        if not snapshot.is_running:
+            st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
+                      on_click=_retrain_best, args=(spec, best.values), type="primary",
+                      help=f"Trains the {spec.base_preset} preset with these values for its full "
+                           f"{spec.base.epochs} epochs on all training images, then saves it to the model store.")
+
+
+def render() -> None:
+    st.title("Sweep hyperparameters")
+    st.caption("Keras Tuner picks each trial's values; every trial is a short training run on a subset. "
+               "One job runs at a time on this server: a sweep or a training run.")
+    spec = _form()
+    job = state.training_manager().current()
+    busy = job is not None and job.snapshot().is_running
+    if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
+                 disabled=spec is None) and spec is not None:
+        try:
+            job = state.training_manager().start_sweep(spec, owner=state.session_id())
+            busy = True
+        except TrainingBusyError as error:
+            st.warning(f"The sweep was not started: {error}")
+    st.divider()
+    if not isinstance(job, SweepJob):
+        st.caption("A training run holds this server's slot; it shows on the Train page." if busy
+                   else "No sweep on this server yet.")
+        return
+    st.fragment(run_every=1.0 if busy else None)(_show_sweep)(job, busy)
+
+
+render()
