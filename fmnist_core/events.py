@@ -55,6 +55,7 @@ class TrainingFinished:
     stopped_by_user: bool
     stopped_early: bool
     train_seconds: float
+    stopped_by_time_limit: bool = False  # the run reached its wall-clock cap (server runs; see jobs.py)
 
 
 @dataclass(frozen=True)

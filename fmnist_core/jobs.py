@@ -3,6 +3,10 @@
 The worker thread never touches any UI. It records training events into a `TrainingJob`; pages read
 immutable `JobSnapshot`s from it as often as they like. `TrainingManager.start` is atomic, so two
 sessions pressing Train at the same moment start exactly one run.
+
+A run belongs to the server, not to the browser tab that started it: when that tab closes, the run goes
+on, every visitor's Train page shows it and can stop it, and it ends at its epoch count or after
+MAX_TRAIN_MINUTES of training, whichever comes first; either way the best weights are evaluated and saved.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
 # Per-batch points kept for the live chart (older ones are thinned out): a 400 px wide chart shows no more,
 # and every refresh of the Train page sends them all to each open browser.
 MAX_BATCH_POINTS = 1000
+# Wall-clock cap on the training of a server run, so one visitor cannot hold the CPU for hours (the epoch,
+# subset and parameter caps alone allow a 5M-parameter model 60 epochs on 60,000 images). When reached, the
+# run stops like a user stop: best weights kept, evaluated, saved. Read when a run starts.
+MAX_TRAIN_MINUTES = 30
 
 
 class TrainingBusyError(RuntimeError):
@@ -48,6 +56,7 @@ class JobSnapshot:
     saved_name: str | None
     test_accuracy: float | None
     error: str | None
+    stopped_by_time_limit: bool = False  # ended by MAX_TRAIN_MINUTES, not by its epochs or a person
 
     @property
     def is_running(self) -> bool:
@@ -68,6 +77,7 @@ class TrainingJob:
     last_batch: BatchEnd | None = None
     batch_points: list = field(default_factory=list)
     epochs: list = field(default_factory=list)
+    stopped_by_time_limit: bool = False
     saved: SavedModel | None = None
     test_accuracy: float | None = None
     error: str | None = None
@@ -90,6 +100,7 @@ class TrainingJob:
                 self.epochs.append(dict(event.__dict__))
             elif isinstance(event, TrainingFinished):
                 self.phase = "evaluating"
+                self.stopped_by_time_limit = event.stopped_by_time_limit
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -99,7 +110,7 @@ class TrainingJob:
                 started_at=self.started_at, last_batch=self.last_batch, batch_points=tuple(self.batch_points),
                 epochs=tuple(self.epochs), stop_requested=self.stop_event.is_set(),
                 saved_name=self.saved.name if self.saved else None, test_accuracy=self.test_accuracy,
-                error=self.error,
+                error=self.error, stopped_by_time_limit=self.stopped_by_time_limit,
             )
 
     def request_stop(self) -> None:
@@ -230,11 +241,11 @@ class TrainingManager:
         try:
             saved, evaluation = train_evaluate_save(
                 job.hyperparameters, self.load_dataset(), self.store, job.run_name, preset=job.preset,
-                listeners=[job.listen], stop_event=job.stop_event,
+                listeners=[job.listen], stop_event=job.stop_event, time_limit_seconds=MAX_TRAIN_MINUTES * 60,
             )
             with job._lock:
                 job.saved, job.test_accuracy = saved, evaluation.test_accuracy
-                job.state = STOPPED if job.stop_event.is_set() else FINISHED
+                job.state = STOPPED if job.stop_event.is_set() or job.stopped_by_time_limit else FINISHED
                 job.phase = "done"
         except Exception as error:  # noqa: BLE001 - the worker reports every failure to the page instead of dying silently
             with job._lock:

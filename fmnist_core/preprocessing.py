@@ -23,7 +23,10 @@ DISPLAY_MAX_SIDE = 512  # the shown original; still far more detail than a 28x28
 JPEG_DRAFT_MIN_SIDE = 256
 # Fashion-MNIST trimmed edges within 2 % of the background intensity; below that a pixel is "background".
 TRIM_THRESHOLD = 0.02 * 255
-FORMATS_HINT = "Upload a PNG, JPEG, WebP, BMP or GIF picture."
+# The only decoders an upload may reach: common, well-fuzzed formats. Pillow would otherwise also try about
+# forty others, among them EPS, which it renders by running Ghostscript.
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+FORMATS_HINT = "Upload a PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF picture."
 
 
 class ImageDecodeError(ValueError):
@@ -179,7 +182,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
     try:
         # Our own pixel limit, checked from the header, is below Pillow's bomb limit, so every bomb is refused
         # here; no warnings filter is needed (warnings.catch_warnings is not thread-safe across sessions).
-        image = Image.open(io.BytesIO(data))  # reads the header only
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)  # reads the header only
         width, height = image.size
         if width * height == 0:
             raise ImageDecodeError(
@@ -199,7 +202,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise
     except UnidentifiedImageError as error:
         raise ImageDecodeError(
-            f"{name}: not an image Pillow can read (cannot identify image file). {FORMATS_HINT}"
+            f"{name}: not an image this app can read. {FORMATS_HINT}"
         ) from error
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(

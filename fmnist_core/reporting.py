@@ -62,7 +62,8 @@ def progress_text(snapshot: JobSnapshot) -> str:
     if snapshot.state in (FINISHED, STOPPED):
         epochs = len(snapshot.epochs)
         took = f" in {format_duration(batch.elapsed_seconds)}" if batch else ""
-        how = "Stopped" if snapshot.state == STOPPED else "Finished"
+        how = "Stopped at the time limit" if snapshot.stopped_by_time_limit else (
+            "Stopped" if snapshot.state == STOPPED else "Finished")
         return f"{how} after {epochs} epoch{'s' if epochs != 1 else ''}{took}."
     if snapshot.phase == "starting" or batch is None:
         return "Preparing the data and building the model…"

@@ -21,9 +21,10 @@ def train_evaluate_save(
     preset: str | None = None,
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
+    time_limit_seconds: float | None = None,
 ) -> tuple[SavedModel, Evaluation]:
-    """Train (stoppable), score the best weights on the test set, and save model and card atomically."""
-    result = train(hp, dataset, listeners=listeners, stop_event=stop_event)
+    """Train (stoppable, optionally capped in time), score the best weights on the test set, save model and card."""
+    result = train(hp, dataset, listeners=listeners, stop_event=stop_event, time_limit_seconds=time_limit_seconds)
     evaluation = evaluate(Classifier(result.model), dataset.test_images, dataset.test_labels)
     card = make_card(result, evaluation, dataset, run_name=run_name, preset=preset)
     return store.save(result.model, card, run_name), evaluation

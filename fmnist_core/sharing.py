@@ -26,6 +26,15 @@ _ARCHITECTURE = ("num_conv_blocks", "filters", "convs_per_block", "kernel_size",
                  "extra_dense_units")
 MAX_CONV_BLOCKS = 4
 IGNORED_PREFIXES = ("embed",)  # Streamlit's own parameters (?embed=true) are not ours to judge
+SHOWN_CHARACTERS = 40  # of a link's name or value quoted in a warning; a link may carry megabytes
+MAX_VALUE_CHARACTERS = 100  # the longest real value, e.g. filters=256,256,256,256, has 15
+
+
+def shown(text: Any) -> str:
+    """Link text as quoted in a warning: cut to SHOWN_CHARACTERS, with no backtick to break out of the
+    code span a warning puts it in (a link's text must never become a clickable link on our page)."""
+    text = str(text).replace("`", "'").replace("\n", " ")
+    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 1] + "…"
 
 
 def _text(value: Any) -> str:
@@ -55,6 +64,8 @@ def filters_for_blocks(filters: tuple[int, ...], blocks: int) -> tuple[int, ...]
 def _parse(spec: Any, text: str) -> Any:
     """The typed value of one parameter; raises ValueError with a short reason."""
     text = text.strip()
+    if len(text) > MAX_VALUE_CHARACTERS:
+        raise ValueError(f"{len(text):,} characters long, expected at most {MAX_VALUE_CHARACTERS}")
     if spec.type.startswith("tuple"):  # filters, extra_dense_units; empty text: an empty list
         try:
             values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -114,14 +125,16 @@ def from_query(
         text = raw[-1] if isinstance(raw, list) else raw  # a repeated parameter: the last one wins, as in Streamlit
         if name not in specs:
             if not name.startswith(IGNORED_PREFIXES):
-                warnings.append(f"Ignored unknown link parameter `{name}`.")
+                warnings.append(f"Ignored unknown link parameter `{shown(name)}`.")
             continue
         try:
             value = _parse(specs[name], str(text))
             _check(specs[name], value)
         except ValueError as error:
+            reason = str(error).replace("`", "'")
             warnings.append(
-                f"Link parameter `{name}={text}` is not valid ({error}); using {_text(getattr(base, name))} instead."
+                f"Link parameter `{name}={shown(text)}` is not valid ({reason}); "
+                f"using {_text(getattr(base, name))} instead."
             )
             continue
         values[name] = value

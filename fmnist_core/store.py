@@ -30,6 +30,7 @@ CARD_FILE = "card.json"
 CARD_FORMAT = 1
 _TEMPORARY_PREFIX = ".tmp-"
 _STALE_TEMPORARY_SECONDS = 3600
+_ARCHIVE_ENTRIES = {"config.json", "model.weights.h5"}  # what every Keras 3 `.keras` file holds
 
 
 class ModelStoreError(OSError):
@@ -145,6 +146,13 @@ class ModelStore:
             raise ModelStoreError(f"{folder}: no {CARD_FILE}")
         if not model_file.is_file() or not zipfile.is_zipfile(model_file):
             raise ModelStoreError(f"{folder}: {MODEL_FILE} is missing or not a Keras archive")
+        try:  # the archive's table of contents only: cheap enough for every listing
+            with zipfile.ZipFile(model_file) as archive:
+                missing = sorted(_ARCHIVE_ENTRIES - set(archive.namelist()))
+        except (OSError, zipfile.BadZipFile) as error:
+            raise ModelStoreError(f"{folder}: {MODEL_FILE} cannot be read ({error})") from error
+        if missing:
+            raise ModelStoreError(f"{folder}: {MODEL_FILE} is not a complete Keras archive (no {', '.join(missing)})")
         try:
             card = json.loads(card_file.read_text())
             HyperParameters.from_dict(card["hyperparameters"])
@@ -236,6 +244,7 @@ def make_card(result, evaluation, dataset, run_name: str, preset: str | None = N
         "best_epoch": result.best_epoch,
         "stopped_by_user": result.stopped_by_user,
         "stopped_early": result.stopped_early,
+        "stopped_by_time_limit": result.stopped_by_time_limit,
         "train_seconds": round(result.train_seconds, 2),
         **evaluation.metrics(),
         "per_class": evaluation.per_class(dataset.class_names),

@@ -2,7 +2,8 @@
 
 The trainer knows nothing about any UI. It sends events (`TrainingStarted`, `BatchEnd`, `EpochEnd`,
 `TrainingFinished`) to any number of listeners, honours a stop request at the next batch boundary,
-stops early on validation loss, and always ends with the weights of the best validation epoch.
+stops the same way when an optional wall-clock limit is reached, stops early on validation loss,
+and always ends with the weights of the best validation epoch.
 The test set is never touched here.
 """
 
@@ -34,6 +35,7 @@ class TrainingResult:
     best_epoch: int = 0
     stopped_by_user: bool = False
     stopped_early: bool = False
+    stopped_by_time_limit: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,14 @@ class _EventBridge(keras.callbacks.Callback):
     """Turns Keras callbacks into our events, applies the stop request, early stopping and best weights."""
 
     def __init__(self, hp: HyperParameters, batches_per_epoch: int, listeners: list[Listener],
-                 stop_event: threading.Event | None):
+                 stop_event: threading.Event | None, time_limit_seconds: float | None = None):
         super().__init__()
         self.hp, self.batches_per_epoch, self.listeners, self.stop_event = hp, batches_per_epoch, listeners, stop_event
+        self.time_limit_seconds = time_limit_seconds
         self.history: list[dict] = []
         self.best_val_loss, self.best_epoch, self.best_weights = np.inf, 0, None
         self.epochs_without_improvement = 0
-        self.stopped_by_user = self.stopped_early = False
+        self.stopped_by_user = self.stopped_early = self.stopped_by_time_limit = False
         self.start = self.epoch_start = 0.0
         self.batches_done = 0  # over the whole run, for the ETA
         self.epoch = 0
@@ -132,6 +135,9 @@ class _EventBridge(keras.callbacks.Callback):
         ))
         if self.stop_event is not None and self.stop_event.is_set():
             self.stopped_by_user = True
+            self.model.stop_training = True
+        elif self.time_limit_seconds is not None and elapsed >= self.time_limit_seconds and not self.stopped_by_user:
+            self.stopped_by_time_limit = True  # like a user stop: the best weights so far are kept
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -169,8 +175,14 @@ def train(
     dataset: FashionMNIST,
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
+    time_limit_seconds: float | None = None,
 ) -> TrainingResult:
-    """Train the model `hp` describes on `dataset`'s training set; return it with the best validation weights."""
+    """Train the model `hp` describes on `dataset`'s training set; return it with the best validation weights.
+
+    With `time_limit_seconds`, training stops after the first batch that ends past that many seconds.
+    """
+    if time_limit_seconds is not None and not time_limit_seconds > 0:
+        raise ValueError(f"time_limit_seconds={time_limit_seconds!r}: expected a positive number of seconds or None.")
     keras.utils.set_random_seed(hp.seed)
     data = select_training_data(hp, dataset)
     batches_per_epoch = int(np.ceil(len(data.train_labels) / hp.batch_size))
@@ -181,7 +193,7 @@ def train(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
         metrics=["accuracy"],
     )
-    bridge = _EventBridge(hp, batches_per_epoch, listeners, stop_event)
+    bridge = _EventBridge(hp, batches_per_epoch, listeners, stop_event, time_limit_seconds)
     bridge.emit(TrainingStarted(hp, len(data.train_labels), len(data.validation_labels), batches_per_epoch, hp.epochs))
     start = time.perf_counter()
     if not (stop_event is not None and stop_event.is_set()):
@@ -196,6 +208,6 @@ def train(
     inference_model = build_model(hp)  # the same weights without optimizer state: what gets saved and served
     inference_model.set_weights(model.get_weights())
     bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
-                                 bridge.stopped_early, train_seconds))
+                                 bridge.stopped_early, train_seconds, bridge.stopped_by_time_limit))
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
-                          bridge.stopped_by_user, bridge.stopped_early)
+                          bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from fmnist_core.preprocessing import (
     to_model_input,
 )
 
+SHIPPED_MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "default" / "model.keras"
 # The first test images; every one of them spans the full 28 pixels on its longest side.
 SAMPLE_INDICES = range(10)
 
@@ -57,6 +60,13 @@ def png_with_header_size(width: int, height: int) -> bytes:
     data[16:24] = struct.pack(">II", width, height)
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     return bytes(data)
+
+
+def zipped(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 def first_half(data: bytes) -> bytes:
@@ -262,6 +272,18 @@ BAD_UPLOADS = {
     "10000x10000 header (Pillow only warns)": (lambda: png_with_header_size(10_000, 10_000), "over the limit"),
     "8000x6000 header (our limit)": (lambda: png_with_header_size(8000, 6000), "8000x6000"),
     "over the upload limit": (lambda: encode(Image.new("L", (8, 8))) + bytes(MAX_UPLOAD_BYTES), "MB"),
+    # formats Pillow cannot read, or that this app refuses to hand to Pillow
+    "heic (iPhone photo)": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200), "not an image"),
+    "pdf": (lambda: b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n", "not an image"),
+    "zip holding a png": (lambda: zipped("item.png", encode(Image.new("L", (8, 8)))), "not an image"),
+    "keras model file": (lambda: SHIPPED_MODEL_FILE.read_bytes(), "not an image"),
+    "eps (Pillow would run Ghostscript)": (lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
+                                          "not an image"),
+    "ico (readable, not accepted)": (lambda: encode(Image.new("RGB", (16, 16)), "ICO"), "not an image"),
+    "html with a script": (lambda: b"<html><script>alert(1)</script></html>", "not an image"),
+    "0x0 png header": (lambda: png_with_header_size(0, 0), "not an image"),
+    "truncated webp": (lambda: noise_image(64, "WEBP")[:40], "damaged"),
+    "truncated tiff": (lambda: first_half(noise_image(64, "TIFF")), "damaged"),
 }
 
 

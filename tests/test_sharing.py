@@ -84,3 +84,57 @@ def test_a_repeated_parameter_uses_its_last_value():
 def test_filters_for_blocks_doubles_onto_offered_counts():
     assert filters_for_blocks((30, 60), 4) == (30, 60, 128, 256)
     assert filters_for_blocks((32, 64, 128), 2) == (32, 64)
+
+
+# ---- edited links that try harder ----------------------------------------------------------------------
+def test_a_link_over_the_parameter_budget_falls_back_to_the_base_architecture():
+    # one block of 256 filters leaves a 14x14x256 map: a 1024-unit dense layer alone needs 51 M parameters
+    hp, warnings = from_query({"num_conv_blocks": "1", "filters": "256", "dense_units": "1024", "epochs": "2"},
+                              base=preset("quick"))
+    assert hp == preset("quick", epochs=2)
+    assert len(warnings) == 1
+    assert "`num_conv_blocks`, `filters`, `dense_units`" in warnings[0]
+    assert "over the budget of 5,000,000" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"),
+    [
+        ("learning_rate", "inf", "finite"),
+        ("dropout_rate", "-inf", "finite"),
+        ("label_smoothing", "1e400", "finite"),  # overflows to inf
+        ("epochs", "3.5", "whole number"),
+        ("epochs", "-1", "outside 1-60"),
+        ("epochs", "", "whole number"),
+        ("train_subset_size", "60001", "outside 0-60000"),
+        ("seed", "2147483648", "outside 0-2147483647"),
+        ("kernel_size", "4", "expected one of 3, 5, 7"),
+        ("padding", "SAME'; DROP TABLE", "expected one of same, valid"),
+        ("batch_norm", "2", "true or false"),
+        ("filters", "", "1 to 4"),
+        ("epochs", "9" * 5000, "5,000 characters long, expected at most 100"),  # beyond Python's int() digit limit
+        ("optimizer", "adam" * 1000, "4,000 characters long"),
+    ],
+    ids=lambda value: value if len(str(value)) < 30 else f"{len(value)} chars",
+)
+def test_more_bad_values_are_named_and_fall_back(name, text, reason):
+    base = preset("quick")
+    hp, warnings = from_query({name: text}, base=base)
+    assert hp == base
+    assert len(warnings) == 1 and reason in warnings[0] and f"`{name}=" in warnings[0]
+
+
+def test_long_values_and_names_are_cut_short_in_the_warning():
+    hp, warnings = from_query({"epochs": "9" * 100_000, "x" * 10_000: "1"}, base=preset("quick"))
+    assert hp == preset("quick") and len(warnings) == 2
+    assert all(len(warning) < 300 for warning in warnings), [len(warning) for warning in warnings]
+    assert f"`epochs={'9' * 39}…`" in warnings[0] and f"`{'x' * 39}…`" in warnings[1]
+
+
+def test_a_value_cannot_break_out_of_its_code_span_into_markdown():
+    # a backtick would end the code span and let the rest render as a clickable link on our page
+    evil = "`[free prize](http://evil.example)`"
+    hp, warnings = from_query({"optimizer": evil, evil: "1"})
+    assert hp == HyperParameters() and len(warnings) == 2
+    for warning in warnings:
+        assert warning.count("`") == 2 and "'[free prize](http://evil.example)'" in warning

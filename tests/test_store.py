@@ -3,8 +3,10 @@
 import errno
 import json
 import os
+import shutil
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +120,7 @@ def test_a_damaged_model_file_fails_to_load_with_a_clear_message(tmp_path, model
     saved = store.save(model, card(), "damaged")
     with zipfile.ZipFile(saved.path / "model.keras", "w") as archive:
         archive.writestr("config.json", "{\"class_name\": \"Nope\"}")
+        archive.writestr("model.weights.h5", b"not HDF5")
     with pytest.raises(ModelStoreError, match=r"damaged.*model.keras could not be loaded"):
         store.load_model("damaged")
 
@@ -137,3 +140,66 @@ def test_delete_removes_a_run_but_never_the_default(tmp_path, model):
         store.delete(DEFAULT_MODEL)
     store.delete("temporary")
     assert not (tmp_path / "temporary").exists()
+
+
+# ---- what a stranger might try, or a crash might leave -------------------------------------------------
+def test_corrupted_and_partial_folders_beside_good_models_are_named_and_the_rest_still_load(tmp_path, model):
+    store = ModelStore(tmp_path)
+    good = store.save(model, card(), "good")
+    whole = (good.path / "model.keras").read_bytes()
+    for name in ("truncated", "no-weights", "empty-model", "no-model"):
+        shutil.copytree(good.path, tmp_path / name)
+    (tmp_path / "truncated" / "model.keras").write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    with zipfile.ZipFile(good.path / "model.keras") as source, \
+            zipfile.ZipFile(tmp_path / "no-weights" / "model.keras", "w") as target:
+        target.writestr("config.json", source.read("config.json"))  # a zip written without its weights
+    (tmp_path / "empty-model" / "model.keras").write_bytes(b"")
+    (tmp_path / "no-model" / "model.keras").unlink()
+    models, warnings = store.list_models()
+    assert [m.name for m in models] == ["good"] and len(warnings) == 4
+    for name, reason in [("truncated", "not a Keras archive"), ("no-weights", "no model.weights.h5"),
+                         ("empty-model", "not a Keras archive"), ("no-model", "missing")]:
+        assert any(f"/{name}: model.keras" in warning and reason in warning for warning in warnings), name
+    assert store.load_model("good").output_shape == (None, 10)
+
+
+def test_a_model_that_would_run_code_when_loaded_is_refused_by_safe_mode(tmp_path, model):
+    import keras
+
+    inputs = keras.Input((28, 28))
+    doubled = keras.layers.Lambda(lambda images: images * 2.0)(inputs)  # arbitrary Python in the archive
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(doubled))
+    store = ModelStore(tmp_path)
+    store.save(keras.Model(inputs, outputs), card(), "smuggled")
+    with pytest.raises(ModelStoreError, match=r"smuggled/model.keras could not be loaded \(ValueError: .*Lambda"):
+        store.load_model("smuggled")
+
+
+@pytest.mark.parametrize("failure", [errno.EACCES, errno.ENOSPC, errno.EROFS])
+def test_a_failing_rename_into_place_leaves_nothing_half_written(tmp_path, model, monkeypatch, failure):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "keep-me")
+
+    def refuse(source, target):
+        raise OSError(failure, os.strerror(failure))
+
+    monkeypatch.setattr(store_module.os, "rename", refuse)
+    with pytest.raises(ModelStoreError, match=rf"saving 'doomed' .* failed \({os.strerror(failure)}\)"):
+        store.save(model, card(), "doomed")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep-me"]
+    assert store.load_model("keep-me").output_shape == (None, 10)
+
+
+def test_the_code_never_unpickles_nor_loads_a_model_outside_the_store():
+    repository = Path(__file__).resolve().parent.parent
+    paths = [*(repository / "fmnist_core").glob("*.py"), *(repository / "views").glob("*.py"),
+             repository / "streamlit_app.py"]
+    sources = {path: path.read_text() for path in paths}
+    for path, text in sources.items():
+        for forbidden in ("import pickle", "allow_pickle=True", "safe_mode=False", "enable_unsafe_deserialization"):
+            assert forbidden not in text, f"{path.name} uses {forbidden}"
+        if path.name != "store.py":  # every model is loaded by ModelStore.load_model, from a folder it listed
+            for loader in ("saving.load_model", "models.load_model", "load_weights(", "tf.saved_model"):
+                assert loader not in text, f"{path.name} loads a model itself ({loader})"
+    assert "safe_mode=True" in sources[repository / "fmnist_core" / "store.py"]

@@ -1,6 +1,7 @@
 """Training on real Fashion-MNIST subsets: accuracy, events, stop requests, early stopping, reproducibility."""
 
 import threading
+import time
 
 import keras
 import numpy as np
@@ -102,3 +103,30 @@ def test_a_bfloat16_run_learns_saves_and_loads_with_the_same_predictions(dataset
     store.save(result.model, {"name": "bf16", "hyperparameters": hp.to_dict()}, "bf16")
     after = Classifier(store.load_model("bf16")).probabilities(dataset.test_images)
     np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def test_a_time_limit_stops_the_run_like_a_user_stop(dataset):
+    events = []
+
+    def slow_listener(event):  # each batch then takes at least 0.1 s: 3 epochs of 141 batches, over 40 s
+        events.append(event)
+        if isinstance(event, BatchEnd):
+            time.sleep(0.1)
+
+    hp = preset("seed-004", train_subset_size=10000, epochs=3)
+    result = train(hp, dataset, listeners=[slow_listener], time_limit_seconds=3.0)
+    batches = [event for event in events if isinstance(event, BatchEnd)]
+    assert result.stopped_by_time_limit and not result.stopped_by_user and not result.stopped_early
+    # the first batch that ends past the limit is the last one
+    assert batches[-1].elapsed_seconds >= 3.0 and all(batch.elapsed_seconds < 3.0 for batch in batches[:-1])
+    assert len(batches) < 141 and result.train_seconds < 10
+    assert len(result.history) == 1 and not result.history[0]["complete"] and result.best_epoch == 1
+    assert isinstance(events[-1], TrainingFinished) and events[-1].stopped_by_time_limit
+    probabilities = Classifier(result.model).probabilities(dataset.test_images[:5])
+    assert probabilities.shape == (5, 10) and np.isfinite(probabilities).all()
+
+
+@pytest.mark.parametrize("limit", [0, -5.0])
+def test_a_time_limit_must_be_positive(dataset, limit):
+    with pytest.raises(ValueError, match=rf"time_limit_seconds={limit}: expected a positive number"):
+        train(SMALL_RUN, dataset, time_limit_seconds=limit)

@@ -12,7 +12,7 @@ from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, explain_panel, state
 
 UNSURE_BELOW = 0.5
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "avif"]  # preprocessing.ALLOWED_FORMATS
 CANVAS_SIDE = 280  # px
 
 

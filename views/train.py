@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from fmnist_core.hyperparameters import FILTER_CHOICES, PRESETS, HyperParameterError, HyperParameters, field_specs
-from fmnist_core.jobs import FAILED, FINISHED, STOPPED, SweepJob, TrainingBusyError, TrainingJob
+from fmnist_core.jobs import FAILED, FINISHED, MAX_TRAIN_MINUTES, STOPPED, SweepJob, TrainingBusyError, TrainingJob
 from fmnist_core.reporting import progress_fraction, progress_text, summarize
-from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, to_query
+from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, shown, to_query
 from views import charts, state
 
 SPECS = field_specs()
@@ -70,7 +70,7 @@ def _first_values() -> tuple[dict[str, object], list[str]]:
     preset_name = params.pop("preset", DEFAULT_PRESET)
     warnings = []
     if preset_name not in PRESETS:
-        warnings.append(f"Unknown preset `{preset_name}` in the link; starting from `{DEFAULT_PRESET}`.")
+        warnings.append(f"Unknown preset `{shown(preset_name)}` in the link; starting from `{DEFAULT_PRESET}`.")
         preset_name = DEFAULT_PRESET
     if not any(name in SPECS for name in params):
         return {"preset": preset_name, **form_values(PRESETS[preset_name])}, warnings
@@ -148,7 +148,11 @@ def _show_job(job: TrainingJob, was_running: bool) -> None:
                   disabled=snapshot.stop_requested,
                   help="Stops after the current batch; the best weights so far are evaluated and saved.")
     elif snapshot.state in (FINISHED, STOPPED):
-        how = "Stopped early by request" if snapshot.state == STOPPED else "Finished"
+        if snapshot.stopped_by_time_limit:
+            how = (f"Stopped at the server's time limit of {MAX_TRAIN_MINUTES:g} minutes of training "
+                   "(the best weights so far were kept)")
+        else:
+            how = "Stopped early by request" if snapshot.state == STOPPED else "Finished"
         st.success(f"{how}. Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
         if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")
@@ -203,7 +207,8 @@ def render() -> None:
     if hp is not None:
         sizes = " → ".join(map(str, hp.feature_map_sizes()))
         layout = f"feature maps {sizes} px" if sizes else f"no convolutions: {hp.family} on the 784 pixels"
-        st.caption(f"{hp.parameter_count():,} parameters · {layout}")
+        st.caption(f"{hp.parameter_count():,} parameters · {layout} · "
+                   f"runs on this server stop after {MAX_TRAIN_MINUTES:g} minutes of training at most")
         if submitted:
             _start(hp)
         _share_link(hp)

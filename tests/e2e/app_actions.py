@@ -207,7 +207,7 @@ def progress_text(page: Page) -> Locator:
 
 def run_outcome(page: Page) -> Locator:
     """The message the Train page shows when a run has ended: finished, stopped or failed."""
-    outcome = re.compile("^(Finished|Stopped early by request|Training failed)")
+    outcome = re.compile("^(Finished|Stopped early by request|Stopped at the server's time limit|Training failed)")
     return current(page).locator('[data-testid="stAlert"]').filter(has_text=outcome)
 
 

@@ -1,0 +1,194 @@
+"""AppTests of what strangers may send the app: a mix of bad and good uploads, edited share links, broken
+model folders, and a run that reaches the server's time limit. The store holds a copy of the shipped model."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import fmnist_core.store
+from fmnist_core import jobs
+from fmnist_core.data import CLASS_NAMES
+from fmnist_core.hyperparameters import preset
+from fmnist_core.preprocessing import MAX_UPLOAD_BYTES
+
+APP = "../streamlit_app.py"
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
+# Test images the shipped model names correctly with about 96 %: an ankle boot, a sneaker, a bag, a dress.
+ANKLE_BOOT, SNEAKER, BAG, DRESS = 4390, 5580, 5660, 1591
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(SHIPPED, root / "default")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fmnist_core.store, "MODELS_DIR", root)
+        patch.setenv("FMNIST_MODELS_DIR", str(root))
+        st.cache_resource.clear()
+        yield root
+    st.cache_resource.clear()
+
+
+def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query or {})
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def encode(image: Image.Image, image_format: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+# ---- uploads ------------------------------------------------------------------------------------------
+def test_a_mix_of_bad_and_good_uploads_names_each_bad_file_and_classifies_each_good_one(models_dir, dataset):
+    images = dataset.test_images
+    noise = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)))
+    huge_header = bytearray(encode(Image.new("L", (1, 1))))
+    huge_header[16:24] = (50_000).to_bytes(4, "big") * 2  # claims 50000x50000 (the CRC is then wrong too)
+    transparent = np.dstack([255 - images[DRESS]] * 3 + [np.where(images[DRESS] > 0, 255, 0).astype(np.uint8)])
+    transparent[..., :3][transparent[..., 3] == 0] = 0  # black hidden under the transparent background
+    bad = {
+        "empty.png": b"",
+        "notes.png": b"shopping list: socks, a scarf\n",
+        "cut-off.png": noise[: len(noise) // 2],
+        "bomb.png": bytes(huge_header),
+        "drawing.png": b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>',
+        "iphone.jpg": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+        "scan.jpg": b"%PDF-1.4\n%%EOF\n",
+        "too-big.png": encode(Image.new("L", (8, 8))) + bytes(MAX_UPLOAD_BYTES),
+    }
+    good = {  # name -> (file, true class)
+        "boot.png": (encode(Image.fromarray(images[ANKLE_BOOT])), ANKLE_BOOT),
+        "sneaker-cmyk.jpg": (encode(Image.fromarray(np.kron(images[SNEAKER], np.ones((4, 4), np.uint8)))
+                                    .convert("CMYK"), "JPEG", quality=95), SNEAKER),
+        "bag-16bit.png": (encode(Image.fromarray(images[BAG].astype(np.uint16) * 257)), BAG),
+        "dress-transparent.png": (encode(Image.fromarray(transparent)), DRESS),
+    }
+    files = [(name, data, "image/png") for name, data in bad.items()]
+    files[4:4] = [(name, data, "image/png") for name, (data, _) in good.items()]  # good ones amid the bad
+
+    at = open_page("views/classify.py")
+    at.file_uploader(key="uploads").set_value(files).run()
+
+    assert not at.exception
+    assert len(at.error) == len(bad)
+    for name, error in zip(bad, at.error, strict=True):
+        assert error.value.startswith(f"Could not classify this file. {name}: "), error.value
+    predictions = [metric.value for metric in at.metric if metric.label == "Prediction"]
+    assert predictions == [CLASS_NAMES[dataset.test_labels[index]] for _, index in good.values()]
+
+
+# ---- share links --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ({"epochs": "abc", "dropout_rate": "nan", "learning_rate": "inf", "batch_size": "-3"},
+         ["`epochs=abc`", "`dropout_rate=nan`", "`learning_rate=inf`", "`batch_size=-3`"]),
+        ({"num_conv_blocks": "4", "kernel_size": "7", "padding": "valid"},  # 28 px shrink below 1x1
+         ["`num_conv_blocks`, `kernel_size`, `padding`", "below 1x1"]),
+        ({"num_conv_blocks": "1", "filters": "256", "dense_units": "1024"},  # 51 M parameters
+         ["`num_conv_blocks`, `filters`, `dense_units`", "over the budget of 5,000,000"]),
+        ({"colour": "red", "epochs": "9" * 20_000, "preset": "turbo" * 1000},
+         ["unknown link parameter `colour`", "`epochs=999", "20,000 characters long", "Unknown preset `turbo"]),
+    ],
+    ids=["wrong types and values", "shrinks below 1x1", "over the parameter budget", "unknown and very long"],
+)
+def test_an_edited_share_link_names_each_bad_parameter_and_restores_valid_values(models_dir, query, named):
+    at = open_page(query=query)
+
+    shown = texts(at.warning)
+    for words in named:
+        assert words in shown, shown
+    assert all(len(warning.value) < 600 for warning in at.warning)
+    quick = preset("quick")  # the default preset: every bad value falls back to it
+    assert at.slider(key="hp_epochs").value == quick.epochs
+    assert at.slider(key="hp_num_conv_blocks").value == quick.num_conv_blocks
+    assert at.select_slider(key="hp_kernel_size").value == quick.kernel_size
+    assert at.slider(key="hp_dense_units").value == quick.dense_units
+    assert at.select_slider(key="hp_learning_rate").value == quick.learning_rate
+    assert not at.error  # the restored settings can be trained
+    assert f"{quick.parameter_count():,} parameters" in texts(at.caption)
+
+
+# ---- broken model folders -----------------------------------------------------------------------------
+def test_broken_model_folders_are_named_in_warnings_and_the_good_model_still_classifies(models_dir, dataset):
+    shutil.copytree(models_dir / "default", models_dir / "cut-short")
+    model_file = models_dir / "cut-short" / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:100_000])  # what a copy interrupted midway leaves
+    (models_dir / "half-made").mkdir()  # a folder with no card and no model
+    (models_dir / ".tmp-killed-1234abcd").mkdir()  # a save killed midway: invisible, not a warning
+    try:
+        at = open_page("views/classify.py")
+        warnings = texts(at.sidebar.warning)
+        assert at.sidebar.warning.len == 2 and "cut-short" in warnings and "half-made" in warnings
+        active = at.sidebar.selectbox(key="active_model")
+        assert active.value == "default" and len(active.options) == 1
+        at.file_uploader(key="uploads").set_value([("boot.png", encode(Image.fromarray(
+            dataset.test_images[ANKLE_BOOT])), "image/png")]).run()
+        assert [metric.value for metric in at.metric if metric.label == "Prediction"] == ["Ankle boot"]
+    finally:
+        for name in ("cut-short", "half-made", ".tmp-killed-1234abcd"):
+            shutil.rmtree(models_dir / name)
+
+
+def test_a_model_whose_weights_are_damaged_gives_an_error_naming_it_and_the_app_goes_on(models_dir):
+    import zipfile
+
+    shutil.copytree(models_dir / "default", models_dir / "bit-rot")
+    with zipfile.ZipFile(models_dir / "default" / "model.keras") as source, \
+            zipfile.ZipFile(models_dir / "bit-rot" / "model.keras", "w") as target:
+        target.writestr("config.json", source.read("config.json"))
+        target.writestr("metadata.json", source.read("metadata.json"))
+        target.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(1000))  # listed fine, cannot load
+    try:
+        at = open_page("views/classify.py")
+        at.sidebar.selectbox(key="active_model").set_value("bit-rot").run()
+        at.file_uploader(key="uploads").set_value([("x.png", encode(Image.new("L", (28, 28))), "image/png")]).run()
+        assert not at.exception
+        assert "The model 'bit-rot' could not be loaded" in texts(at.error) and "bit-rot/model.keras" in texts(at.error)
+        at.sidebar.selectbox(key="active_model").set_value("default").run()
+        at.switch_page("views/evaluate.py").run()
+        assert not at.exception and at.metric[0].label == "Test accuracy"
+    finally:
+        shutil.rmtree(models_dir / "bit-rot")
+
+
+# ---- the server's time limit --------------------------------------------------------------------------
+def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(models_dir, monkeypatch):
+    from views import state
+
+    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s instead of 30 min; the run would take minutes
+    at = open_page()
+    assert "stop after 0.05 minutes of training at most" in texts(at.caption)
+    at.selectbox(key="preset").set_value("seed-004").run()
+    at.slider(key="hp_train_subset_size").set_value(20000)
+    at.text_input(key="run_name").set_value("capped run")
+    at.form_submit_button[0].click().run()
+    job = state.training_manager().current()
+    assert job.run_name == "capped run" and job.wait(120)
+    at.run()
+
+    assert not at.exception
+    assert "Stopped at the server's time limit of 0.05 minutes of training" in texts(at.success)
+    assert "saved as **capped-run**" in texts(at.success)
+    snapshot = job.snapshot()
+    assert snapshot.stopped_by_time_limit and len(snapshot.epochs) < 10
+    assert (models_dir / "capped-run" / "model.keras").is_file()
