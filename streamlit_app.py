@@ -9,6 +9,7 @@ from views import sidebar, state
 
 st.set_page_config(page_title="Fashion-MNIST CNN Studio", page_icon="👕", layout="wide")
 state.init_session()
+state.keep_keras_state_between_reruns()
 state.warm_up()
 
 pages = [

@@ -139,6 +139,7 @@ class SweepSnapshot:
     best: TrialEnd | None
     stop_requested: bool
     error: str | None
+    stopped_by_time_limit: bool = False
 
     @property
     def is_running(self) -> bool:
@@ -160,8 +161,14 @@ class SweepJob:
     last_batch: BatchEnd | None = None
     error: str | None = None
     traceback: str | None = None
+    stopped_by_time_limit: bool = False  # the whole sweep reached MAX_TRAIN_MINUTES
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+
+    def stop_for_time_limit(self) -> None:
+        with self._lock:
+            self.stopped_by_time_limit = True
+        self.stop_event.set()
 
     def listen(self, event: TrainingEvent) -> None:
         with self._lock:
@@ -179,6 +186,7 @@ class SweepJob:
                 started_at=self.started_at, trials=tuple(self.trials), last_batch=self.last_batch,
                 best=max(scored, key=lambda trial: trial.val_accuracy, default=None),
                 stop_requested=self.stop_event.is_set(), error=self.error,
+                stopped_by_time_limit=self.stopped_by_time_limit,
             )
 
     request_stop = TrainingJob.request_stop
@@ -224,6 +232,10 @@ class TrainingManager:
     def _sweep(self, job: SweepJob) -> None:
         from .sweep import SWEEPS_FOLDER, run_sweep
 
+        # The same cap as a training run, for the whole sweep: its trials x epochs could otherwise run for hours.
+        time_limit = threading.Timer(MAX_TRAIN_MINUTES * 60, job.stop_for_time_limit)
+        time_limit.daemon = True
+        time_limit.start()
         try:
             run_sweep(job.spec, self.load_dataset, listeners=[job.listen], stop_event=job.stop_event,
                       directory=self.store.root / SWEEPS_FOLDER / job.job_id)
@@ -234,6 +246,8 @@ class TrainingManager:
                 job.state = FAILED
                 job.error = f"{type(error).__name__}: {error}"
                 job.traceback = traceback.format_exc()
+        finally:
+            time_limit.cancel()
 
     def _work(self, job: TrainingJob) -> None:
         from .runs import train_evaluate_save

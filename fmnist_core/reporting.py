@@ -28,7 +28,8 @@ def summarize(hp: HyperParameters) -> str:
     extras = [
         name for name, on in (("batch norm", hp.batch_norm), ("augment", hp.augment),
                               (f"dropout {hp.dropout_rate:g}", hp.dropout_rate > 0),
-                              (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant")) if on
+                              (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant"),
+                              ("bfloat16", hp.precision == "mixed_bfloat16")) if on
     ]
     subset = f", {hp.train_subset_size:,} images" if hp.train_subset_size else ""
     if hp.family == "CNN":

@@ -246,6 +246,7 @@ def make_card(result, evaluation, dataset, run_name: str, preset: str | None = N
         "stopped_early": result.stopped_early,
         "stopped_by_time_limit": result.stopped_by_time_limit,
         "train_seconds": round(result.train_seconds, 2),
+        "inference_precision": result.model.get_layer("logits").dtype_policy.name,  # the saved, served copy
         **evaluation.metrics(),
         "per_class": evaluation.per_class(dataset.class_names),
         "class_names": list(dataset.class_names),

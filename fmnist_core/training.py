@@ -205,7 +205,9 @@ def train(
     else:
         bridge.stopped_by_user = True
     train_seconds = time.perf_counter() - start
-    inference_model = build_model(hp)  # the same weights without optimizer state: what gets saved and served
+    # What gets saved and served: the same weights without optimizer state, computing in float32. bfloat16 speeds
+    # up training in batches, but one image at a time float32 is faster here (1.0 vs 1.5 ms per image).
+    inference_model = build_model(hp.with_changes(precision="float32"))
     inference_model.set_weights(model.get_weights())
     bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
                                  bridge.stopped_early, train_seconds, bridge.stopped_by_time_limit))

@@ -99,7 +99,7 @@ def test_a_preset_fills_the_form(models_dir):
     assert [at.select_slider(key=f"hp_filters_{i}").value for i in (1, 2, 3)] == list(best.filters)
     assert at.toggle(key="hp_augment").value is True
     assert at.select_slider(key="hp_learning_rate").value == best.learning_rate
-    assert "epochs=16" in at.code[0].value and "filters=32%2C64%2C128" in at.code[0].value  # the share link
+    assert f"epochs={best.epochs}" in at.code[0].value and "filters=32%2C64%2C128" in at.code[0].value  # the share link
 
 
 def test_a_share_link_fills_the_form_and_names_bad_parameters(models_dir):
@@ -280,3 +280,18 @@ def test_coming_back_to_evaluate_reuses_the_cached_evaluation(models_dir, monkey
     monkeypatch.setattr(fmnist_core.evaluation, "evaluate", no_second_evaluation)
     at = open_page(PAGES[1])  # another session, same model version: served from the cache
     assert [metric.label for metric in at.metric][:2] == ["Test accuracy", "Test loss"]
+
+
+def test_the_live_batch_chart_draws_at_most_300_points_per_curve_and_always_the_latest():
+    from views import charts
+
+    batches_per_epoch = 100
+    points = [(epoch + batch / batches_per_epoch, 2.0 - 0.001 * (epoch * 100 + batch), 0.5)
+              for epoch in range(10) for batch in range(1, batches_per_epoch + 1)]
+    figure = charts.batch_curves(points, batches_per_epoch)
+    for trace in figure.data:
+        assert 250 <= len(trace.x) <= charts.MAX_DRAWN_POINTS + 1 and trace.x[-1] == 10.0
+    from fmnist_core.reporting import batch_values
+
+    latest_loss = batch_values(points, batches_per_epoch)[-1, 1]
+    assert figure.data[0].y[-1] == pytest.approx(latest_loss)  # the latest batch, not a thinned-out neighbour

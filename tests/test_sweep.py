@@ -115,10 +115,24 @@ def test_the_job_slot_runs_a_sweep_and_refuses_a_training_run_meanwhile(tmp_path
     assert stopped.wait(120) and stopped.snapshot().state == STOPPED
 
 
+def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeypatch):
+    from fmnist_core import jobs
+
+    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s; 20 trials of 3 epochs take minutes here
+    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
+    spec = SweepSpec(vary={"learning_rate": Range(1e-4, 1e-2)}, strategy="random", max_trials=20,
+                     epochs_per_trial=3, subset_size=5000, base_preset="seed-004")
+    job = manager.start_sweep(spec, owner="session-a")
+    assert job.wait(180)
+    snapshot = job.snapshot()
+    assert snapshot.state == STOPPED and snapshot.stopped_by_time_limit and len(snapshot.trials) < 20
+
+
 def test_an_old_model_card_with_one_dense_layer_still_loads():
     card = json.loads((ROOT / "models" / "default" / "card.json").read_text())
-    assert "extra_dense_units" not in card["hyperparameters"]
-    hp = HyperParameters.from_dict(card["hyperparameters"])
+    old = {name: value for name, value in card["hyperparameters"].items()
+           if name not in ("extra_dense_units", "precision")}  # as written before those fields existed
+    hp = HyperParameters.from_dict(old)
     assert hp.extra_dense_units == () and hp.dense_layer_units() == (card["hyperparameters"]["dense_units"],)
     assert hp.family == "CNN"
 

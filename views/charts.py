@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from fmnist_core.reporting import batch_values, exponential_moving_average
 
 ACCENT, MUTED, SECOND = "#e4572e", "#9aa5b1", "#2e86ab"
+MAX_DRAWN_POINTS = 300  # per curve of the live batch chart
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", yanchor="top", y=-0.25))
 
 
@@ -142,11 +143,15 @@ def batch_curves(batch_points: Sequence[tuple[float, float, float]], batches_per
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     if batch_points:
         position, loss, accuracy = batch_values(batch_points, batches_per_epoch).T
+        # Smoothed over every point, drawn at most MAX_DRAWN_POINTS per curve: the browser redraws it while training.
+        step = -(-len(position) // MAX_DRAWN_POINTS)
+        shown = np.unique(np.r_[np.arange(0, len(position), step), len(position) - 1])  # always the latest
         for values, name, colour, secondary in ((loss, "loss", ACCENT, False), (accuracy, "accuracy", SECOND, True)):
-            figure.add_trace(go.Scatter(x=position, y=values, name=f"{name} (per batch)", mode="lines",
+            figure.add_trace(go.Scatter(x=position[shown], y=values[shown], name=f"{name} (per batch)", mode="lines",
                                         line=dict(color=colour, width=1), opacity=0.25, showlegend=False,
                                         hoverinfo="skip"), secondary_y=secondary)
-            figure.add_trace(go.Scatter(x=position, y=exponential_moving_average(values, smoothing),
+            smoothed = exponential_moving_average(values, smoothing)
+            figure.add_trace(go.Scatter(x=position[shown], y=smoothed[shown],
                                         name=f"training {name} (smoothed)", mode="lines",
                                         line=dict(color=colour, width=2)), secondary_y=secondary)
     figure.update_layout(title="Training, batch by batch", height=320, **_LAYOUT)

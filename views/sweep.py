@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fmnist_core.hyperparameters import PRESETS, HyperParameterError, field_specs
-from fmnist_core.jobs import FAILED, SweepJob, TrainingBusyError
+from fmnist_core.jobs import FAILED, MAX_TRAIN_MINUTES, SweepJob, TrainingBusyError
 from fmnist_core.sweep import NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import state
 
@@ -116,6 +116,9 @@ def _show_sweep(job: SweepJob, was_running: bool) -> None:
                   disabled=snapshot.stop_requested, help="Stops the trial in progress after its current batch.")
     elif snapshot.state == FAILED:
         st.error(f"The sweep failed: {snapshot.error}")
+    elif snapshot.stopped_by_time_limit:
+        st.warning(f"Sweep stopped at the server's limit of {MAX_TRAIN_MINUTES} minutes of training; "
+                   "the trials below are kept.")
     else:
         st.success(f"Sweep {snapshot.state}.")
     if not snapshot.trials:
