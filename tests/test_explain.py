@@ -103,17 +103,19 @@ def test_true_class_heat_lies_mostly_on_the_item_for_most_test_images(shipped, f
     assert (per_class >= 0.7).sum() >= 8, dict(zip(CLASS_NAMES, per_class.round(2), strict=True))
 
 
-@pytest.mark.parametrize(("layer_name", "method", "low", "high"), [
-    ("block2_conv2", "gradcam", 0.35, 0.7),  # measured 51 %: an averaged gradient also lights the background
-    ("block3_conv2", "gradcam", 0.25, 0.55),  # measured 40 % (39 % of 1,000): 0 % of sneakers and ankle boots
-    ("block3_conv2", "hirescam", 0.5, 0.8),  # measured 66 %: a 7x7 map is too coarse for small shoes
+@pytest.mark.parametrize(("layer_name", "method"), [
+    # Shares measured on the first shipped model (200 images); the bench measures the current one (1,000 images).
+    ("block2_conv2", "gradcam"),  # 51 %: an averaged gradient also lights the background
+    ("block3_conv2", "gradcam"),  # 40 %: 0 % of sneakers and ankle boots
+    ("block3_conv2", "hirescam"),  # 66 % (34 % on the bfloat16-trained model): 7x7 is too coarse for small shoes
 ])
 def test_classic_grad_cam_and_the_last_conv_layer_put_heat_on_the_item_far_less_often(
-        shipped, first_test_images, layer_name, method, low, high):
+        shipped, first_test_images, layer_name, method):
     """Why HiResCAM at 14x14 is the default: the same measurement as above, for the alternatives."""
-    model, _, _ = shipped
-    on_item = share_with_heat_on_the_item(Explainer(model, layer_name), *first_test_images, method)
-    assert low <= on_item.mean() <= high, on_item.mean()
+    model, _, explainer = shipped
+    default = share_with_heat_on_the_item(explainer, *first_test_images, "hirescam").mean()
+    alternative = share_with_heat_on_the_item(Explainer(model, layer_name), *first_test_images, method).mean()
+    assert alternative <= default - 0.2, (alternative, default)
 
 
 def test_feature_maps_and_filters_of_the_shipped_model(shipped, first_of_each_class):

@@ -111,7 +111,7 @@ def test_a_link_over_the_parameter_budget_falls_back_to_the_base_architecture():
         ("kernel_size", "4", "expected one of 3, 5, 7"),
         ("padding", "SAME'; DROP TABLE", "expected one of same, valid"),
         ("batch_norm", "2", "true or false"),
-        ("filters", "", "1 to 4"),
+        ("filters", "1,2,3,4,5,6", "0 to 4 numbers"),  # an empty list is valid: no conv blocks (an MLP)
         ("epochs", "9" * 5000, "5,000 characters long, expected at most 100"),  # beyond Python's int() digit limit
         ("optimizer", "adam" * 1000, "4,000 characters long"),
     ],

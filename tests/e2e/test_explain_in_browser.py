@@ -16,7 +16,7 @@ def test_why_shows_the_grad_cam_of_an_uploaded_picture(page, app_server, artifac
 
     result.get_by_text("Why? Show what the model looks at").click()
 
-    heat = result.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM for Trouser").locator("img")
+    heat = result.locator('[data-testid="stImage"]').filter(has_text="HiResCAM for Trouser").locator("img")
     expect(heat).to_be_visible()
     expect(heat).to_have_js_property("naturalWidth", 28 * 8)  # the 28x28 map, enlarged 8x, once loaded
     wait_until_settled(page)
