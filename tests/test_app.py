@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-import streamlit as st
+from apptest_support import open_page, serving_models_from
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -18,7 +18,6 @@ from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import STOPPED
 from fmnist_core.store import ModelStore
 
-APP = "../streamlit_app.py"
 PAGES = ["views/train.py", "views/evaluate.py", "views/classify.py", "views/runs.py"]
 TRAINING_TIMEOUT = 120
 
@@ -32,22 +31,8 @@ def models_dir(tmp_path_factory):
     saved, _ = train_evaluate_save(preset("seed-004", train_subset_size=3000, epochs=1), load_fashion_mnist(),
                                    ModelStore(root), "default", preset="seed-004")
     saved.path.rename(root / "default")  # the store never names a run "default"; the shipped model is put there
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fmnist_core.store, "MODELS_DIR", root)
-        patch.setenv("FMNIST_MODELS_DIR", str(root))
-        st.cache_resource.clear()  # no manager or classifier from another store
+    with serving_models_from(root):
         yield root
-    st.cache_resource.clear()
-
-
-def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query or {})
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def manager():

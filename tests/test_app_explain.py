@@ -10,12 +10,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import streamlit as st
+from apptest_support import serving_models_from
 from keras import layers
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import fmnist_core.store
 from fmnist_core.data import CLASS_NAMES
 
 APP = "../streamlit_app.py"
@@ -36,12 +35,8 @@ def models_dir(tmp_path_factory):
     model.save(root / "no-conv" / "model.keras")
     card = json.loads((root / "default" / "card.json").read_text())  # a valid card; only the weights differ
     (root / "no-conv" / "card.json").write_text(json.dumps({**card, "preset": None}))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fmnist_core.store, "MODELS_DIR", root)
-        patch.setenv("FMNIST_MODELS_DIR", str(root))
-        st.cache_resource.clear()  # no classifier or explainer from another store
+    with serving_models_from(root):
         yield root
-    st.cache_resource.clear()
 
 
 def open_page(page: str, model: str = "default") -> AppTest:

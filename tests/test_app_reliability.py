@@ -9,17 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
+from apptest_support import open_page, serving_models_from
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
-import fmnist_core.store
 from fmnist_core import jobs
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
 from fmnist_core.preprocessing import MAX_UPLOAD_BYTES
 
-APP = "../streamlit_app.py"
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 # Test images the shipped model names correctly with about 96 %: an ankle boot, a sneaker, a bag, a dress.
 ANKLE_BOOT, SNEAKER, BAG, DRESS = 4390, 5580, 5660, 1591
@@ -29,22 +26,8 @@ ANKLE_BOOT, SNEAKER, BAG, DRESS = 4390, 5580, 5660, 1591
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     shutil.copytree(SHIPPED, root / "default")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fmnist_core.store, "MODELS_DIR", root)
-        patch.setenv("FMNIST_MODELS_DIR", str(root))
-        st.cache_resource.clear()
+    with serving_models_from(root):
         yield root
-    st.cache_resource.clear()
-
-
-def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query or {})
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def encode(image: Image.Image, image_format: str = "PNG", **options) -> bytes:
