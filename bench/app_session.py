@@ -2,8 +2,8 @@
 
 One server, three measurements in turn:
 1. cold start: `streamlit run` → health check answers → first paint → Classify names an uploaded image;
-2. live-UI overhead: a `quick` run started from the Train page, which stays open and refreshes every
-   second, against plain `model.fit` on the same model, data pipeline and batch size in a fresh process;
+2. live-UI overhead: `quick` runs started from the Train page, which stays open and refreshes, against plain
+   `model.fit` on the same model, data pipeline and batch size in a fresh process, in alternating rounds;
 3. memory: the server's resident memory while a `best` run trains (2 epochs: the footprint of an epoch
    does not grow with the epoch count) and while 5 browser sessions classify at once.
 """
@@ -37,7 +37,8 @@ from app_actions import (  # noqa: E402
 )
 from app_server import VIEWPORT, AppServer, copy_shipped_model, launch_chromium  # noqa: E402
 
-UI_RUN_QUERY = "preset=quick&epochs=7"
+UI_RUN_QUERY = "preset=quick&epochs=5"
+UI_ROUNDS = 3
 MEMORY_RUN_QUERY = "preset=best&epochs=2"
 CLASSIFYING_SESSIONS = 5
 
@@ -161,22 +162,37 @@ def saved_card(models_dir: Path, run_name: str) -> dict:
     return json.loads(card_path.read_text())
 
 
+def upper_half_mean(rates: list[float]) -> float:
+    """The mean of the faster half of the epochs: what an undisturbed epoch runs at."""
+    fastest = sorted(rates, reverse=True)[: max(1, len(rates) // 2)]
+    return statistics.fmean(fastest)
+
+
 def live_ui_overhead(browser, server: AppServer, models_dir: Path) -> list[Row]:
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    open_page(page, server.url, "", UI_RUN_QUERY)
-    start_run(page, "bench-ui")
-    expect(run_outcome(page)).to_be_visible(timeout=RUN_SECONDS * 4000)
-    page.context.close()
-    card = saved_card(models_dir, "bench-ui")
-    app_rates = [epoch["images_per_second"] for epoch in card["history"]][1:]  # epoch 1 includes tracing
-    plain_rates = run_python(PLAIN_FIT % {"hp": json.dumps(card["hyperparameters"])})["rates"][1:]
-    # Medians: on this VM about one epoch in three runs at half speed, in plain fit as much as in the app.
-    app_rate, plain_rate = statistics.median(app_rates), statistics.median(plain_rates)
+    """Rounds of (a run from the Train page, which stays open, then plain fit), so both see the same machine."""
+    app_rates: list[float] = []
+    plain_rates: list[float] = []
+    for round_number in range(UI_ROUNDS):
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        open_page(page, server.url, "", UI_RUN_QUERY)
+        start_run(page, f"bench-ui-{round_number}")
+        expect(run_outcome(page)).to_be_visible(timeout=RUN_SECONDS * 4000)
+        page.context.close()
+        card = saved_card(models_dir, f"bench-ui-{round_number}")
+        app_rates += [epoch["images_per_second"] for epoch in card["history"]][1:]  # epoch 1 includes tracing
+        plain_rates += run_python(PLAIN_FIT % {"hp": json.dumps(card["hyperparameters"])})["rates"][1:]
+    # This VM now and then stalls for seconds (the guest sees its CPUs idle, steal 0): about one epoch in three
+    # runs at half speed, in plain fit as in the app. Stalls only ever slow an epoch, while the app's own costs
+    # would slow every epoch, so the faster half of each side's epochs compares the two without the stalls.
+    app_rate, plain_rate = upper_half_mean(app_rates), upper_half_mean(plain_rates)
+    median_ratio = statistics.median(app_rates) / statistics.median(plain_rates)
     ratio = app_rate / plain_rate
     return [Row("Live-UI overhead", "images/s: app (worker + listeners + Train page open) vs plain model.fit",
                 f"{app_rate:,.0f} vs {plain_rate:,.0f} = {ratio:.2f}×", "≥ 0.95×", ratio >= 0.95,
-                f"`{UI_RUN_QUERY}`, median of epochs 2-{len(card['history'])}, same tf.data pipeline and batch "
-                f"size; per epoch app {rounded(app_rates)}, plain {rounded(plain_rates)}")]
+                f"`{UI_RUN_QUERY}`, {UI_ROUNDS} rounds of app then plain fit, epochs 2-{len(card['history'])} of "
+                f"each: mean of the faster half of {len(app_rates)} epochs a side (ratio of medians "
+                f"{median_ratio:.2f}×); same tf.data pipeline and batch size; per epoch app {rounded(app_rates)}, "
+                f"plain {rounded(plain_rates)}")]
 
 
 def memory(browser, server: AppServer) -> list[Row]:
