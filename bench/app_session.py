@@ -2,17 +2,15 @@
 
 One server, three measurements in turn:
 1. cold start: `streamlit run` → health check answers → first paint → Classify names an uploaded image;
-2. live-UI overhead: `quick` runs started from the Train page, which stays open and refreshes, against plain
-   `model.fit` on the same model, data pipeline and batch size in a fresh process, in alternating rounds;
+2. live-UI overhead (bench/live_ui.py): a run's speed with its Train page open against closed, and the app's
+   worker against plain `model.fit`;
 3. memory: the server's resident memory while a `best` run trains (2 epochs: the footprint of an epoch
    does not grow with the epoch count) and while 5 browser sessions classify at once.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -21,7 +19,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from .measure import OUT, REPO, Row, run_python
+from . import live_ui
+from .measure import OUT, REPO, Row
 
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from app_actions import (  # noqa: E402
@@ -37,39 +36,8 @@ from app_actions import (  # noqa: E402
 )
 from app_server import VIEWPORT, AppServer, copy_shipped_model, launch_chromium  # noqa: E402
 
-UI_RUN_QUERY = "preset=quick&epochs=5"
-UI_ROUNDS = 3
 MEMORY_RUN_QUERY = "preset=best&epochs=2"
 CLASSIFYING_SESSIONS = 5
-
-PLAIN_FIT = """
-import json, time
-import keras
-from fmnist_core.data import load_fashion_mnist
-from fmnist_core.hyperparameters import HyperParameters
-from fmnist_core.model import build_model
-from fmnist_core.training import VALIDATION_BATCH_SIZE, make_dataset, make_optimizer, select_training_data
-
-hp = HyperParameters.from_json(%(hp)r)
-split = select_training_data(hp, load_fashion_mnist())
-keras.utils.set_random_seed(hp.seed)
-model = build_model(hp)
-steps = -(-len(split.train_labels) // hp.batch_size)
-model.compile(optimizer=make_optimizer(hp, steps),
-              loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing), metrics=["accuracy"])
-
-class EpochClock(keras.callbacks.Callback):  # two clock readings an epoch, nothing else
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begin = time.perf_counter()
-    def on_epoch_end(self, epoch, logs=None):
-        rates.append(steps * hp.batch_size / (time.perf_counter() - self.begin))
-
-rates = []
-model.fit(make_dataset(split.train_images, split.train_labels, hp.batch_size, seed=hp.seed), epochs=hp.epochs,
-          verbose=0, callbacks=[EpochClock()],
-          validation_data=make_dataset(split.validation_images, split.validation_labels, VALIDATION_BATCH_SIZE, None))
-print(json.dumps({"rates": rates}))
-"""
 
 
 class MemorySampler:
@@ -153,48 +121,6 @@ def cold_start(browser, server: AppServer, started: float) -> list[Row]:
     ]
 
 
-def rounded(rates: list[float]) -> str:
-    return "/".join(f"{rate:,.0f}" for rate in rates)
-
-
-def saved_card(models_dir: Path, run_name: str) -> dict:
-    (card_path,) = models_dir.glob(f"{run_name}*/card.json")
-    return json.loads(card_path.read_text())
-
-
-def upper_half_mean(rates: list[float]) -> float:
-    """The mean of the faster half of the epochs: what an undisturbed epoch runs at."""
-    fastest = sorted(rates, reverse=True)[: max(1, len(rates) // 2)]
-    return statistics.fmean(fastest)
-
-
-def live_ui_overhead(browser, server: AppServer, models_dir: Path) -> list[Row]:
-    """Rounds of (a run from the Train page, which stays open, then plain fit), so both see the same machine."""
-    app_rates: list[float] = []
-    plain_rates: list[float] = []
-    for round_number in range(UI_ROUNDS):
-        page = browser.new_context(viewport=VIEWPORT).new_page()
-        open_page(page, server.url, "", UI_RUN_QUERY)
-        start_run(page, f"bench-ui-{round_number}")
-        expect(run_outcome(page)).to_be_visible(timeout=RUN_SECONDS * 4000)
-        page.context.close()
-        card = saved_card(models_dir, f"bench-ui-{round_number}")
-        app_rates += [epoch["images_per_second"] for epoch in card["history"]][1:]  # epoch 1 includes tracing
-        plain_rates += run_python(PLAIN_FIT % {"hp": json.dumps(card["hyperparameters"])})["rates"][1:]
-    # This VM now and then stalls for seconds (the guest sees its CPUs idle, steal 0): about one epoch in three
-    # runs at half speed, in plain fit as in the app. Stalls only ever slow an epoch, while the app's own costs
-    # would slow every epoch, so the faster half of each side's epochs compares the two without the stalls.
-    app_rate, plain_rate = upper_half_mean(app_rates), upper_half_mean(plain_rates)
-    median_ratio = statistics.median(app_rates) / statistics.median(plain_rates)
-    ratio = app_rate / plain_rate
-    return [Row("Live-UI overhead", "images/s: app (worker + listeners + Train page open) vs plain model.fit",
-                f"{app_rate:,.0f} vs {plain_rate:,.0f} = {ratio:.2f}×", "≥ 0.95×", ratio >= 0.95,
-                f"`{UI_RUN_QUERY}`, {UI_ROUNDS} rounds of app then plain fit, epochs 2-{len(card['history'])} of "
-                f"each: mean of the faster half of {len(app_rates)} epochs a side (ratio of medians "
-                f"{median_ratio:.2f}×); same tf.data pipeline and batch size; per epoch app {rounded(app_rates)}, "
-                f"plain {rounded(plain_rates)}")]
-
-
 def memory(browser, server: AppServer) -> list[Row]:
     sampler = MemorySampler(server.process.pid)
     try:
@@ -241,7 +167,7 @@ def run() -> list[Row]:
         server = AppServer(models_dir, OUT / "server.log", one_tensorflow_thread=False)
         try:
             rows += cold_start(browser, server, started)
-            rows += live_ui_overhead(browser, server, models_dir)
+            rows += live_ui.live_ui_overhead(browser, server, models_dir)
             rows += memory(browser, server)
         finally:
             server.stop()
