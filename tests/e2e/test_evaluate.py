@@ -21,13 +21,27 @@ def test_clicking_a_confusion_matrix_cell_shows_the_mistakes_of_that_pair(page, 
     x = box["x"] + (column + 0.5) * box["width"] / cells
     y = box["y"] + (row + 0.5) * box["height"] / cells
 
-    page.mouse.move(x, y)
+    chart = page.locator(".st-key-confusion .js-plotly-plot")
+    chart.evaluate("plot => { plot.__draws = 0; plot.on('plotly_afterplot', () => plot.__draws++); }")
     hover = page.locator(".st-key-confusion .hoverlayer")
-    expect(hover).to_contain_text("true Shirt, predicted T-shirt/top")
-    images_in_cell = re.search(r": (\d+) images", hover.text_content()).group(1)
+    # A user clicks a chart that holds still. If Plotly redraws the chart between the hover and the click, the
+    # click may find no hovered cell and select nothing; so hover again until no redraw came in between.
+    for _attempt in range(5):
+        draws = chart.evaluate("plot => plot.__draws")
+        page.mouse.move(x - 5, y)
+        page.mouse.move(x, y)
+        expect(hover).to_contain_text("true Shirt, predicted T-shirt/top")
+        images_in_cell = re.search(r": (\d+) images", hover.text_content()).group(1)
+        page.wait_for_timeout(300)
+        if chart.evaluate("plot => plot.__draws") == draws:
+            break
     page.mouse.click(x, y)
-
-    expect(page.get_by_role("combobox", name="True class")).to_have_value("Shirt")
+    try:
+        expect(page.get_by_role("combobox", name="True class")).to_have_value("Shirt")
+    except AssertionError as error:  # say whether the click reached Plotly, to tell the browser's part from ours
+        redraws, selected = chart.evaluate("plot => [plot.__draws, plot.data.map(trace => trace.selectedpoints)]")
+        raise AssertionError(f"{error}\nPlotly redraws since the chart was first seen: {redraws}; "
+                             f"selected points per trace: {selected}") from None
     expect(page.get_by_role("combobox", name="Predicted class")).to_have_value("T-shirt/top")
     expect(page.get_by_text(re.compile(r"misclassified test images$"))).to_have_text(
         f"{images_in_cell} misclassified test images")
