@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from .data import FashionMNIST
 from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted, TrialEnd
 from .hyperparameters import HyperParameters
+from .memory import release_free_memory
 from .store import ModelStore, SavedModel
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
@@ -248,6 +249,7 @@ class TrainingManager:
                 job.traceback = traceback.format_exc()
         finally:
             time_limit.cancel()
+            release_free_memory()  # the trials' models and graphs are garbage now
 
     def _work(self, job: TrainingJob) -> None:
         from .runs import train_evaluate_save
@@ -266,3 +268,4 @@ class TrainingManager:
                 job.state, job.phase = FAILED, "done"
                 job.error = f"{type(error).__name__}: {error}"
                 job.traceback = traceback.format_exc()
+        release_free_memory()  # the run's model, graphs and datasets are garbage now
