@@ -12,7 +12,6 @@ import time
 from typing import TextIO
 
 from .hyperparameters import PRESETS, HyperParameterError, field_specs, preset
-from .memory import limit_allocator_arenas
 
 
 def _parse_filters(text: str) -> tuple[int, ...]:
@@ -250,7 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the progress bar
-    limit_allocator_arenas()  # before TensorFlow starts its threads; see fmnist_core/memory.py
     args = build_parser().parse_args(argv)
     from .data import DatasetFileError, DatasetNotFoundError
     from .store import ModelStoreError

@@ -1,13 +1,14 @@
-"""Keeping a long-running process small: glibc's allocator settings and handing freed memory back.
+"""Keeping the long-running server small: handing the memory glibc keeps after frees back to the system.
 
-TensorFlow allocates from many threads. glibc gives each thread that meets a busy allocator an arena of its
-own (up to 8 per core), and memory freed in an arena mostly stays with it, so a server that has trained a few
-models holds far more than it uses. Measured on the 2-core machine (2026-11-22, one process training
-`quick` 8 epochs, `best` 2, `best` 2, `quick` 4 through `TrainingManager`): peak resident memory
-1,267 / 1,402 / 1,483 / 1,445 MB as glibc leaves it; 1,053 / 1,162 / 1,226 / 1,227 MB with two arenas and
-`release_free_memory()` after each run. Training speed did not change measurably (alternating runs).
+TensorFlow allocates from many threads and glibc gives them up to 8 malloc arenas per core; memory freed in
+an arena mostly stays with the process. In the app's server a `quick` run of 16 epochs grew it from 1,089 to
+1,450 MB resident (the same run in a bare Python process stays flat at ~1,040 MB: Streamlit's threads had
+made many arenas before training began). Trimming after every epoch (3-8 ms, while an epoch takes seconds)
+kept that run's peak at 1,048 MB (2-core machine, 2026-11-22). `MALLOC_ARENA_MAX=2` in the server's
+environment did about as well (1,113 MB), but only if set before Python starts: `mallopt` from the app's
+script comes too late, as glibc fixes its arena limit when the first threads are made.
 
-Elsewhere than glibc (musl, macOS) both functions do nothing.
+Elsewhere than glibc (musl, macOS) this does nothing.
 """
 
 from __future__ import annotations
@@ -17,34 +18,25 @@ import ctypes.util
 import functools
 import gc
 
-M_ARENA_MAX = -8  # from glibc's malloc.h
-ARENAS = 2
-
 
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist only in glibc
+        libc.malloc_trim  # noqa: B018 - glibc only
     except (OSError, AttributeError):
         return None
     return libc
 
 
-def limit_allocator_arenas(arenas: int = ARENAS) -> bool:
-    """Let glibc make at most `arenas` malloc arenas from now on; True if it took the setting.
+def release_free_memory(collect_garbage: bool = True) -> None:
+    """Give glibc's free pages back to the system, after collecting Python's garbage unless told not to.
 
-    Call it before TensorFlow starts its threads: arenas already made stay.
+    The collection pauses every Python thread for up to a tenth of a second in the server: do it once a run
+    has ended. The trim alone takes a few milliseconds and can run after every epoch.
     """
-    if arenas < 1:
-        raise ValueError(f"arenas={arenas!r}: expected at least 1 malloc arena.")
-    libc = _glibc()
-    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas))
-
-
-def release_free_memory() -> None:
-    """Collect Python's garbage, then give glibc's free pages back to the system (after a run, not during one)."""
-    gc.collect()
+    if collect_garbage:
+        gc.collect()
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)

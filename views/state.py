@@ -16,7 +16,6 @@ import streamlit as st
 
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
 from fmnist_core.jobs import TrainingManager
-from fmnist_core.memory import limit_allocator_arenas
 from fmnist_core.store import ModelStore, SavedModel
 
 ACTIVE_MODEL_KEY = "active_model"  # the sidebar selectbox
@@ -83,12 +82,7 @@ def _no_cleanup() -> None:
 @st.cache_resource
 def warm_up() -> threading.Thread:
     """Once per server, import TensorFlow in a background thread, so the first page that needs a model
-    does not wait the 3-4 s it takes; the page that asked for nothing is drawn meanwhile.
-
-    Before that, glibc is told to keep two malloc arenas: TensorFlow's threads would otherwise each keep
-    their own, and the server grows by about 200 MB (fmnist_core/memory.py has the figures).
-    """
-    limit_allocator_arenas()
+    does not wait the 3-4 s it takes; the page that asked for nothing is drawn meanwhile."""
     thread = threading.Thread(target=importlib.import_module, args=("fmnist_core.inference",),
                               name="warm-up-tensorflow", daemon=True)
     thread.start()
