@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.inference import Classifier
-from fmnist_core.preprocessing import JPEG_DRAFT_MIN_SIDE, prepare_canvas, prepare_upload
+from fmnist_core.preprocessing import JPEG_DRAFT_MIN_SIDE, prepare_drawing, prepare_upload
 from fmnist_core.store import ModelStore
 
 CALLS = %(calls)d
@@ -30,7 +30,7 @@ noise = np.random.default_rng(0).normal(0, 6, (1200, 1600))
 photo = Image.fromarray(np.clip(np.asarray(page) + noise, 0, 255).astype(np.uint8)).convert("RGB")
 buffer = io.BytesIO(); photo.save(buffer, "JPEG", quality=90); photo_bytes = buffer.getvalue()
 inputs = {
-    "canvas 280x280": lambda: prepare_canvas(canvas),
+    "canvas 280x280": lambda: prepare_drawing(canvas).model_input,
     "photo 1600x1200 JPEG": lambda: prepare_upload(photo_bytes, "photo.jpg").model_input,
 }
 model = ModelStore().load_model("default")

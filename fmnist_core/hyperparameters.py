@@ -79,6 +79,16 @@ class HyperParameters:
         min=0, max=20, step=1,
     )
     augment: bool = _spec(False, "Random shifts of up to 2 pixels and horizontal flips while training.")
+    sketch_fraction: float = _spec(
+        0.0, "Extra training images drawn the way people draw on the canvas (outlines, outlines with a few "
+        "inner lines, filled shapes), as a share of the training images, so drawings are read right.",
+        min=0.0, max=1.0, step=0.05,
+    )
+    non_item_fraction: float = _spec(
+        0.0, "Extra training images that are no clothing (dots, lines, scribbles, letters, smileys), as a share "
+        "of the training images, taught to get no confident class, so the model can say a drawing is not an item.",
+        min=0.0, max=0.5, step=0.01,
+    )
     label_smoothing: float = _spec(
         0.0, "Soften the one-hot targets by this much; a mild guard against over-confidence.",
         min=0.0, max=0.3, step=0.05,

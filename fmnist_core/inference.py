@@ -7,6 +7,7 @@ A `Classifier` is safe to call from several threads at once: it is traced once, 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -15,6 +16,25 @@ import tensorflow as tf
 from .data import IMAGE_SIZE
 
 PREDICT_CHUNK = 1000
+# Below this top probability an answer is "unsure / not an item" for a model whose card has no threshold of its own.
+UNSURE_BELOW = 0.5
+# A model's own threshold flags this share (percent) of its validation items; trained with non-items
+# (`non_item_fraction`), it flags far more of the drawings that are no clothing (bench/drawings.py).
+UNSURE_PERCENTILE = 1.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a model says of one image: its probabilities, best class, and whether that class is to be trusted."""
+
+    probabilities: np.ndarray  # (10,) float32
+    top: int  # the most probable class
+    unsure_below: float  # the model's threshold
+
+    @property
+    def confident(self) -> bool:
+        """False when the image looks like no item the model knows, or the model cannot tell which."""
+        return bool(self.probabilities[self.top] >= self.unsure_below)
 
 
 class Classifier:
@@ -44,3 +64,14 @@ class Classifier:
             return np.zeros((0, 10), dtype=np.float32)
         chunks = [self._call(tf.constant(batch[i : i + PREDICT_CHUNK])) for i in range(0, len(batch), PREDICT_CHUNK)]
         return np.concatenate([chunk.numpy() for chunk in chunks]).astype(np.float32)
+
+    def answer(self, image: np.ndarray, unsure_below: float | None = None) -> Answer:
+        """The model's answer for one (28, 28) uint8 image, judged against `unsure_below` (None: UNSURE_BELOW)."""
+        probabilities = self.probabilities(image)[0]
+        threshold = UNSURE_BELOW if unsure_below is None else unsure_below
+        return Answer(probabilities, int(probabilities.argmax()), threshold)
+
+    def unsure_threshold(self, validation_images: np.ndarray) -> float:
+        """The top probability below which UNSURE_PERCENTILE % of these (held-out, real) items fall."""
+        top = self.probabilities(validation_images).max(axis=1)
+        return round(float(np.percentile(top, UNSURE_PERCENTILE)), 4)

@@ -53,6 +53,12 @@ class SavedModel:
         return self.card.get("test_accuracy")
 
     @property
+    def unsure_below(self) -> float | None:
+        """The top probability under which this model's answer is "unsure / not an item", if its card has one."""
+        value = self.card.get("unsure_below")
+        return value if isinstance(value, float) and 0.0 <= value <= 1.0 else None
+
+    @property
     def is_default(self) -> bool:
         return self.name == DEFAULT_MODEL
 
@@ -246,6 +252,7 @@ def make_card(result, evaluation, dataset, run_name: str, preset: str | None = N
         "stopped_early": result.stopped_early,
         "stopped_by_time_limit": result.stopped_by_time_limit,
         "train_seconds": round(result.train_seconds, 2),
+        "unsure_below": result.unsure_below,
         "inference_precision": result.model.get_layer("logits").dtype_policy.name,  # the saved, served copy
         **evaluation.metrics(),
         "per_class": evaluation.per_class(dataset.class_names),

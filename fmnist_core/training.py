@@ -19,11 +19,14 @@ import numpy as np
 import tensorflow as tf
 
 from .data import NUM_CLASSES, FashionMNIST, stratified_split, stratified_subset
+from .drawings import non_item_inputs, sketch_inputs
 from .events import BatchEnd, EpochEnd, Listener, TrainingEvent, TrainingFinished, TrainingStarted
 from .hyperparameters import HyperParameters
+from .inference import UNSURE_BELOW, Classifier
 from .model import build_model
 
 VALIDATION_BATCH_SIZE = 1000
+NON_ITEM_LABEL = -1  # a training image that is no item of clothing: its target is the uniform distribution
 
 
 @dataclass
@@ -36,6 +39,7 @@ class TrainingResult:
     stopped_by_user: bool = False
     stopped_early: bool = False
     stopped_by_time_limit: bool = False
+    unsure_below: float = UNSURE_BELOW  # top probability under which an answer is "unsure / not an item"
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,19 @@ def select_training_data(hp: HyperParameters, dataset: FashionMNIST) -> Training
         pool = stratified_subset(labels, hp.train_subset_size, hp.seed)
     train_part, validation_part = stratified_split(labels[pool], hp.validation_fraction, hp.seed)
     train_index, validation_index = pool[train_part], pool[validation_part]
+    train_images, train_labels = dataset.train_images[train_index], labels[train_index]
+    if hp.sketch_fraction:  # drawings of training items only: validation stays what the test set is like
+        drawn = np.random.default_rng(hp.seed).choice(
+            len(train_labels), size=round(hp.sketch_fraction * len(train_labels)), replace=False
+        )
+        train_images = np.concatenate([train_images, sketch_inputs(train_images[drawn], hp.seed)])
+        train_labels = np.concatenate([train_labels, train_labels[drawn]])
+    if hp.non_item_fraction:
+        count = round(hp.non_item_fraction * len(train_labels))
+        train_images = np.concatenate([train_images, non_item_inputs(count, hp.seed)])
+        train_labels = np.concatenate([train_labels.astype(np.int16), np.full(count, NON_ITEM_LABEL, np.int16)])
     return TrainingData(
-        dataset.train_images[train_index], labels[train_index],
-        dataset.train_images[validation_index], labels[validation_index],
+        train_images, train_labels, dataset.train_images[validation_index], labels[validation_index],
     )
 
 
@@ -84,9 +98,37 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
     if seed is not None:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(
-        lambda x, y: (x, tf.one_hot(y, NUM_CLASSES)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        lambda x, y: (x, _targets(y)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _targets(labels: tf.Tensor) -> tf.Tensor:
+    """One-hot targets; a non-item (NON_ITEM_LABEL) gets the uniform distribution: no class at all."""
+    uniform = tf.fill([tf.shape(labels)[0], NUM_CLASSES], 1.0 / NUM_CLASSES)
+    return tf.where((labels == NON_ITEM_LABEL)[:, None], uniform, tf.one_hot(labels, NUM_CLASSES))
+
+
+class ItemAccuracy(keras.metrics.Metric):
+    """Accuracy over the items of clothing only: non-items (uniform targets) have no right class to count."""
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.right = self.add_variable(shape=(), initializer="zeros", name="right")
+        self.items = self.add_variable(shape=(), initializer="zeros", name="items")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        is_item = tf.cast(tf.reduce_max(y_true, axis=-1) > 0.5, "float32")
+        right = tf.cast(tf.argmax(y_true, axis=-1) == tf.argmax(y_pred, axis=-1), "float32")
+        self.right.assign_add(tf.reduce_sum(right * is_item))
+        self.items.assign_add(tf.reduce_sum(is_item))
+
+    def result(self):
+        return tf.math.divide_no_nan(self.right, self.items)
+
+    def reset_state(self):
+        self.right.assign(0.0)
+        self.items.assign(0.0)
 
 
 class _EventBridge(keras.callbacks.Callback):
@@ -191,7 +233,7 @@ def train(
     model.compile(
         optimizer=make_optimizer(hp, batches_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-        metrics=["accuracy"],
+        metrics=[ItemAccuracy()],
     )
     bridge = _EventBridge(hp, batches_per_epoch, listeners, stop_event, time_limit_seconds)
     bridge.emit(TrainingStarted(hp, len(data.train_labels), len(data.validation_labels), batches_per_epoch, hp.epochs))
@@ -209,7 +251,8 @@ def train(
     # up training in batches, but one image at a time float32 is faster here (1.0 vs 1.5 ms per image).
     inference_model = build_model(hp.with_changes(precision="float32"))
     inference_model.set_weights(model.get_weights())
+    unsure_below = Classifier(inference_model).unsure_threshold(data.validation_images)
     bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
                                  bridge.stopped_early, train_seconds, bridge.stopped_by_time_limit))
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
-                          bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit)
+                          bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below)

@@ -18,7 +18,7 @@ from fmnist_core.preprocessing import (
     MAX_UPLOAD_BYTES,
     ImageDecodeError,
     PreparedImage,
-    prepare_canvas,
+    prepare_drawing,
     prepare_upload,
     to_model_input,
 )
@@ -327,18 +327,18 @@ def test_corrupted_files_raise_only_image_decode_error(image_format):
     ids=["opaque white", "transparent black", "transparent white"],
 )
 def test_blank_canvas_gives_none(background):
-    assert prepare_canvas(np.tile(np.array(background, np.uint8), (280, 280, 1))) is None
+    assert prepare_drawing(np.tile(np.array(background, np.uint8), (280, 280, 1))) is None
 
 
 def test_no_canvas_data_gives_none():
-    assert prepare_canvas(None) is None
+    assert prepare_drawing(None) is None
 
 
 @pytest.mark.parametrize("background", [(255, 255, 255, 255), (0, 0, 0, 0)], ids=["white", "transparent"])
 def test_canvas_rectangle_is_trimmed_scaled_and_centred(background):
     canvas = np.tile(np.array(background, np.uint8), (280, 280, 1))
     canvas[20:100, 150:260] = (20, 20, 20, 255)  # 80 tall x 110 wide, top right
-    model_input = prepare_canvas(canvas)
+    model_input = prepare_drawing(canvas).model_input
     assert_model_input(model_input)
     rows, cols = np.nonzero(model_input > 127)
     assert (cols.min(), cols.max()) == (0, 27)  # the longest side spans the full 28
@@ -352,7 +352,7 @@ def test_canvas_rectangle_is_trimmed_scaled_and_centred(background):
 def test_canvas_stroke_touching_the_border_is_still_inverted():
     canvas = np.zeros((280, 280, 4), np.uint8)
     canvas[:, :200] = (0, 0, 0, 255)  # most of the border painted over: the border alone would mislead
-    model_input = prepare_canvas(canvas)
+    model_input = prepare_drawing(canvas).model_input
     assert model_input is not None
     bright_columns = np.flatnonzero((model_input > 127).all(axis=0))
     assert len(bright_columns) == round(200 * 28 / 280)  # the painted part is the item, not the white rest
@@ -360,4 +360,4 @@ def test_canvas_stroke_touching_the_border_is_still_inverted():
 
 def test_canvas_refuses_wrong_shape():
     with pytest.raises(ValueError, match=r"\(height, width, 4\)"):
-        prepare_canvas(np.zeros((280, 280, 3), np.uint8))
+        prepare_drawing(np.zeros((280, 280, 3), np.uint8))

@@ -7,11 +7,15 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.preprocessing import ImageDecodeError, prepare_canvas, prepare_upload
+from fmnist_core.preprocessing import ImageDecodeError, prepare_drawing, prepare_upload
 from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, explain_panel, state
 
-UNSURE_BELOW = 0.5
+NOT_AN_ITEM = "Not clothing?"
+DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trousers, a dress, a bag, a shoe… "
+                "An outline works (its inside is filled in, as Fashion-MNIST items are solid), and so does a "
+                "coloured-in shape. Big and centred reads best. ↶ under the square undoes the last stroke.")
+FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "avif"]  # preprocessing.ALLOWED_FORMATS
 CANVAS_SIDE = 280  # px
 
@@ -19,22 +23,27 @@ CANVAS_SIDE = 280  # px
 def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key: str, original=None,
                     note: str = "") -> None:
     """What the model received, its answer and all 10 probabilities for one input; on request, why."""
-    probabilities = classifier.probabilities(model_input)[0]
-    top = int(probabilities.argmax())
+    answer = classifier.answer(model_input, saved.unsure_below)
+    probabilities, top = answer.probabilities, answer.top
     columns = st.columns([1, 1, 1.2, 2.6] if original is not None else [1, 1.4, 2.4], vertical_alignment="center")
     # "stretch" and "content" shrink an image to a narrow column; a fixed width would spill over the next one
     if original is not None:
         columns[0].image(original, caption="Original", width="stretch")
     columns[-3].image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)")
     with columns[-2]:
-        st.metric("Prediction", CLASS_NAMES[top], delta=f"{probabilities[top]:.1%} probability",
-                  delta_color="off", delta_arrow="off")
+        if answer.confident:
+            st.metric("Prediction", CLASS_NAMES[top], delta=f"{probabilities[top]:.1%} probability",
+                      delta_color="off", delta_arrow="off")
+        else:  # no confident class: the best guess is named in the note below, not as the answer
+            st.metric("Prediction", NOT_AN_ITEM, delta="no class fits", delta_color="off", delta_arrow="off")
         if note:
             st.caption(note)
     columns[-1].plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES), key=f"bars_{key}")
-    if probabilities[top] < UNSURE_BELOW:
-        st.info(f"The model is unsure: its best guess has only {probabilities[top]:.0%}. Fashion-MNIST pictures "
-                "show one item, centred and filling the picture, on a plain background.", icon=":material/help:")
+    if not answer.confident:
+        st.warning(f"This does not look like an item of clothing to the model, or it cannot tell which: its best "
+                   f"guess, {CLASS_NAMES[top]}, has only {probabilities[top]:.0%} (it trusts {answer.unsure_below:.0%} "
+                   "or more). Fashion-MNIST pictures show one item, centred and filling the picture.",
+                   icon=":material/help:")
     if st.toggle("Why? Show what the model looks at", key=f"why_{key}",
                  help="Grad-CAM heatmap, the feature maps of each conv block and the first layer's filters"):
         explain_panel.why(saved, model_input, top, key)
@@ -67,14 +76,15 @@ def _drawing(saved: SavedModel) -> None:
         st.slider("Brush width", min_value=4, max_value=40, key="stroke_width")
         st.button("Clear the drawing", key="clear_canvas", icon=":material/delete:", on_click=_clear_canvas)
     with result:
-        model_input = prepare_canvas(drawing.image_data)
-        if model_input is None:
-            st.info("Draw an item of clothing on the white square: a T-shirt, trousers, a bag, a shoe… "
-                    "Filled shapes that use most of the square work best.")
+        prepared = prepare_drawing(drawing.image_data)
+        if prepared is None:
+            st.info(DRAWING_HINT, icon=":material/draw:")
             return
         classifier = _classifier(saved)
         if classifier is not None:
-            show_prediction(saved, classifier, model_input, key="drawing")
+            note = FILLED_NOTE if prepared.filled else ""
+            show_prediction(saved, classifier, prepared.model_input, key="drawing", note=note)
+            st.caption(DRAWING_HINT)
 
 
 def _uploads(saved: SavedModel) -> None:

@@ -70,7 +70,7 @@ def test_clearing_the_canvas_clears_the_drawing_and_its_result(page, app_server)
 
     expect(prediction(page)).to_have_count(0)
     expect(model_input_image(page)).to_have_count(0)
-    expect(page.get_by_text("Draw an item of clothing on the white square")).to_be_visible()
+    expect(page.get_by_text("Draw one item of clothing on the white square")).to_be_visible()
     expect(page.locator("canvas.dc-canvas.lower-canvas")).to_have_count(1)  # a new canvas; the old one is gone
     assert inked_pixels(page) == 0
 
