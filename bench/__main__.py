@@ -1,7 +1,7 @@
 """`python -m bench [section ...]`: run the benchmarks (all by default) and write bench/RESULTS.md.
 
-Sections: data_load, classify_latency, grad_cam, time_to_accuracy, app_session. Each section's rows are kept in
-bench/out/<section>.json with the machine and date they were measured on, so rerunning one section
+Sections: data_load, classify_latency, grad_cam, drawings, time_to_accuracy, app_session. Each section's rows are
+kept in bench/out/<section>.json with the machine and date they were measured on, so rerunning one section
 leaves the others' figures (and their dates) in the table.
 """
 
@@ -14,7 +14,7 @@ import time
 
 from .measure import OUT, REPO, Row, machine
 
-SECTIONS = ("data_load", "classify_latency", "grad_cam", "time_to_accuracy", "app_session")
+SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "time_to_accuracy", "app_session")
 RESULTS = REPO / "bench" / "RESULTS.md"
 
 

@@ -14,7 +14,8 @@ from views import charts, explain_panel, state
 NOT_AN_ITEM = "Not clothing?"
 DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trousers, a dress, a bag, a shoe… "
                 "An outline works (its inside is filled in, as Fashion-MNIST items are solid), and so does a "
-                "coloured-in shape. Big and centred reads best. ↶ under the square undoes the last stroke.")
+                "coloured-in shape. Big and centred reads best. To take back the last stroke, point at the square "
+                "and press Undo (↶) in the small toolbar above it.")
 FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "avif"]  # preprocessing.ALLOWED_FORMATS
 CANVAS_SIDE = 280  # px

@@ -164,6 +164,38 @@ def draw(page: Page, strokes: list[Stroke]) -> None:
         page.mouse.up()
 
 
+def draw_by_touch(page: Page, strokes: list[Stroke]) -> None:
+    """Draw `strokes` with a finger: Chromium's own touch events (touchstart, touchmove, touchend) through the
+    DevTools protocol, as a phone's touchscreen sends them. The page needs a context with `has_touch=True`."""
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.scroll_into_view_if_needed()
+    expect(canvas).to_be_in_viewport()
+    box = canvas.bounding_box()
+    session = page.context.new_cdp_session(page)
+
+    def touch(kind: str, point: tuple[float, float] | None = None) -> None:
+        points = [] if point is None else [{"x": box["x"] + point[0] * box["width"],
+                                            "y": box["y"] + point[1] * box["height"]}]
+        session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    for stroke in strokes:
+        touch("touchStart", stroke[0])
+        for start, end in zip(stroke, stroke[1:], strict=False):
+            for step in range(1, 13):  # a finger moves in small steps, as the mouse does in `draw`
+                touch("touchMove", (start[0] + (end[0] - start[0]) * step / 12,
+                                    start[1] + (end[1] - start[1]) * step / 12))
+        touch("touchEnd")
+    session.detach()
+
+
+def undo_last_stroke(page: Page) -> None:
+    """Point at the canvas so its toolbar shows, and press its Undo button."""
+    page.locator("canvas.upper-canvas").hover()
+    undo = page.get_by_role("button", name="Undo", exact=True)
+    expect(undo).to_be_visible()
+    undo.click()
+
+
 def inked_pixels(page: Page) -> int:
     """How many pixels of the canvas's drawing layer are dark ink."""
     return page.locator("canvas.dc-canvas.lower-canvas").evaluate(

@@ -60,8 +60,8 @@ def new_page(browser, app_server):
     """A factory of pages, each in its own browser context: a separate user with a separate app session."""
     contexts = []
 
-    def make():
-        context = browser.new_context(viewport=VIEWPORT)
+    def make(**context_options):
+        context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
