@@ -29,7 +29,9 @@ def summarize(hp: HyperParameters) -> str:
         name for name, on in (("batch norm", hp.batch_norm), ("augment", hp.augment),
                               (f"dropout {hp.dropout_rate:g}", hp.dropout_rate > 0),
                               (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant"),
-                              ("bfloat16", hp.precision == "mixed_bfloat16")) if on
+                              ("bfloat16", hp.precision == "mixed_bfloat16"),
+                              (f"sketches {hp.sketch_fraction:g}", hp.sketch_fraction > 0),
+                              (f"non-items {hp.non_item_fraction:g}", hp.non_item_fraction > 0)) if on
     ]
     subset = f", {hp.train_subset_size:,} images" if hp.train_subset_size else ""
     if hp.family == "CNN":

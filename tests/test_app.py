@@ -217,7 +217,7 @@ def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir
     index = candidates[probabilities[:, trouser].argmax()]
 
     at = open_page(PAGES[2])
-    assert "Draw an item" in texts(at.info)  # the empty canvas
+    assert "Draw one item" in texts(at.info)  # the empty canvas
     at.file_uploader(key="uploads").set_value([
         ("broken.png", b"this is not a picture", "image/png"),
         ("trouser.png", _png(data.test_images[index]), "image/png"),

@@ -27,14 +27,16 @@ LABELS = {
     "augment": "Augment images", "train_subset_size": "Training images (0: all)",
     "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
     "precision": "Arithmetic precision", "extra_dense_units": "Extra dense layers (units, comma-separated)",
+    "sketch_fraction": "Drawn sketches (share of training images)",
+    "non_item_fraction": "Non-items (share of training images)",
 }
 COLUMNS = {
     "Convolutions": ["num_conv_blocks", "filters"],
     "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "dense_units", "extra_dense_units"],
     "Optimisation": ["optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "early_stopping_patience",
                      "precision"],
-    "Regularisation and data": ["dropout_rate", "label_smoothing", "augment", "train_subset_size",
-                                "validation_fraction", "seed"],
+    "Regularisation and data": ["dropout_rate", "label_smoothing", "augment", "sketch_fraction", "non_item_fraction",
+                                "train_subset_size", "validation_fraction", "seed"],
 }
 
 

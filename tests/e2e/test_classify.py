@@ -50,7 +50,7 @@ def test_a_drawing_made_with_the_mouse_is_named_as_the_item_it_shows(page, app_s
         draw(page, strokes)
 
     expect(prediction(page)).to_have_text(expected)
-    expect(page.get_by_text("The model is unsure")).to_have_count(0)
+    expect(page.get_by_text("This does not look like an item of clothing")).to_have_count(0)
     shown = model_input_image(page)
     expect(shown).to_be_visible()
     expect(shown).to_have_js_property("naturalWidth", 28 * 5)  # the 28x28 input, enlarged 5x, once loaded
