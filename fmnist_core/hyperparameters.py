@@ -318,9 +318,10 @@ PRESETS.update(
             precision="mixed_bfloat16",
         ),
         # The best test accuracy we reached in about fifteen minutes on the same CPU: the 16-epoch float32 run
-        # of the first shipped model (93.45 %) made 40 epochs in bfloat16. Sketches of 30 % of the training
-        # items and 5 % non-items teach it drawings as people make them (bench/drawings.py). Batch norm is left out: it made
+        # of the first shipped model (93.45 %) made 40 epochs in bfloat16. Batch norm is left out: it made
         # bfloat16 training 3.7x slower per image here, and wider filters (64-128-256) 3.7x slower too.
+        # Sketches of 30 % of the training items and 5 % non-items teach it drawings as people make them
+        # (bench/drawings.py).
         "best": HyperParameters(
             num_conv_blocks=3, filters=(32, 64, 128), convs_per_block=2, batch_norm=False, dropout_rate=0.4,
             dense_units=256, learning_rate=2e-3, lr_schedule="cosine", batch_size=128, epochs=40,
