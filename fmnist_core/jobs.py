@@ -214,8 +214,10 @@ class TrainingManager:
             return self._job
 
     def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None) -> TrainingJob:
-        """Start a run in a background thread; raises TrainingBusyError if one is running."""
+        """Start a run in a background thread; raises TrainingBusyError if one is running, StoreFullError if the
+        model store has no room for its result."""
         job = TrainingJob(run_name=run_name, preset=preset, hyperparameters=hp, owner=owner)
+        self.store.check_room()  # a full store refuses the run now, not after minutes of training
         return self._claim(job, self._work)
 
     def start_sweep(self, spec, owner: str, run_name: str = "sweep") -> SweepJob:

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from .data import IMAGE_SIZE
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 10_000_000  # "10 MB", as Streamlit's uploader counts its maxUploadSize (.streamlit/config.toml)
 MAX_IMAGE_PIXELS = 40_000_000
 DISPLAY_MAX_SIDE = 512  # the shown original; still far more detail than a 28x28 result needs
 # JPEGs decode straight at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) while both sides stay >= this:
@@ -284,8 +284,8 @@ def prepare_upload(data: bytes, name: str) -> PreparedImage:
         )
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageDecodeError(
-            f"{name}: {len(data):,} bytes ({len(data) / 2**20:.1f} MB) is over the upload limit of "
-            f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB. Save a smaller version (fewer pixels, or JPEG) and "
+            f"{name}: {len(data):,} bytes ({len(data) / 1e6:.1f} MB) is over the upload limit of "
+            f"{MAX_UPLOAD_BYTES / 1e6:g} MB. Save a smaller version (fewer pixels, or JPEG) and "
             "upload that."
         )
     original = _decode(data, name)

@@ -9,6 +9,7 @@ Models load with Keras `safe_mode` on and no pickle.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -37,6 +38,28 @@ class ModelStoreError(OSError):
     """Saving, loading or deleting a model failed; the message says which and what to do."""
 
 
+class StoreFullError(ModelStoreError):
+    """The store holds as many saved runs, or as many megabytes, as this server allows."""
+
+
+# Saved runs (the shipped model aside) are capped, so that one visitor cannot fill the server's disk. An operator
+# raises the caps with these environment variables (read at each save, so a restart is not needed).
+MAX_SAVED_RUNS_VARIABLE, MAX_STORE_MB_VARIABLE = "FMNIST_MAX_SAVED_RUNS", "FMNIST_MAX_STORE_MB"
+DEFAULT_MAX_SAVED_RUNS, DEFAULT_MAX_STORE_MB = 100, 1000
+
+
+def store_limits() -> tuple[int, int]:
+    """(saved runs, megabytes) this server allows: the defaults, or the operator's environment variables."""
+    limits = []
+    for variable, default in ((MAX_SAVED_RUNS_VARIABLE, DEFAULT_MAX_SAVED_RUNS), (MAX_STORE_MB_VARIABLE,
+                                                                                DEFAULT_MAX_STORE_MB)):
+        try:
+            limits.append(max(0, int(os.environ.get(variable, default))))
+        except ValueError:
+            limits.append(default)  # a mistyped setting must not lift the cap
+    return limits[0], limits[1]
+
+
 @dataclass(frozen=True)
 class SavedModel:
     name: str  # the folder name, a slug
@@ -59,8 +82,50 @@ class SavedModel:
         return value if isinstance(value, float) and 0.0 <= value <= 1.0 else None
 
     @property
+    def identity(self) -> tuple[str, str, int]:
+        """What tells this very model apart from another saved later under the same folder name."""
+        return self.name, str(self.card.get("created")), self.modified_ns
+
+    @property
     def is_default(self) -> bool:
         return self.name == DEFAULT_MODEL
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What the pages read from a card, and what each must be when present (absent is fine: older cards lack some).
+_CARD_FIELDS: dict[str, tuple[str, Any]] = {
+    "name": ("a string", lambda v: isinstance(v, str)),
+    "preset": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "created": ("an ISO date string", lambda v: isinstance(v, str)),
+    "test_accuracy": ("a number from 0 to 1 or null", lambda v: v is None or (_is_number(v) and 0 <= v <= 1)),
+    "test_loss": ("a number or null", lambda v: v is None or _is_number(v)),
+    "train_seconds": ("a number of seconds", lambda v: _is_number(v) and v >= 0),
+    "parameter_count": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "best_epoch": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "unsure_below": ("a number from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1),
+    "class_names": ("a list of 10 class names", lambda v: isinstance(v, list) and len(v) == 10
+                    and all(isinstance(name, str) for name in v)),
+    "per_class": ("a list of objects", lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v)),
+    "history": ("a list of per-epoch objects of numbers", lambda v: isinstance(v, list) and all(
+        isinstance(epoch, dict) and all(_is_number(x) or isinstance(x, bool) for x in epoch.values()) for epoch in v)),
+}
+
+
+def card_problem(card: Any) -> str | None:
+    """What is wrong with a model card (in words, naming the field), or None when every field the app reads is valid."""
+    if not isinstance(card, dict):
+        return f"is a JSON {type(card).__name__}, expected an object"
+    try:
+        HyperParameters.from_dict(card.get("hyperparameters"))
+    except (TypeError, HyperParameterError) as error:
+        return f"has no valid hyperparameters ({error})"
+    for key, (expected, valid) in _CARD_FIELDS.items():
+        if key in card and not valid(card[key]):
+            return f"field {key!r} is {str(card[key])[:40]!r}, expected {expected}"
+    return None
 
 
 def slugify(run_name: str, max_length: int = 48) -> str:
@@ -97,8 +162,33 @@ class ModelStore:
         self._lock = threading.Lock()
 
     # ---- saving ---------------------------------------------------------------------------------
+    def usage(self) -> tuple[int, int]:
+        """(saved runs, bytes) in the store, the shipped model and hidden folders aside."""
+        runs, size = 0, 0
+        if not self.root.is_dir():
+            return runs, size
+        for folder in self.root.iterdir():
+            if folder.name.startswith(".") or folder.name == DEFAULT_MODEL or not folder.is_dir():
+                continue
+            runs += 1
+            size += sum(entry.stat().st_size for entry in folder.iterdir() if entry.is_file())
+        return runs, size
+
+    def check_room(self) -> None:
+        """Raise StoreFullError when one more saved run would go over the server's limits."""
+        max_runs, max_mb = store_limits()
+        runs, size = self.usage()
+        if runs >= max_runs or size >= max_mb * 1_000_000:
+            raise StoreFullError(
+                f"the model store is full: {runs} saved runs, {size / 1e6:,.0f} MB (this server allows "
+                f"{max_runs} runs and {max_mb:,} MB). Delete runs you no longer need on the Runs page; an operator "
+                f"can raise the limits with {MAX_SAVED_RUNS_VARIABLE} and {MAX_STORE_MB_VARIABLE}."
+            )
+
     def save(self, model, card: dict[str, Any], run_name: str) -> SavedModel:
-        """Save `model` (an inference copy, without optimizer state) and its card under a new folder."""
+        """Save `model` (an inference copy, without optimizer state) and its card under a new folder; raises
+        StoreFullError when the store is at its limits."""
+        self.check_room()
         slug = slugify(run_name)
         if slug == DEFAULT_MODEL:
             slug = f"run-{slug}"  # the shipped model's folder is never taken by a run
@@ -108,7 +198,7 @@ class ModelStore:
             temporary.mkdir()
         except OSError as error:
             raise ModelStoreError(
-                f"cannot create a folder in {self.root} to save {run_name!r} ({error.strerror or error}). "
+                f"cannot create a folder in the model store to save {run_name!r} ({error.strerror or error}). "
                 "Check that the folder exists, is writable and the disk has space."
             ) from error
         try:
@@ -122,7 +212,7 @@ class ModelStore:
             shutil.rmtree(temporary, ignore_errors=True)
             if isinstance(error, OSError):
                 raise ModelStoreError(
-                    f"saving {run_name!r} into {self.root} failed ({error.strerror or error}); nothing was "
+                    f"saving {run_name!r} into the model store failed ({error.strerror or error}); nothing was "
                     "written and no other model was touched. Free some disk space or fix the folder's "
                     "permissions, then train again."
                 ) from error
@@ -142,30 +232,42 @@ class ModelStore:
                 raise
             _fsync_folder(self.root)
             return final
-        raise ModelStoreError(f"too many models named {slug!r} in {self.root}; delete some or pick another name.")
+        raise ModelStoreError(f"too many models named {slug!r} in the model store; delete some or pick another name.")
 
     # ---- reading --------------------------------------------------------------------------------
     def _read(self, folder: Path) -> SavedModel:
-        """A model folder's card, checked; raises ModelStoreError saying what is wrong with it."""
+        """A model folder's card, checked; raises ModelStoreError saying what is wrong with it (by folder name:
+        the server's paths are never shown to visitors)."""
+        try:
+            return self._read_checked(folder)
+        except ModelStoreError:
+            raise
+        except OSError as error:  # an unreadable folder or file (permissions, a vanished folder, I/O errors)
+            reason = error.strerror or type(error).__name__
+            raise ModelStoreError(f"{folder.name}: cannot be read ({reason})") from error
+
+    def _read_checked(self, folder: Path) -> SavedModel:
         model_file, card_file = folder / MODEL_FILE, folder / CARD_FILE
         if not card_file.is_file():
-            raise ModelStoreError(f"{folder}: no {CARD_FILE}")
+            raise ModelStoreError(f"{folder.name}: no {CARD_FILE}")
         if not model_file.is_file() or not zipfile.is_zipfile(model_file):
-            raise ModelStoreError(f"{folder}: {MODEL_FILE} is missing or not a Keras archive")
+            raise ModelStoreError(f"{folder.name}: {MODEL_FILE} is missing or not a Keras archive")
         try:  # the archive's table of contents only: cheap enough for every listing
             with zipfile.ZipFile(model_file) as archive:
                 missing = sorted(_ARCHIVE_ENTRIES - set(archive.namelist()))
         except (OSError, zipfile.BadZipFile) as error:
-            raise ModelStoreError(f"{folder}: {MODEL_FILE} cannot be read ({error})") from error
+            raise ModelStoreError(f"{folder.name}: {MODEL_FILE} cannot be read ({error})") from error
         if missing:
-            raise ModelStoreError(f"{folder}: {MODEL_FILE} is not a complete Keras archive (no {', '.join(missing)})")
+            raise ModelStoreError(
+                f"{folder.name}: {MODEL_FILE} is not a complete Keras archive (no {', '.join(missing)})"
+            )
         try:
             card = json.loads(card_file.read_text())
-            HyperParameters.from_dict(card["hyperparameters"])
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelStoreError(f"{folder}: {CARD_FILE} is not valid JSON ({error})") from error
-        except (KeyError, TypeError, HyperParameterError) as error:
-            raise ModelStoreError(f"{folder}: {CARD_FILE} has no valid hyperparameters ({error})") from error
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelStoreError(f"{folder.name}: {CARD_FILE} is not valid JSON ({error})") from error
+        problem = card_problem(card)
+        if problem:
+            raise ModelStoreError(f"{folder.name}: {CARD_FILE} {problem}")
         return SavedModel(folder.name, folder, card, model_file.stat().st_mtime_ns)
 
     def list_models(self) -> tuple[list[SavedModel], list[str]]:
@@ -203,7 +305,7 @@ class ModelStore:
             if saved.name == name:
                 return saved
         known = ", ".join(m.name for m in models) or "none"
-        raise ModelStoreError(f"no saved model named {name!r} in {self.root} (saved models: {known}).")
+        raise ModelStoreError(f"no saved model named {name!r} (saved models: {known}).")
 
     def load_model(self, name: str):
         """Load a saved model with Keras safe_mode on; raises ModelStoreError naming the folder if it fails."""
@@ -214,23 +316,37 @@ class ModelStore:
             model = keras.saving.load_model(saved.path / MODEL_FILE, compile=False, safe_mode=True)
         except Exception as error:  # noqa: BLE001 - Keras raises many types for a damaged archive
             raise ModelStoreError(
-                f"{saved.path / MODEL_FILE} could not be loaded ({type(error).__name__}: {error}). "
+                f"{saved.name}/{MODEL_FILE} could not be loaded ({type(error).__name__}: {error}). "
                 "The file is damaged; delete this model and train it again."
             ) from error
         if tuple(model.input_shape[1:]) != (28, 28) or tuple(model.output_shape[1:]) != (10,):
             raise ModelStoreError(
-                f"{saved.path / MODEL_FILE}: takes {model.input_shape} and gives {model.output_shape}, "
+                f"{saved.name}/{MODEL_FILE}: takes {model.input_shape} and gives {model.output_shape}, "
                 "expected (None, 28, 28) images and 10 class probabilities."
             )
         return model
 
-    def delete(self, name: str) -> None:
-        """Delete a saved run; the shipped default model cannot be deleted."""
+    def delete(self, name: str, identity: tuple[str, str, int] | None = None) -> None:
+        """Delete a saved run; the shipped default model cannot be deleted. With `identity` (a SavedModel's, as the
+        user saw it), only that very model: a run saved since under the same name is refused, not deleted."""
         if name == DEFAULT_MODEL:
             raise ModelStoreError("the shipped default model cannot be deleted.")
-        saved = self.get(name)
+        try:
+            saved = self.get(name)
+        except ModelStoreError:
+            raise ModelStoreError(f"{name!r} is already gone: someone deleted it. Nothing was deleted.") from None
+        if identity is not None and saved.identity != tuple(identity):
+            raise ModelStoreError(
+                f"{name!r} is no longer the model you chose: another run was saved under that name since. "
+                "Nothing was deleted; look at the list again and choose."
+            )
         trash = saved.path.with_name(f"{_TEMPORARY_PREFIX}deleted-{saved.name}-{uuid.uuid4().hex[:8]}")
-        os.rename(saved.path, trash)  # vanishes from listings at once, even if the removal below is slow
+        try:
+            os.rename(saved.path, trash)  # vanishes from listings at once, even if the removal below is slow
+        except FileNotFoundError:  # a delete at the same moment renamed it first
+            raise ModelStoreError(f"{name!r} is already gone: someone deleted it. Nothing was deleted.") from None
+        except OSError as error:
+            raise ModelStoreError(f"{name!r} could not be deleted ({error.strerror or error}).") from error
         shutil.rmtree(trash, ignore_errors=True)
 
 

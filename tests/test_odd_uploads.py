@@ -145,4 +145,4 @@ def test_a_one_pixel_image_is_blank_and_still_gets_an_answer(classifier, colour)
 def test_the_server_refuses_uploads_over_the_same_limit_as_the_core():
     # Streamlit's uploader refuses bigger files in the browser, naming them; the core refuses them again
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES
+    assert config["server"]["maxUploadSize"] * 1_000_000 == MAX_UPLOAD_BYTES

@@ -14,7 +14,15 @@ import pytest
 from fmnist_core import store as store_module
 from fmnist_core.hyperparameters import preset
 from fmnist_core.model import build_model
-from fmnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, slugify
+from fmnist_core.store import (
+    DEFAULT_MODEL,
+    MAX_SAVED_RUNS_VARIABLE,
+    MAX_STORE_MB_VARIABLE,
+    ModelStore,
+    ModelStoreError,
+    StoreFullError,
+    slugify,
+)
 
 HP = preset("seed-004")
 
@@ -77,7 +85,7 @@ def test_failed_save_leaves_nothing_and_names_the_cause(tmp_path, model, monkeyp
 def test_unwritable_store_gives_a_clear_message(tmp_path, model):
     target = tmp_path / "models"
     target.write_text("a file where the folder should be")
-    with pytest.raises(ModelStoreError, match=r"cannot create a folder in .*models to save 'x'"):
+    with pytest.raises(ModelStoreError, match=r"cannot create a folder in the model store to save 'x'"):
         ModelStore(target).save(model, card(), "x")
 
 
@@ -159,7 +167,8 @@ def test_corrupted_and_partial_folders_beside_good_models_are_named_and_the_rest
     assert [m.name for m in models] == ["good"] and len(warnings) == 4
     for name, reason in [("truncated", "not a Keras archive"), ("no-weights", "no model.weights.h5"),
                          ("empty-model", "not a Keras archive"), ("no-model", "missing")]:
-        assert any(f"/{name}: model.keras" in warning and reason in warning for warning in warnings), name
+        assert any(f"model: {name}: model.keras" in warning and reason in warning for warning in warnings), name
+    assert not any(str(tmp_path) in warning for warning in warnings)  # visitors never see the server's paths
     assert store.load_model("good").output_shape == (None, 10)
 
 
@@ -203,3 +212,117 @@ def test_the_code_never_unpickles_nor_loads_a_model_outside_the_store():
             for loader in ("saving.load_model", "models.load_model", "load_weights(", "tf.saved_model"):
                 assert loader not in text, f"{path.name} loads a model itself ({loader})"
     assert "safe_mode=True" in sources[repository / "fmnist_core" / "store.py"]
+
+
+# ---- strangers and faults, round two (#19) --------------------------------------------------------------
+@pytest.mark.parametrize(("field", "value"), [
+    ("test_accuracy", "n/a"), ("history", 5), ("history", [{"accuracy": "high"}]), ("created", 20261126),
+    ("parameter_count", 1.5), ("train_seconds", None), ("preset", ["best"]), ("unsure_below", 7),
+    ("class_names", ["one"]), ("per_class", "all good"), ("test_accuracy", True),
+])
+def test_a_card_field_of_the_wrong_type_skips_that_folder_with_a_warning_naming_the_field(
+        tmp_path, model, field, value):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "good")
+    odd = store.save(model, card(), "odd")
+    written = json.loads((odd.path / "card.json").read_text())
+    (odd.path / "card.json").write_text(json.dumps({**written, field: value}))
+    models, warnings = store.list_models()
+    assert [m.name for m in models] == ["good"]
+    assert len(warnings) == 1 and "odd: card.json" in warnings[0] and repr(field) in warnings[0]
+
+
+def test_a_card_that_is_not_an_object_is_skipped(tmp_path, model):
+    store = ModelStore(tmp_path)
+    odd = store.save(model, card(), "odd")
+    (odd.path / "card.json").write_text("[1, 2, 3]")
+    assert store.list_models()[0] == [] and "expected an object" in store.list_models()[1][0]
+
+
+def test_an_unreadable_folder_is_skipped_with_a_warning_when_the_server_is_not_root(tmp_path, model):
+    # root reads any folder, so as root the listing runs without the capabilities that bypass permissions
+    # (util-linux's setpriv), as a server run by an ordinary user would
+    import subprocess
+    import sys
+
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "good")
+    locked = store.save(model, card(), "locked")
+    locked.path.chmod(0)
+    code = ("import json, sys; from fmnist_core.store import ModelStore; "
+            "models, warnings = ModelStore(sys.argv[1]).list_models(); "
+            "print(json.dumps([[m.name for m in models], warnings]))")
+    drop = "-dac_override,-dac_read_search"
+    unprivileged = ["setpriv", f"--inh-caps={drop}", f"--ambient-caps={drop}", f"--bounding-set={drop}"]
+    repository = Path(__file__).resolve().parent.parent
+    try:
+        completed = subprocess.run([*(unprivileged if os.geteuid() == 0 else []), sys.executable, "-c", code,
+                                    str(tmp_path)], capture_output=True, text=True, cwd=repository, check=True)
+    finally:
+        locked.path.chmod(0o755)  # so that pytest can clean up
+    names, warnings = json.loads(completed.stdout)
+    assert names == ["good"]
+    assert len(warnings) == 1 and "locked: cannot be read (Permission denied)" in warnings[0]
+
+
+def test_delete_acts_on_the_model_the_user_saw_not_on_a_new_one_with_its_name(tmp_path, model):
+    store = ModelStore(tmp_path)
+    seen = store.save(model, card(created="2026-11-26T04:00:00+00:00"), "shared").identity
+    store.delete("shared")  # another visitor deletes it ...
+    store.save(model, card(created="2026-11-26T04:05:00+00:00"), "shared")  # ... and a third saves a new one
+    with pytest.raises(ModelStoreError, match="no longer the model you chose"):
+        store.delete("shared", identity=seen)
+    assert store.get("shared").card["created"] == "2026-11-26T04:05:00+00:00"
+    store.delete("shared", identity=store.get("shared").identity)
+    assert not (tmp_path / "shared").exists()
+
+
+def test_two_deletes_of_one_model_at_once_give_one_deletion_and_one_clear_refusal(tmp_path, model):
+    import threading
+
+    store = ModelStore(tmp_path)
+
+    def delete(barrier: threading.Barrier, outcomes: list[str]) -> None:
+        barrier.wait()
+        try:
+            store.delete("contested")
+            outcomes.append("deleted")
+        except ModelStoreError as error:
+            outcomes.append(str(error))
+        except BaseException as error:  # noqa: BLE001 - any other exception is the failure this test looks for
+            outcomes.append(f"unexpected {type(error).__name__}: {error}")
+
+    for attempt in range(20):
+        store.save(model, card(), "contested")
+        barrier, outcomes = threading.Barrier(2), []
+        threads = [threading.Thread(target=delete, args=(barrier, outcomes)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        refusals = [outcome for outcome in outcomes if outcome != "deleted"]
+        assert len(outcomes) == 2 and len(refusals) == 1 and "already gone" in refusals[0], (attempt, outcomes)
+
+
+def test_a_full_store_refuses_a_save_and_says_how_to_make_room(tmp_path, model, monkeypatch):
+    store = ModelStore(tmp_path)
+    store.save(model, card(), "first")
+    monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "1")
+    with pytest.raises(StoreFullError, match=r"1 saved runs.*allows 1 runs.*Delete runs.*FMNIST_MAX_SAVED_RUNS"):
+        store.save(model, card(), "second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]
+    monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "5")
+    monkeypatch.setenv(MAX_STORE_MB_VARIABLE, "0")
+    with pytest.raises(StoreFullError, match="0 MB"):
+        store.save(model, card(), "second")
+    monkeypatch.setenv(MAX_STORE_MB_VARIABLE, "not a number")  # a mistyped setting keeps the default cap
+    assert store.save(model, card(), "second").name == "second"
+
+
+def test_the_shipped_model_does_not_count_against_the_limits(tmp_path, model, monkeypatch):
+    store = ModelStore(tmp_path)
+    shutil.copytree(store.save(model, card(), "x").path, tmp_path / DEFAULT_MODEL)
+    store.delete("x")
+    monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "1")
+    assert store.usage()[0] == 0
+    store.save(model, card(), "only-run")

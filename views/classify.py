@@ -7,9 +7,18 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.preprocessing import ImageDecodeError, prepare_drawing, prepare_upload
+from fmnist_core.memory import release_free_memory
+from fmnist_core.preprocessing import (
+    ALLOWED_FORMATS,
+    MAX_UPLOAD_BYTES,
+    ImageDecodeError,
+    PreparedImage,
+    prepare_drawing,
+    prepare_upload,
+)
 from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, explain_panel, state
+from views.text import plain
 
 NOT_AN_ITEM = "Not clothing?"
 DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trousers, a dress, a bag, a shoe… "
@@ -17,7 +26,13 @@ DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trous
                 "coloured-in shape. Big and centred reads best. To take back the last stroke, point at the square "
                 "and press Undo (↶) in the small toolbar above it.")
 FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "avif"]  # preprocessing.ALLOWED_FORMATS
+# The file endings of preprocessing.ALLOWED_FORMATS, the only decoders an upload may reach.
+_ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": ("gif",), "BMP": ("bmp",),
+            "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
+UPLOAD_TYPES = [ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format]]
+# What one session's uploader may hold at once: Streamlit keeps every uploaded file in the server's memory.
+MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES = 10, 30_000_000
+UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
 CANVAS_SIDE = 280  # px
 
 
@@ -88,22 +103,55 @@ def _drawing(saved: SavedModel) -> None:
             st.caption(DRAWING_HINT)
 
 
+def _prepared(file) -> PreparedImage | ImageDecodeError:
+    """The upload decoded once per file and kept in the session (a rerun does not decode it again)."""
+    results = st.session_state.setdefault(UPLOAD_RESULTS_KEY, {})
+    if file.file_id not in results:
+        try:
+            results[file.file_id] = prepare_upload(file.getvalue(), file.name)
+        except ImageDecodeError as error:
+            results[file.file_id] = error
+        release_free_memory(collect_garbage=False)  # the decoded full-size picture is garbage now
+    return results[file.file_id]
+
+
+def _within_limits(files: list) -> tuple[list, list]:
+    """The files that fit this session's limits (in upload order), and the rest."""
+    taken, total = [], 0
+    for file in files:
+        if len(taken) < MAX_UPLOAD_FILES and total + file.size <= MAX_UPLOAD_TOTAL_BYTES:
+            taken.append(file)
+            total += file.size
+    return taken, [file for file in files if file not in taken]
+
+
 def _uploads(saved: SavedModel) -> None:
-    files = st.file_uploader("Pictures of clothing (up to 10 MB each)", type=UPLOAD_TYPES,
-                             accept_multiple_files=True, key="uploads")
+    files = st.file_uploader(
+        f"Pictures of clothing (up to {MAX_UPLOAD_BYTES / 1e6:g} MB each, {MAX_UPLOAD_FILES} pictures and "
+        f"{MAX_UPLOAD_TOTAL_BYTES / 1e6:g} MB at once)", type=UPLOAD_TYPES, accept_multiple_files=True,
+        key="uploads", max_upload_size=MAX_UPLOAD_BYTES // 1_000_000)
     if not files:
+        st.session_state.pop(UPLOAD_RESULTS_KEY, None)
         st.caption("One item per picture on a plain background works best; you can upload several at once.")
         return
+    files, refused = _within_limits(files)
+    if refused:
+        st.warning(f"Not read: {', '.join(plain(file.name, 40) for file in refused)}. At most {MAX_UPLOAD_FILES} "
+                   f"pictures and {MAX_UPLOAD_TOTAL_BYTES / 1e6:g} MB are read at once: remove some (× beside each "
+                   "name) and add these again.")
+    kept = {file.file_id for file in files}  # results of removed files are dropped with them
+    results = st.session_state.setdefault(UPLOAD_RESULTS_KEY, {})
+    for file_id in [file_id for file_id in results if file_id not in kept]:
+        del results[file_id]
     classifier = _classifier(saved)
     if classifier is None:
         return
     for position, file in enumerate(files):
         with st.container(border=True, key=f"upload_result_{position}"):
-            st.markdown(f"**{file.name}**")
-            try:
-                prepared = prepare_upload(file.getvalue(), file.name)
-            except ImageDecodeError as error:
-                st.error(f"Could not classify this file. {error}")
+            st.markdown(f"**{plain(file.name)}**")
+            prepared = _prepared(file)
+            if isinstance(prepared, ImageDecodeError):
+                st.error(f"Could not classify this file. {plain(prepared, 400)}")
                 continue
             note = "Light background: inverted to light-on-dark, like Fashion-MNIST." if prepared.inverted else ""
             show_prediction(saved, classifier, prepared.model_input, key=f"upload_{file.file_id}",

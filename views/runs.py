@@ -9,6 +9,9 @@ import streamlit as st
 from fmnist_core.reporting import summarize
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 from views import charts, state
+from views.text import plain
+
+SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this session last saw it
 
 
 def _row(saved: SavedModel) -> dict:
@@ -36,12 +39,12 @@ def _delete_chosen() -> None:
     has vanished since (then it says so), never a fallback the redrawn selectbox would pick instead."""
     name = st.session_state["delete_model"]
     try:
-        ModelStore().delete(name)
+        ModelStore().delete(name, identity=st.session_state.get(SHOWN_KEY, {}).get(name))
     except ModelStoreError as error:
-        state.flash("error", f"Could not delete {name!r}: {error}")
+        state.flash("error", f"Could not delete {plain(name)}: {plain(str(error))}")
         return
     state.forget_models()
-    state.flash("success", f"Deleted the model {name!r}.")
+    state.flash("success", f"Deleted the model {plain(name)}.")
 
 
 def render() -> None:
@@ -71,6 +74,7 @@ def render() -> None:
         st.caption("Only the shipped default model is saved, and it cannot be deleted.")
         return
     choice, button = st.columns([2, 1], vertical_alignment="bottom")
+    st.session_state[SHOWN_KEY] = {saved.name: saved.identity for saved in models}  # what Delete may act on
     choice.selectbox("Run to delete", deletable, key="delete_model",
                             help="The shipped default model cannot be deleted.")
     button.button("Delete", key="delete_button", icon=":material/delete:", on_click=_delete_chosen)

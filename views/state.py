@@ -17,10 +17,12 @@ import streamlit as st
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
 from fmnist_core.jobs import TrainingManager
 from fmnist_core.store import ModelStore, SavedModel
+from views.text import plain
 
 ACTIVE_MODEL_KEY = "active_model"  # the sidebar selectbox
 PENDING_ACTIVE_MODEL_KEY = "pending_active_model"  # set by pages, applied before the selectbox is drawn
 _MODELS_KEY = "_saved_models"  # the listing the sidebar made this run, for the pages
+_ACTIVE_IDENTITY_KEY = "_active_model_identity"  # the active model as this session last saw it
 
 
 def init_session() -> None:
@@ -152,13 +154,25 @@ def list_models() -> tuple[list[SavedModel], list[str]]:
 
 
 def choose_active_model(models: list[SavedModel]) -> None:
-    """Before the sidebar selectbox is drawn: apply a pending choice, or repair a vanished one."""
-    names = [saved.name for saved in models]
+    """Before the sidebar selectbox is drawn: apply a pending choice, or repair a vanished or replaced one and
+    say so (another visitor may delete the model this session uses, or save a new one under its name)."""
+    identities = {saved.name: saved.identity for saved in models}
     pending = st.session_state.pop(PENDING_ACTIVE_MODEL_KEY, None)
-    if pending in names:
-        st.session_state[ACTIVE_MODEL_KEY] = pending
-    elif st.session_state.get(ACTIVE_MODEL_KEY) not in names:
-        st.session_state[ACTIVE_MODEL_KEY] = names[0] if names else None
+    active = st.session_state.get(ACTIVE_MODEL_KEY)
+    seen = st.session_state.get(_ACTIVE_IDENTITY_KEY)
+    if pending in identities:
+        active = pending
+    elif active not in identities:
+        fallback = next(iter(identities), None)
+        if active is not None:
+            flash("warning", f"The model {plain(active)} you were using was deleted by someone else; "
+                             + (f"now using {plain(fallback)}." if fallback else "no model is left."))
+        active = fallback
+    elif seen is not None and seen[0] == active and tuple(seen) != identities[active]:
+        flash("warning", f"The model {plain(active)} was replaced by another run saved under the same name; "
+                         "the pages now show the new one.")
+    st.session_state[ACTIVE_MODEL_KEY] = active
+    st.session_state[_ACTIVE_IDENTITY_KEY] = identities.get(active)
 
 
 def use_model(name: str) -> None:

@@ -10,8 +10,10 @@ import streamlit as st
 
 from fmnist_core.hyperparameters import PRESETS, HyperParameterError, field_specs
 from fmnist_core.jobs import FAILED, MAX_TRAIN_MINUTES, SweepJob, TrainingBusyError
+from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import state
+from views.text import plain
 
 SPECS = field_specs()
 SWEEPABLE = [name for name in SPECS if name not in NOT_SWEPT]
@@ -92,8 +94,8 @@ def _retrain_best(spec: SweepSpec, values: dict) -> None:
     name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         state.training_manager().start(hp, name, owner=state.session_id())
-    except TrainingBusyError as error:
-        state.flash("warning", f"The retraining was not started: {error}")
+    except (TrainingBusyError, StoreFullError) as error:
+        state.flash("warning", f"The retraining was not started: {plain(error, 400)}")
         return
     state.flash("success", f"Retraining the best trial on the full training set as “{name}”: "
                            "follow it on the Train page.")
@@ -115,7 +117,7 @@ def _show_sweep(job: SweepJob, was_running: bool) -> None:
         st.button("Stop sweep", key="stop_sweep", icon=":material/stop_circle:", on_click=job.request_stop,
                   disabled=snapshot.stop_requested, help="Stops the trial in progress after its current batch.")
     elif snapshot.state == FAILED:
-        st.error(f"The sweep failed: {snapshot.error}")
+        st.error(f"The sweep failed: {plain(snapshot.error, 400)}")
     elif snapshot.stopped_by_time_limit:
         st.warning(f"Sweep stopped at the server's limit of {MAX_TRAIN_MINUTES} minutes of training; "
                    "the trials below are kept.")
@@ -156,7 +158,7 @@ def render() -> None:
             job = state.training_manager().start_sweep(spec, owner=state.session_id())
             busy = True
         except TrainingBusyError as error:
-            st.warning(f"The sweep was not started: {error}")
+            st.warning(f"The sweep was not started: {plain(error, 400)}")
     st.divider()
     if not isinstance(job, SweepJob):
         st.caption("A training run holds this server's slot; it shows on the Train page." if busy

@@ -11,7 +11,9 @@ from fmnist_core.hyperparameters import FILTER_CHOICES, PRESETS, HyperParameterE
 from fmnist_core.jobs import FAILED, FINISHED, MAX_TRAIN_MINUTES, STOPPED, SweepJob, TrainingBusyError, TrainingJob
 from fmnist_core.reporting import progress_fraction, progress_text, summarize
 from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, shown, to_query
+from fmnist_core.store import StoreFullError
 from views import charts, state
+from views.text import plain
 
 SPECS = field_specs()
 DEFAULT_PRESET = "quick"
@@ -135,7 +137,9 @@ def _start(hp: HyperParameters) -> None:
     try:
         state.training_manager().start(hp, run_name, owner=state.session_id(), preset=preset_name)
     except TrainingBusyError as error:
-        st.warning(f"A training run is in progress on this server, so yours was not started: {error}")
+        st.warning(f"A training run is in progress on this server, so yours was not started: {plain(error, 400)}")
+    except StoreFullError as error:
+        st.warning(f"Your run was not started: {plain(error, 400)}")
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def _show_job(job: TrainingJob, was_running: bool) -> None:
     if was_running and not snapshot.is_running:
         st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
     whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
-    st.subheader(f"Run “{snapshot.run_name}”")
+    st.subheader(f"Run “{plain(snapshot.run_name)}”")
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
     st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
@@ -165,7 +169,7 @@ def _show_job(job: TrainingJob, was_running: bool) -> None:
             state.use_model(snapshot.saved_name)
             st.rerun()
     elif snapshot.state == FAILED:
-        st.error(f"Training failed: {snapshot.error}")
+        st.error(f"Training failed: {plain(snapshot.error, 400)}")
         if job.traceback:
             with st.expander("Technical details"):
                 st.code(job.traceback, language=None)

@@ -58,9 +58,10 @@ class AppServer:
             env["TF_NUM_INTRAOP_THREADS"] = "1"
         self.log = open(log_path, "wb")
         self.process = subprocess.Popen(
+            # .streamlit/config.toml as `make run` uses it (address, allowed hosts, no file watcher); only the port
+            # differs, and headless keeps Streamlit from opening a browser of its own
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--server.headless", "true"],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
 
