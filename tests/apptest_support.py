@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,3 +37,8 @@ def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def texts(elements) -> str:
+    """The text of AppTest elements as a reader sees it: one per line, user text's Markdown escapes undone."""
+    return "\n".join(re.sub(r"\\(.)", r"\1", str(element.value)) for element in elements)

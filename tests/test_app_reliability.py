@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_support import open_page, serving_models_from
+from apptest_support import open_page, serving_models_from, texts
 from PIL import Image
 
 from fmnist_core import jobs
@@ -34,10 +34,6 @@ def encode(image: Image.Image, image_format: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, image_format, **options)
     return buffer.getvalue()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(element.value) for element in elements)
 
 
 # ---- uploads ------------------------------------------------------------------------------------------
@@ -74,9 +70,27 @@ def test_a_mix_of_bad_and_good_uploads_names_each_bad_file_and_classifies_each_g
     assert not at.exception
     assert len(at.error) == len(bad)
     for name, error in zip(bad, at.error, strict=True):
-        assert error.value.startswith(f"Could not classify this file. {name}: "), error.value
+        assert texts([error]).startswith(f"Could not classify this file. {name}: "), error.value
     predictions = [metric.value for metric in at.metric if metric.label == "Prediction"]
     assert predictions == [CLASS_NAMES[dataset.test_labels[index]] for _, index in good.values()]
+
+
+def test_uploads_over_the_session_limits_name_the_files_not_read_and_the_rest_are_classified(models_dir, dataset):
+    from views.classify import MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES
+
+    boot = encode(Image.fromarray(dataset.test_images[ANKLE_BOOT]))
+    many = [(f"boot-{number:02}.png", boot, "image/png") for number in range(MAX_UPLOAD_FILES + 2)]
+    at = open_page("views/classify.py")
+    at.file_uploader(key="uploads").set_value(many).run()
+    assert not at.exception
+    assert [metric.value for metric in at.metric if metric.label == "Prediction"] == ["Ankle boot"] * MAX_UPLOAD_FILES
+    warning = texts(at.warning)
+    assert f"Not read: boot-{MAX_UPLOAD_FILES:02}.png, boot-{MAX_UPLOAD_FILES + 1:02}.png." in warning, warning
+
+    heavy = boot + bytes(MAX_UPLOAD_TOTAL_BYTES // 3 - len(boot) + 1)  # a third of the limit and a byte more
+    at.file_uploader(key="uploads").set_value([(f"heavy-{n}.png", heavy, "image/png") for n in range(3)]).run()
+    assert [metric.value for metric in at.metric if metric.label == "Prediction"] == ["Ankle boot"] * 2
+    assert "Not read: heavy-2.png." in texts(at.warning)
 
 
 # ---- share links --------------------------------------------------------------------------------------
@@ -152,6 +166,23 @@ def test_a_model_whose_weights_are_damaged_gives_an_error_naming_it_and_the_app_
         assert not at.exception and at.metric[0].label == "Test accuracy"
     finally:
         shutil.rmtree(models_dir / "bit-rot")
+
+
+def test_a_session_whose_active_model_is_deleted_by_another_is_told_and_uses_the_default(models_dir):
+    shutil.copytree(models_dir / "default", models_dir / "victim")
+    at = open_page("views/classify.py")
+    at.sidebar.selectbox(key="active_model").set_value("victim").run()
+    assert "Using model **victim**" in texts(at.caption)
+    shutil.rmtree(models_dir / "victim")  # another visitor deletes it on the Runs page
+
+    at.run()
+    assert not at.exception
+    assert "The model victim you were using was deleted by someone else; now using default." in texts(at.warning)
+    assert at.sidebar.selectbox(key="active_model").value == "default"
+    shown = texts([*at.warning, *at.error, *at.caption, *at.markdown])
+    assert str(models_dir) not in shown  # no server path in anything a visitor reads
+    at.run()
+    assert "was deleted" not in texts(at.warning)  # said once
 
 
 # ---- the server's time limit --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ _ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": 
             "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
 UPLOAD_TYPES = [ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format]]
 # What one session's uploader may hold at once: Streamlit keeps every uploaded file in the server's memory.
-MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES = 10, 30_000_000
+MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES = 20, 30_000_000
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
 CANVAS_SIDE = 280  # px
 

@@ -1,0 +1,105 @@
+"""What a hostile or unlucky visitor can try against the real server (#19): Markdown in a name, a rebound Host
+header on the app's WebSocket, and the server settings `make run` uses."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import http.server
+import os
+import threading
+import tomllib
+from urllib.parse import urlparse
+
+from app_actions import (
+    RUN_SECONDS,
+    open_page,
+    png_file,
+    prediction,
+    run_heading,
+    run_outcome,
+    start_run,
+    upload,
+    wait_until_no_run,
+)
+from app_server import REPO, free_port
+from playwright.sync_api import expect
+
+ANKLE_BOOT = 4390  # a test image the shipped model names correctly with about 96 %
+
+
+class _Listener(http.server.ThreadingHTTPServer):
+    """A web server on loopback that only counts the requests it gets (a stranger's tracking pixel)."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the name http.server calls
+                listener.requests.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+
+
+def test_a_run_name_in_markdown_is_shown_as_typed_to_every_visitor_and_fetches_nothing(new_page, app_server):
+    listener = _Listener()
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    name = f"![](http://127.0.0.1:{listener.server_port}/p.png) **hi**"
+    starter, stranger = new_page(), new_page()
+    try:
+        wait_until_no_run(starter, app_server.url)
+        open_page(starter, app_server.url, query="preset=quick&epochs=1&train_subset_size=2000")
+        start_run(starter, name)  # waits for the heading `Run “<name>”`, character for character
+        open_page(stranger, app_server.url)
+        expect(run_heading(stranger, name)).to_be_visible()
+        expect(run_outcome(stranger)).to_be_visible(timeout=RUN_SECONDS * 1000)  # refreshed every second meanwhile
+        for page in (starter, stranger):
+            assert page.locator("img[src*='p.png'], h3 strong").count() == 0
+        assert listener.requests == []
+    finally:
+        listener.shutdown()
+
+
+def test_markdown_in_a_file_name_is_shown_as_typed(page, app_server, dataset):
+    name = "![](p.png) **bold** :red[red] $x^2$ :smile: <b>b</b>.png"  # a file name cannot hold a slash
+    open_page(page, app_server.url, "classify")
+    upload(page, [png_file(name, dataset.test_images[ANKLE_BOOT])])
+    result = page.locator('[class*="st-key-upload_result_"]').first
+    expect(prediction(result)).to_have_text("Ankle boot")
+    expect(result.get_by_text(name, exact=True)).to_be_visible()  # every character as typed
+    assert result.locator("img[src*='p.png'], strong:text-is('bold'), b, .katex").count() == 0
+
+
+def _websocket_handshake(url: str, host: str) -> int:
+    """The status the app's WebSocket endpoint answers to an opening handshake naming `host`."""
+    address = urlparse(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        connection.request("GET", "/_stcore/stream", headers={
+            "Host": host, "Origin": f"http://{host}", "Upgrade": "websocket", "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(), "Sec-WebSocket-Version": "13",
+        })
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_websocket_for_a_rebound_host_name_is_refused_and_the_real_one_accepted(app_server):
+    port = urlparse(app_server.url).port
+    assert _websocket_handshake(app_server.url, f"127.0.0.1:{port}") == 101
+    assert _websocket_handshake(app_server.url, f"localhost:{port}") == 101
+    assert _websocket_handshake(app_server.url, f"attacker.example:{port}") in (400, 403)
+
+
+def test_make_run_serves_only_this_machine_without_a_file_watcher():
+    server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1" and server["fileWatcherType"] == "none"
+    assert server["allowedHosts"] == ["localhost", "127.0.0.1"]
+    makefile = (REPO / "Makefile").read_text()
+    assert "ADDRESS ?= 127.0.0.1" in makefile and "--server.address $(ADDRESS)" in makefile
