@@ -31,7 +31,7 @@ from app_actions import (  # noqa: E402
     wait_until_settled,
 )
 from app_server import VIEWPORT, AppServer, copy_shipped_model, launch_chromium  # noqa: E402
-from drawings import BRUSH_WIDTH, TROUSER  # noqa: E402
+from drawings import OUTLINE_BRUSH_WIDTH, T_SHIRT_OUTLINE  # noqa: E402
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from fmnist_core.data import CLASS_NAMES  # noqa: E402
@@ -74,12 +74,12 @@ def evaluate(page: Page, base_url: str) -> None:
 
 
 def classify(page: Page, base_url: str) -> None:
-    """A pair of trousers drawn with the mouse, and what the shipped model makes of it."""
+    """A T-shirt drawn as an outline with the mouse, the filled 28x28 image the model saw, and its answer."""
     open_page(page, base_url, "classify")
-    set_brush_width(page, BRUSH_WIDTH)
+    set_brush_width(page, OUTLINE_BRUSH_WIDTH)
     with answered(page):
-        draw(page, TROUSER)
-    expect(prediction(page)).to_have_text("Trouser")
+        draw(page, T_SHIRT_OUTLINE)
+    expect(prediction(page)).to_have_text("T-shirt/top")
     page.mouse.move(*AWAY)
     wait_until_settled(page)
     page.screenshot(path=DOCS / "classify.png")

@@ -17,6 +17,9 @@ from scipy import ndimage
 from .data import IMAGE_SIZE
 
 MAX_UPLOAD_BYTES = 10_000_000  # "10 MB", as Streamlit's uploader counts its maxUploadSize (.streamlit/config.toml)
+# What one session's uploader may hold at once and have read: Streamlit keeps every uploaded file in the server's
+# memory while its uploader lists it.
+MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES = 20, 30_000_000
 MAX_IMAGE_PIXELS = 40_000_000
 DISPLAY_MAX_SIDE = 512  # the shown original; still far more detail than a 28x28 result needs
 # JPEGs decode straight at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) while both sides stay >= this:
@@ -159,9 +162,10 @@ def fill_outlines(ink: np.ndarray) -> tuple[np.ndarray, bool]:
     if radius >= 1:  # a morphological closing with a disc of that radius, by two distance transforms
         grown = ndimage.distance_transform_edt(~drawn) <= radius
         closed = drawn | (ndimage.distance_transform_edt(grown) > radius)
-    inside = (ndimage.binary_fill_holes(closed) & ~drawn)[margin:-margin, margin:-margin]
-    if not inside.any():
+    solid = ndimage.binary_fill_holes(closed)
+    if not (solid & ~closed).any():  # nothing enclosed (the closing alone only rounds concave corners)
         return ink, False
+    inside = (solid & ~drawn)[margin:-margin, margin:-margin]  # the holes and the gaps that closed them
     filled = ink.astype(np.float32, copy=True)
     filled[box] = np.maximum(filled[box], inside * np.float32(OUTLINE_FILL_LEVEL * 255.0))
     return filled, True

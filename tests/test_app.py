@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from apptest_support import open_page, serving_models_from
+from apptest_support import open_page, serving_models_from, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -47,10 +47,6 @@ def wait_for_job(at: AppTest):
     at.run()  # the page now draws the finished run
     assert not at.exception, [e.value for e in at.exception]
     return job.snapshot()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(element.value) for element in elements)
 
 
 # ---- every page --------------------------------------------------------------------------------------
@@ -223,7 +219,7 @@ def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir
         ("trouser.png", _png(data.test_images[index]), "image/png"),
     ]).run()
     assert not at.exception
-    assert len(at.error) == 1 and "broken.png" in at.error[0].value
+    assert len(at.error) == 1 and "broken.png" in texts(at.error)
     predictions = [metric for metric in at.metric if metric.label == "Prediction"]
     assert [metric.value for metric in predictions] == ["Trouser"]
     assert len(at.get("plotly_chart")) == 1  # its probability bars

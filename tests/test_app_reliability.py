@@ -15,7 +15,7 @@ from PIL import Image
 from fmnist_core import jobs
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
-from fmnist_core.preprocessing import MAX_UPLOAD_BYTES
+from fmnist_core.preprocessing import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 # Test images the shipped model names correctly with about 96 %: an ankle boot, a sneaker, a bag, a dress.
@@ -76,8 +76,6 @@ def test_a_mix_of_bad_and_good_uploads_names_each_bad_file_and_classifies_each_g
 
 
 def test_uploads_over_the_session_limits_name_the_files_not_read_and_the_rest_are_classified(models_dir, dataset):
-    from views.classify import MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES
-
     boot = encode(Image.fromarray(dataset.test_images[ANKLE_BOOT]))
     many = [(f"boot-{number:02}.png", boot, "image/png") for number in range(MAX_UPLOAD_FILES + 2)]
     at = open_page("views/classify.py")
@@ -87,10 +85,10 @@ def test_uploads_over_the_session_limits_name_the_files_not_read_and_the_rest_ar
     warning = texts(at.warning)
     assert f"Not read: boot-{MAX_UPLOAD_FILES:02}.png, boot-{MAX_UPLOAD_FILES + 1:02}.png." in warning, warning
 
-    heavy = boot + bytes(MAX_UPLOAD_TOTAL_BYTES // 3 - len(boot) + 1)  # a third of the limit and a byte more
-    at.file_uploader(key="uploads").set_value([(f"heavy-{n}.png", heavy, "image/png") for n in range(3)]).run()
-    assert [metric.value for metric in at.metric if metric.label == "Prediction"] == ["Ankle boot"] * 2
-    assert "Not read: heavy-2.png." in texts(at.warning)
+    heavy = boot + bytes(MAX_UPLOAD_TOTAL_BYTES * 3 // 10 - len(boot))  # 9 MB: under the 10 MB per file
+    at.file_uploader(key="uploads").set_value([(f"heavy-{n}.png", heavy, "image/png") for n in range(4)]).run()
+    assert [metric.value for metric in at.metric if metric.label == "Prediction"] == ["Ankle boot"] * 3
+    assert "Not read: heavy-3.png." in texts(at.warning)  # 36 MB in all, over the 30 MB read at once
 
 
 # ---- share links --------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from fmnist_core.memory import release_free_memory
 from fmnist_core.preprocessing import (
     ALLOWED_FORMATS,
     MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_FILES,
+    MAX_UPLOAD_TOTAL_BYTES,
     ImageDecodeError,
     PreparedImage,
     prepare_drawing,
@@ -20,7 +22,7 @@ from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, explain_panel, state
 from views.text import plain
 
-NOT_AN_ITEM = "Not clothing?"
+NOT_AN_ITEM = "Unsure"  # short enough for the metric at every width; the warning below says why
 DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trousers, a dress, a bag, a shoe… "
                 "An outline works (its inside is filled in, as Fashion-MNIST items are solid), and so does a "
                 "coloured-in shape. Big and centred reads best. To take back the last stroke, point at the square "
@@ -30,8 +32,6 @@ FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items 
 _ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": ("gif",), "BMP": ("bmp",),
             "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
 UPLOAD_TYPES = [ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format]]
-# What one session's uploader may hold at once: Streamlit keeps every uploaded file in the server's memory.
-MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES = 20, 30_000_000
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
 CANVAS_SIDE = 280  # px
 

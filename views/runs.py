@@ -41,10 +41,10 @@ def _delete_chosen() -> None:
     try:
         ModelStore().delete(name, identity=st.session_state.get(SHOWN_KEY, {}).get(name))
     except ModelStoreError as error:
-        state.flash("error", f"Could not delete {plain(name)}: {plain(str(error))}")
+        state.flash("error", f"Could not delete '{plain(name)}': {plain(error, 400)}")
         return
     state.forget_models()
-    state.flash("success", f"Deleted the model {plain(name)}.")
+    state.flash("success", f"Deleted the model '{plain(name)}'.")
 
 
 def render() -> None:

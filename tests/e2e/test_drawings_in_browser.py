@@ -69,7 +69,7 @@ def test_a_dot_is_answered_as_not_clothing(page, app_server, artifacts):
     with answered(page):
         draw(page, DOT)
 
-    expect(prediction(page)).to_have_text("Not clothing?")
+    expect(prediction(page)).to_have_text("Unsure")
     expect(page.get_by_text(NOT_CLOTHING)).to_be_visible()
     expect(model_input_image(page)).to_be_visible()  # what the model saw is still shown
     wait_until_settled(page)
