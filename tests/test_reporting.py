@@ -49,7 +49,7 @@ def test_progress_text_names_epoch_batch_speed_and_eta():
 
 def test_summary_names_the_architecture_and_training():
     text = summarize(preset("best"))
-    assert text.startswith("3x2 conv 32-64-128 k3, dense 256, adam lr 0.002, batch 128, 40 epochs")
+    assert text.startswith("3x2 conv 32-64-128 k3, dense 512, adam lr 0.002, batch 128, 40 epochs")
     assert "augment" in text and "cosine lr" in text and "dropout 0.4" in text and "bfloat16" in text
     assert "bfloat16" not in summarize(preset("seed-000"))
 
