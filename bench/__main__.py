@@ -1,8 +1,8 @@
 """`python -m bench [section ...]`: run the benchmarks (all by default) and write bench/RESULTS.md.
 
-Sections: data_load, classify_latency, grad_cam, drawings, time_to_accuracy, app_session. Each section's rows are
-kept in bench/out/<section>.json with the machine and date they were measured on, so rerunning one section
-leaves the others' figures (and their dates) in the table.
+Sections: data_load, classify_latency, grad_cam, drawings, time_to_accuracy, app_session, export, serving.
+Each section's rows are kept in bench/out/<section>.json with the machine and date they were measured on, so
+rerunning one section leaves the others' figures (and their dates) in the table.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import time
 
 from .measure import OUT, REPO, Row, machine
 
-SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "time_to_accuracy", "app_session")
+SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "time_to_accuracy", "app_session", "export",
+            "serving")
 RESULTS = REPO / "bench" / "RESULTS.md"
 
 
