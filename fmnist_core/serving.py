@@ -44,6 +44,8 @@ SERVED_VERSION = 1  # the store keeps one version of each model; a SavedModel ex
 # Bodies up to this size are parsed on the event loop (about 0.1 ms); larger ones (a 256-image request takes ~10 ms)
 # in a worker thread, so that small requests are not held up behind them.
 SMALL_BODY_BYTES = 64_000
+# An over-limit body is read and discarded up to this many bytes and seconds, so that its client gets the 413.
+MAX_DRAIN_BYTES, DRAIN_SECONDS = 4 * MAX_BODY_BYTES, 5.0
 ROUTES_HINT = ("This server answers GET /v1/models/NAME, GET /v1/models/NAME/metadata and "
                "POST /v1/models/NAME:predict (optionally with /versions/1 after NAME).")
 
@@ -103,19 +105,32 @@ def _served(request: Request) -> ServedModel:
 
 
 async def _read_body(request: Request) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed MAX_BODY_BYTES (before it is read, if declared)."""
+    """The body, or RequestError 413 when it exceeds MAX_BODY_BYTES; only the first MAX_BODY_BYTES are ever kept."""
     too_large = RequestError(f"the request body is over the limit of {MAX_BODY_BYTES / 1e6:g} MB. Send fewer images "
                              "per request, or smaller pictures.", status=413)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES and (
+            int(declared) > MAX_DRAIN_BYTES or request.headers.get("expect", "").lower() == "100-continue"):
+        raise too_large  # answered before the body is sent (the client waits for 100 Continue) or read
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise too_large
+            break
         chunks.append(chunk)
-    return b"".join(chunks)
+    else:
+        return b"".join(chunks)
+    chunks.clear()
+    # Read on and discard the rest (within bounds) before answering: most clients send the whole body before they
+    # read the answer, and a connection closed on unread data reaches them as a reset instead of this 413.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in stream:
+                size += len(chunk)
+                if size > MAX_DRAIN_BYTES:
+                    break
+    raise too_large
 
 
 async def _status(request: Request) -> JSONResponse:
