@@ -201,6 +201,8 @@ def export_model(model, saved: SavedModel, format: str, out_dir: Path | str, dat
         raise ExportError(f"format {format!r}: expected one of {', '.join(FORMATS)}.")
     if int8 and format != "litert":
         raise ExportError(f"int8 applies to the litert format only, not {format!r}: drop int8 or use litert.")
+    if version is not None and format != "savedmodel":
+        raise ExportError(f"version {version}: versions apply to the savedmodel format only, not {format!r}.")
     folder = Path(out_dir) / saved.name
     if format == "savedmodel":
         version = next_version(folder) if version is None else version
@@ -267,5 +269,6 @@ def export_zip(model, saved: SavedModel, format: str, dataset: FashionMNIST, int
     """An export (as `export_model`, version 1 for a SavedModel) zipped in memory with the model's card; nothing is
     left on disk."""
     with tempfile.TemporaryDirectory(prefix="fmnist-export-") as out_dir:
-        result = export_model(model, saved, format, out_dir, dataset, int8=int8, version=1)
+        result = export_model(model, saved, format, out_dir, dataset, int8=int8,
+                              version=1 if format == "savedmodel" else None)
         return result, zip_folder_entries(result.folder, [result.path, result.folder / CARD_FILE])
