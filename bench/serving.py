@@ -1,9 +1,10 @@
 """Serving under load: `python -m fmnist_core serve default` on a loopback port, N concurrent keep-alive clients for
 a bounded time, and the app's own classify path (the Classifier in one process, no HTTP) in the same run.
 
-Scenarios: single-image requests from 32 clients with the server's batching on, then off (a second server); 256-image
-requests from 4 clients; single b64 PNG pictures from 32 clients. Every answer's classes are checked. The clients run
-in this process, the server in its own; both share the machine's 2 cores, as they would on one small server.
+Scenarios: single-image requests from 32 clients, 256-image requests from 4 clients and single b64 PNG pictures from 32
+clients, against the default server (the app's Classifier, batching on), with batching off, and with the LiteRT float
+and int8 runtimes. Every answer's classes are checked against the classes that server gave the same images in one
+request. The clients run in this process, the server in its own; both share the machine's 2 cores.
 """
 
 from __future__ import annotations
@@ -105,6 +106,31 @@ def _row(measure: str, result, target: str = "", met: bool | None = None, per_im
     return Row(SECTION, measure, f"{rate}; p50 {p50:.1f} ms, p99 {p99:.1f} ms", target, met, note)
 
 
+SERVERS = (  # (extra serve flags, scenarios run against that server)
+    ([], ("single", "batch", "b64")),
+    (["--no-batching"], ("single",)),
+    (["--runtime", "litert"], ("single", "batch")),
+    (["--runtime", "litert-int8"], ("single", "batch")),
+)
+
+
+def _scenario(server: ServingServer, flags: list[str], scenario: str, images: np.ndarray, pictures: list[str]) -> Row:
+    how = " ".join(flags) or "--runtime keras, batching on (the defaults)"
+    if scenario == "single":
+        result = run_load("127.0.0.1", server.port, _requests(server, images, 1), SINGLE_CLIENTS, SECONDS)
+        met = (result.requests_per_second >= 500 and percentile_ms(result.latencies, 99) <= 50
+               and not result.wrong_answers and not result.errors)
+        return _row(f"single-image requests, {SINGLE_CLIENTS} clients; {how}", result, "≥ 500/s, p99 ≤ 50 ms", met)
+    if scenario == "batch":
+        result = run_load("127.0.0.1", server.port, _requests(server, images, BATCH_IMAGES), BATCH_CLIENTS, SECONDS)
+        met = result.images_per_second >= 10_000 and not result.wrong_answers and not result.errors
+        return _row(f"{BATCH_IMAGES}-image requests, {BATCH_CLIENTS} clients; {how}", result, "≥ 10,000 images/s",
+                    met, per_image=True)
+    result = run_load("127.0.0.1", server.port, _requests(server, images[:200], 1, pictures), SINGLE_CLIENTS,
+                      SECONDS)
+    return _row(f"single b64 280x280 PNG pictures, {SINGLE_CLIENTS} clients; {how}", result)
+
+
 def run() -> list[Row]:
     from fmnist_core.data import load_fashion_mnist
 
@@ -112,25 +138,11 @@ def run() -> list[Row]:
     pictures = _pictures(images[:200])
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for batching in (True, False):
-            server = ServingServer(["default"], Path(folder) / f"serve-{batching}.log",
-                                   [] if batching else ["--no-batching"])
+        for number, (flags, scenarios) in enumerate(SERVERS):
+            server = ServingServer(["default"], Path(folder) / f"serve-{number}.log", flags)
             try:
                 server.wait_until_serving("default")
-                single = run_load("127.0.0.1", server.port, _requests(server, images, 1), SINGLE_CLIENTS, SECONDS)
-                if not batching:
-                    rows.append(_row(f"single-image requests, {SINGLE_CLIENTS} clients, batching off", single))
-                    continue
-                met = single.requests_per_second >= 500 and percentile_ms(single.latencies, 99) <= 50
-                rows.append(_row(f"single-image requests, {SINGLE_CLIENTS} clients (batching on)", single,
-                                 "≥ 500/s, p99 ≤ 50 ms", met and not single.wrong_answers))
-                batched = run_load("127.0.0.1", server.port, _requests(server, images, BATCH_IMAGES), BATCH_CLIENTS,
-                                   SECONDS)
-                rows.append(_row(f"{BATCH_IMAGES}-image requests, {BATCH_CLIENTS} clients", batched,
-                                 "≥ 10,000 images/s", batched.images_per_second >= 10_000, per_image=True))
-                b64 = run_load("127.0.0.1", server.port, _requests(server, images[:200], 1, pictures),
-                               SINGLE_CLIENTS, SECONDS)
-                rows.append(_row(f"single b64 280x280 PNG pictures, {SINGLE_CLIENTS} clients", b64))
+                rows += [_scenario(server, flags, scenario, images, pictures) for scenario in scenarios]
             finally:
                 server.stop()
         pictures_file = Path(folder) / "pictures.json"

@@ -149,6 +149,28 @@ def test_the_savedmodel_export_loaded_fresh_by_tensorflow_gives_the_served_answe
     assert list(served["serving_default"]["outputs"]) == list(signature.structured_outputs) == ["probabilities"]
 
 
+def test_the_int8_runtime_serves_the_checked_int8_export(models_dir, dataset, classifier, tmp_path):
+    from fmnist_core.export import export_model
+    from fmnist_core.runtimes import load_runtime
+    from fmnist_core.store import ModelStore
+
+    int8_server = ServingServer([MODEL], tmp_path / "serve-int8.log", ["--runtime", "litert-int8"],
+                                env={"FMNIST_MODELS_DIR": str(models_dir)})
+    try:
+        int8_server.wait_until_serving(MODEL)
+        images = dataset.test_images[2000:2200]
+        status, answer = int8_server.predict(MODEL, {"instances": images.tolist()})
+    finally:
+        int8_server.stop()
+    assert status == 200, answer
+    store = ModelStore(models_dir)
+    export = export_model(store.load_model(MODEL), store.get(MODEL), "litert", tmp_path, dataset, int8=True)
+    np.testing.assert_allclose(answer["predictions"], load_runtime("litert", export.path).probabilities(images),
+                               atol=1e-6)
+    agreement = np.mean(np.argmax(answer["predictions"], 1) == classifier.probabilities(images).argmax(1))
+    assert agreement >= 0.97
+
+
 # ---- bad requests ---------------------------------------------------------------------------------------------------
 def pixels(value=0) -> list:
     return [[value] * 28 for _ in range(28)]
