@@ -36,7 +36,7 @@ def test_the_runs_page_offers_the_stored_model_and_a_checked_litert_export(model
     assert row["format"] == "LiteRT (TFLite)"
     assert 1.0 < row["file size (MB)"] < 5.0 and 0 < row["one image (ms)"] < 100
     assert row["same top class as Keras (%)"] >= 99.9
-    assert "LiteRT (TFLite)" in [button.label for button in at.get("download_button")]
+    assert "Download LiteRT (TFLite)" in [button.label for button in at.get("download_button")]
 
     from views.deploy_panel import _export  # what the button hands out: the cached export of this model version
 
@@ -55,4 +55,4 @@ def test_a_failed_export_is_an_error_on_the_page_and_offers_nothing(models_dir, 
     at.button(key="export_button").click().run()
     assert not at.exception
     assert "failed its check and was deleted" in at.error[0].value
-    assert "ONNX" not in [button.label for button in at.get("download_button")]
+    assert "Download ONNX" not in [button.label for button in at.get("download_button")]

@@ -65,7 +65,7 @@ def _exports_table(saved: SavedModel, choices: list[str]) -> None:
     columns = st.columns(len(choices))
     for column, choice in zip(columns, choices, strict=True):
         result, data = _cached_export(saved, choice)
-        column.download_button(result.label, data=data, file_name=f"{saved.name}-{choice}.zip",
+        column.download_button(f"Download {result.label}", data=data, file_name=f"{saved.name}-{choice}.zip",
                                mime="application/zip", key=f"download_export_{choice}", on_click="ignore",
                                icon=":material/download:")
 
