@@ -1,20 +1,23 @@
 """`python -m bench [section ...]`: run the benchmarks (all by default) and write bench/RESULTS.md.
 
-Sections: data_load, classify_latency, grad_cam, drawings, time_to_accuracy, app_session. Each section's rows are
-kept in bench/out/<section>.json with the machine and date they were measured on, so rerunning one section
-leaves the others' figures (and their dates) in the table.
+Sections: data_load, classify_latency, grad_cam, drawings, time_to_accuracy, app_session, export, serving.
+Each section's rows are kept in bench/out/<section>.json with the machine and date they were measured on, so
+rerunning one section leaves the others' figures (and their dates) in the table; rows of sections with no file in
+bench/out/ (measured on another machine: the folder is not committed) are kept from RESULTS.md as they were.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 import time
 
 from .measure import OUT, REPO, Row, machine
 
-SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "time_to_accuracy", "app_session")
+SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "time_to_accuracy", "app_session", "export",
+            "serving")
 RESULTS = REPO / "bench" / "RESULTS.md"
 
 
@@ -33,11 +36,36 @@ def verdict(row: Row) -> str:
     return "" if row.met is None else ("met" if row.met else "**not met**")
 
 
+def previous_results(fresh_sections: set[str], fresh_names: set[str]) -> tuple[list[str], list[str]]:
+    """The table lines and bench times in RESULTS.md of sections this machine has no figures for (bench/out/ is not
+    committed): kept as they are, dated by the table they come from when they carry no date of their own."""
+    if not RESULTS.exists():
+        return [], []
+    text = RESULTS.read_text()
+    dated = re.search(r"^\| date \| (.+?) \|$", text, re.MULTILINE)
+    lines, in_table = [], False
+    for line in text.splitlines():
+        if line.startswith("| section | measure |"):
+            in_table = True
+        elif in_table and line.startswith("| ") and line.split(" | ")[0][2:] not in fresh_sections:
+            if "(measured " not in line and dated:
+                line = line[: -len(" |")].rstrip() + f" (measured {dated.group(1)}) |"
+            lines.append(line)
+        elif in_table and not line.startswith("|"):
+            in_table = False
+    times = re.search(r"^Bench time per section: (.*)\.$", text, re.MULTILINE)
+    kept_times = [entry for entry in (times.group(1).split(", ") if times else [])
+                  if entry.split(" ")[0] not in fresh_names]
+    return lines, kept_times
+
+
 def write_results() -> None:
     records = {name: json.loads((OUT / f"{name}.json").read_text()) for name in SECTIONS
                if (OUT / f"{name}.json").exists()}
     if not records:
         return
+    fresh_sections = {row["section"] for record in records.values() for row in record["rows"]}
+    kept_lines, kept_times = previous_results(fresh_sections, set(records))
     latest = max(records.values(), key=lambda record: record["machine"]["date"])["machine"]
     lines = [
         "# Benchmark results",
@@ -50,6 +78,7 @@ def write_results() -> None:
         "",
         "| section | measure | value | target | | note |",
         "|---|---|---|---|---|---|",
+        *kept_lines,
     ]
     for record in records.values():
         stale = "" if record["machine"]["date"] == latest["date"] else f" (measured {record['machine']['date']})"
@@ -57,7 +86,7 @@ def write_results() -> None:
             note = row.note + stale if row.note else stale.strip()
             lines.append(f"| {row.section} | {row.measure} | {row.value} | {row.target} | {verdict(row)} | {note} |")
     lines += ["", "Bench time per section: " + ", ".join(
-        f"{name} {record['seconds']:.0f} s" for name, record in records.items()) + "."]
+        kept_times + [f"{name} {record['seconds']:.0f} s" for name, record in records.items()]) + "."]
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"bench: wrote {RESULTS.relative_to(REPO)}")
 

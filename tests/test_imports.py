@@ -9,7 +9,8 @@ import pytest
 
 @pytest.mark.parametrize("module", ["fmnist_core.store", "fmnist_core.jobs", "fmnist_core.sharing",
                                     "fmnist_core.reporting", "fmnist_core.preprocessing", "fmnist_core.evaluation",
-                                    "fmnist_core.dataset_stats", "views.explain_panel",
+                                    "fmnist_core.dataset_stats", "fmnist_core.export", "fmnist_core.tf_serving",
+                                    "views.explain_panel", "views.deploy_panel",
                                     "views.state", "views.charts", "views.sidebar"])
 def test_module_loads_without_tensorflow(module):
     code = f"import sys, {module}; sys.exit(('tensorflow' in sys.modules) or ('keras' in sys.modules))"

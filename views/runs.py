@@ -1,4 +1,5 @@
-"""Runs page: every saved model side by side, their validation curves, and deleting the ones not needed."""
+"""Runs page: every saved model side by side, their validation curves, downloads and exports, and deleting the ones
+not needed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import streamlit as st
 
 from fmnist_core.reporting import summarize
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
-from views import charts, state
+from views import charts, deploy_panel, state
 from views.text import plain
 
 SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this session last saw it
@@ -67,6 +68,7 @@ def render() -> None:
     accuracy, loss = st.columns(2)
     accuracy.plotly_chart(charts.runs_curves(histories, "accuracy"), key="runs_accuracy")
     loss.plotly_chart(charts.runs_curves(histories, "loss"), key="runs_loss")
+    deploy_panel.render(models)
 
     st.subheader("Delete a run")
     deletable = [saved.name for saved in models if not saved.is_default]

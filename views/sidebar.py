@@ -8,7 +8,7 @@ import streamlit as st
 
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.store import SavedModel
-from views import state
+from views import deploy_panel, state
 
 
 def _label(saved: SavedModel) -> str:
@@ -55,3 +55,4 @@ def render(train_page: st.Page) -> None:
             help="The model the Evaluate and Classify pages use: the shipped default or any saved run.",
         )
         model_card(by_name[st.session_state[state.ACTIVE_MODEL_KEY]])
+        deploy_panel.download_button(by_name[st.session_state[state.ACTIVE_MODEL_KEY]], key="sidebar_download")

@@ -1,0 +1,58 @@
+"""AppTests of downloads and exports: the Runs page's section and the sidebar's download, against the shipped model."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from apptest_support import open_page, serving_models_from
+
+REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+RUNS_PAGE = "views/runs.py"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(REPO_MODELS / "default", root / "default")
+    with serving_models_from(root):
+        yield root
+
+
+def test_the_runs_page_offers_the_stored_model_and_a_checked_litert_export(models_dir):
+    at = open_page(RUNS_PAGE)
+    assert at.sidebar.get("download_button"), "the sidebar offers the active model's download"
+    assert at.selectbox(key="export_model").value == "default"  # the active model first
+    labels = [button.label for button in at.get("download_button")]
+    assert "Download model (.keras + card)" in labels
+    at.selectbox(key="export_format").set_value("litert")
+    at.button(key="export_button").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = next(frame.value for frame in at.dataframe if "format" in frame.value.columns)
+    row = table.iloc[0]
+    assert row["format"] == "LiteRT (TFLite)"
+    assert 1.0 < row["file size (MB)"] < 5.0 and 0 < row["one image (ms)"] < 100
+    assert row["same top class as Keras (%)"] >= 99.9
+    assert "Download LiteRT (TFLite)" in [button.label for button in at.get("download_button")]
+
+    from views.deploy_panel import _export  # what the button hands out: the cached export of this model version
+
+    saved_path = models_dir / "default" / "model.keras"
+    _, data = _export(str(models_dir), "default", saved_path.stat().st_mtime_ns, "litert", False)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["default/card.json", "default/model.tflite"]
+
+
+def test_a_failed_export_is_an_error_on_the_page_and_offers_nothing(models_dir, monkeypatch):
+    import fmnist_core.export
+
+    monkeypatch.setattr(fmnist_core.export, "MIN_TOP_CLASS_AGREEMENT", 1.01)  # no export can pass this check
+    at = open_page(RUNS_PAGE)
+    at.selectbox(key="export_format").set_value("onnx")
+    at.button(key="export_button").click().run()
+    assert not at.exception
+    assert "failed its check and was deleted" in at.error[0].value
+    assert "Download ONNX" not in [button.label for button in at.get("download_button")]
