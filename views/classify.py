@@ -34,6 +34,7 @@ _ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": 
 UPLOAD_TYPES = [ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format]]
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
 CANVAS_SIDE = 280  # px
+PICTURE_WIDTH, ANSWER_WIDTH, BARS_WIDTH = 150, 210, 340  # px: the parts of an answer, side by side where they fit
 
 
 def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key: str, original=None,
@@ -41,12 +42,13 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
     """What the model received, its answer and all 10 probabilities for one input; on request, why."""
     answer = classifier.answer(model_input, saved.unsure_below)
     probabilities, top = answer.probabilities, answer.top
-    columns = st.columns([1, 1, 1.2, 2.6] if original is not None else [1, 1.4, 2.4], vertical_alignment="center")
-    # "stretch" and "content" shrink an image to a narrow column; a fixed width would spill over the next one
+    # A row of fixed-width parts that wraps where the page is narrow (a phone, a 1024 px laptop beside the canvas),
+    # instead of columns that squeeze the answer to "T…".
+    row = st.container(horizontal=True, gap="medium", vertical_alignment="center")
     if original is not None:
-        columns[0].image(original, caption="Original", width="stretch")
-    columns[-3].image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)")
-    with columns[-2]:
+        row.container(width=PICTURE_WIDTH).image(original, caption="Original", width="stretch")
+    row.container(width=PICTURE_WIDTH).image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)")
+    with row.container(width=ANSWER_WIDTH):
         if answer.confident:
             st.metric("Prediction", CLASS_NAMES[top], delta=f"{probabilities[top]:.1%} probability",
                       delta_color="off", delta_arrow="off")
@@ -54,7 +56,7 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
             st.metric("Prediction", NOT_AN_ITEM, delta="no class fits", delta_color="off", delta_arrow="off")
         if note:
             st.caption(note)
-    columns[-1].plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES), key=f"bars_{key}")
+    row.container(width=BARS_WIDTH).plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES), key=f"bars_{key}")
     if not answer.confident:
         st.warning(f"This does not look like an item of clothing to the model, or it cannot tell which: its best "
                    f"guess, {CLASS_NAMES[top]}, has only {probabilities[top]:.0%} (it trusts {answer.unsure_below:.0%} "
