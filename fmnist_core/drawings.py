@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from .preprocessing import drawing_input, prepare_drawing
+from .preprocessing import canvas_ink, drawing_input, prepare_drawing
 
 CANVAS_SIDE = 280  # px, as on the Classify page
 BRUSH_WIDTHS = (6, 10, 14, 18, 25)  # px: the canvas's brush slider runs 4-40, its default is 18
@@ -36,11 +36,6 @@ class Drawing:
     kind: str  # "outline", "outline+lines", "filled", or one of NON_ITEM_KINDS
     label: int | None  # the Fashion-MNIST class it was drawn from; None for a non-item
     brush: int  # px
-
-
-def _canvas_ink(rgba: np.ndarray) -> np.ndarray:
-    """The ink of one of our drawings (alpha is the ink: the strokes are black)."""
-    return rgba[..., 3].astype(np.float32)
 
 
 def _to_rgba(ink: np.ndarray) -> np.ndarray:
@@ -186,7 +181,7 @@ def non_item_inputs(count: int, seed: int) -> np.ndarray:
     inputs = np.empty((count, 28, 28), dtype=np.uint8)
     for number in range(count):
         drawing = non_item_drawing(NON_ITEM_KINDS[number % len(NON_ITEM_KINDS)], rng)
-        inputs[number] = drawing_input(_canvas_ink(drawing.rgba))[0]
+        inputs[number] = drawing_input(canvas_ink(drawing.rgba))[0]
     return inputs
 
 
