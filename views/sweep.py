@@ -13,6 +13,7 @@ from fmnist_core.jobs import FAILED, MAX_TRAIN_MINUTES, SweepJob, TrainingBusyEr
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import state
+from views.fragments import timed_fragment_home
 from views.text import plain
 
 SPECS = field_specs()
@@ -164,7 +165,8 @@ def render() -> None:
         st.caption("A training run holds this server's slot; it shows on the Train page." if busy
                    else "No sweep on this server yet.")
         return
-    st.fragment(run_every=1.0 if busy else None)(_show_sweep)(job, busy)
+    with timed_fragment_home():
+        st.fragment(run_every=1.0 if busy else None)(_show_sweep)(job, busy)
 
 
 render()

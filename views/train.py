@@ -13,6 +13,7 @@ from fmnist_core.reporting import progress_fraction, progress_text, summarize
 from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, shown, to_query
 from fmnist_core.store import StoreFullError
 from views import charts, state
+from views.fragments import timed_fragment_home
 from views.text import plain
 
 SPECS = field_specs()
@@ -238,8 +239,10 @@ def render() -> None:
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
         return
     running = job.snapshot().is_running
-    st.fragment(run_every=PROGRESS_REFRESH_SECONDS if running else None)(_show_job)(job, running)
-    st.fragment(run_every=CURVES_REFRESH_SECONDS if running else None)(_show_curves)(job)
+    with timed_fragment_home():
+        st.fragment(run_every=PROGRESS_REFRESH_SECONDS if running else None)(_show_job)(job, running)
+    with timed_fragment_home():
+        st.fragment(run_every=CURVES_REFRESH_SECONDS if running else None)(_show_curves)(job)
 
 
 render()
