@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist_core.data import CLASS_NAMES
@@ -27,6 +28,7 @@ DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trous
                 "An outline works (its inside is filled in, as Fashion-MNIST items are solid), and so does a "
                 "coloured-in shape. Big and centred reads best. To take back the last stroke, point at the square "
                 "and press Undo (↶) in the small toolbar above it.")
+UPLOADS_KEY = "uploads"
 FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
 # The file endings of preprocessing.ALLOWED_FORMATS, the only decoders an upload may reach.
 _ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": ("gif",), "BMP": ("bmp",),
@@ -127,11 +129,25 @@ def _within_limits(files: list) -> tuple[list, list]:
     return taken, [file for file in files if file not in taken]
 
 
+def _name_lost_uploads() -> None:
+    """Say so when the uploader lists files this server does not hold: uploaded before the server restarted.
+
+    Streamlit hands the page only the files it holds; the browser keeps listing the others, whose results vanish
+    at the next upload (#19 item 11). The widget's state names them as entries that are not uploaded files.
+    """
+    lost = sum(not isinstance(entry, UploadedFile) for entry in st.session_state.get(UPLOADS_KEY) or [])
+    if lost:
+        st.warning(f"{lost} of the pictures listed above {'was' if lost == 1 else 'were'} uploaded before the server "
+                   "restarted and the server no longer has them, so they have no result: remove them (× beside "
+                   "each name) and upload them again.", icon=":material/restart_alt:")
+
+
 def _uploads(saved: SavedModel) -> None:
     files = st.file_uploader(
         f"Pictures of clothing (up to {MAX_UPLOAD_BYTES / 1e6:g} MB each, {MAX_UPLOAD_FILES} pictures and "
         f"{MAX_UPLOAD_TOTAL_BYTES / 1e6:g} MB at once)", type=UPLOAD_TYPES, accept_multiple_files=True,
-        key="uploads", max_upload_size=MAX_UPLOAD_BYTES // 1_000_000)
+        key=UPLOADS_KEY, max_upload_size=MAX_UPLOAD_BYTES // 1_000_000)
+    _name_lost_uploads()
     if not files:
         st.session_state.pop(UPLOAD_RESULTS_KEY, None)
         st.caption("One item per picture on a plain background works best; you can upload several at once.")

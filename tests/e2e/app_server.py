@@ -46,8 +46,8 @@ def copy_shipped_model(models_dir: Path) -> Path:
 class AppServer:
     """A `streamlit run streamlit_app.py` process serving the models in `models_dir`, and its log."""
 
-    def __init__(self, models_dir: Path, log_path: Path, one_tensorflow_thread: bool = True):
-        self.port = free_port()
+    def __init__(self, models_dir: Path, log_path: Path, one_tensorflow_thread: bool = True, port: int | None = None):
+        self.port = port or free_port()  # a port of its own, or a stopped server's, to restart it where it was
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}

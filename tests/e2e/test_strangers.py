@@ -22,9 +22,10 @@ from app_actions import (
     run_outcome,
     start_run,
     upload,
+    upload_result,
     wait_until_no_run,
 )
-from app_server import REPO, free_port
+from app_server import REPO, VIEWPORT, AppServer, copy_shipped_model, free_port
 from playwright.sync_api import expect
 
 ANKLE_BOOT = 4390  # a test image the shipped model names correctly with about 96 %
@@ -145,3 +146,29 @@ def test_fifteen_train_pages_stay_drawn_when_a_run_ends_on_a_busy_server(new_pag
              if not page.get_by_role("heading", name="Train a CNN", exact=True).is_visible()]
     assert not white and not errors and not without_outcome, (
         f"pages {white} turned white, pages {without_outcome} show no outcome; browser errors: {errors}")
+
+
+def test_after_a_server_restart_the_page_says_which_uploads_the_server_no_longer_has(browser, tmp_path, dataset):
+    """Item 11: after a restart the uploader still lists the files the old server held, and the next upload made
+    their results vanish while their names stayed, with no word why. Now the page says so and what to do."""
+    models = copy_shipped_model(tmp_path / "models")
+    server = AppServer(models, tmp_path / "first.log")
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        server.wait_until_healthy()
+        page = context.new_page()
+        open_page(page, server.url, "classify")
+        upload(page, [png_file("before-restart.png", dataset.test_images[ANKLE_BOOT])])
+        expect(prediction(upload_result(page, "before-restart.png"))).to_contain_text("Ankle boot")
+        server.stop()
+        server = AppServer(models, tmp_path / "second.log", port=server.port)
+        server.wait_until_healthy()
+        # the browser reconnects by itself; the next upload goes to the new server
+        upload(page, [png_file("after-restart.png", dataset.test_images[ANKLE_BOOT])])
+        expect(prediction(upload_result(page, "after-restart.png"))).to_contain_text("Ankle boot", timeout=60_000)
+        expect(page.get_by_text("1 of the pictures listed above was uploaded before the server restarted")
+               ).to_be_visible()
+        expect(upload_result(page, "before-restart.png")).to_have_count(0)
+    finally:
+        context.close()
+        server.stop()
