@@ -160,10 +160,13 @@ def test_after_a_server_restart_the_page_says_which_uploads_the_server_no_longer
         open_page(page, server.url, "classify")
         upload(page, [png_file("before-restart.png", dataset.test_images[ANKLE_BOOT])])
         expect(prediction(upload_result(page, "before-restart.png"))).to_contain_text("Ankle boot")
+        app = page.locator('[data-testid="stApp"]')
         server.stop()
+        expect(app).not_to_have_attribute("data-test-connection-state", "CONNECTED")  # the browser noticed
         server = AppServer(models, tmp_path / "second.log", port=server.port)
         server.wait_until_healthy()
         # the browser reconnects by itself; the next upload goes to the new server
+        expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=60_000)
         upload(page, [png_file("after-restart.png", dataset.test_images[ANKLE_BOOT])])
         expect(prediction(upload_result(page, "after-restart.png"))).to_contain_text("Ankle boot", timeout=60_000)
         expect(page.get_by_text("1 of the pictures listed above was uploaded before the server restarted")
