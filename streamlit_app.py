@@ -18,7 +18,7 @@ pages = [
     st.Page("views/classify.py", title="Classify", icon=":material/image_search:"),
     st.Page("views/runs.py", title="Runs", icon=":material/history:"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/tune:"),
-    st.Page("views/explore.py", title="Dataset", icon=":material/grid_view:"),
+    st.Page("views/dataset.py", title="Dataset", icon=":material/grid_view:"),
 ]
 navigation = st.navigation(pages)
 sidebar.render(train_page=pages[0])

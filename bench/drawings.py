@@ -21,7 +21,7 @@ from fmnist_core.data import load_fashion_mnist
 from fmnist_core.drawings import NON_ITEM_KINDS, benchmark_set, score_drawings
 from fmnist_core.hyperparameters import preset
 from fmnist_core.inference import Classifier
-from fmnist_core.runs import train_evaluate_save
+from fmnist_core.train_and_save import train_evaluate_save
 from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
 data = load_fashion_mnist()

@@ -31,12 +31,12 @@ def median_ms(call):
 
 figures = {"layer": explainer.target_layer_name, "methods": {}}
 for method in METHODS:
-    heatmaps = explainer.grad_cam(images[:HEAT_IMAGES], labels[:HEAT_IMAGES], method=method).heatmaps
+    heatmaps = explainer.cam(images[:HEAT_IMAGES], labels[:HEAT_IMAGES], method=method).heatmaps
     items = images[:HEAT_IMAGES] > ITEM_THRESHOLD
     on_item = [float(heat[item].mean() > heat[~item].mean()) for heat, item in zip(heatmaps, items)]
     figures["methods"][method] = {
-        "given_ms": median_ms(lambda image: explainer.grad_cam(image, 0, method=method)),
-        "predicted_ms": median_ms(lambda image: explainer.grad_cam(image, method=method)),
+        "given_ms": median_ms(lambda image: explainer.cam(image, 0, method=method)),
+        "predicted_ms": median_ms(lambda image: explainer.cam(image, method=method)),
         "on_item": sum(on_item) / len(on_item),
     }
 figures["feature_maps_ms"] = median_ms(explainer.feature_maps)

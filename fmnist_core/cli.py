@@ -87,8 +87,8 @@ def _print_evaluation(evaluation, class_names, out: TextIO) -> None:
 
 def _command_train(args: argparse.Namespace) -> int:
     from .data import load_fashion_mnist
-    from .runs import train_evaluate_save
     from .store import ModelStore
+    from .train_and_save import train_evaluate_save
 
     overrides = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
     hp = preset(args.preset, **overrides)
@@ -195,7 +195,7 @@ def _command_sweep(args: argparse.Namespace) -> int:
         return 0
     _print_trials(result, sys.stdout)
     if args.retrain_best and result.best is not None:
-        from .runs import train_evaluate_save
+        from .train_and_save import train_evaluate_save
 
         hp = retrain_hyperparameters(spec, result.best.values)
         saved, evaluation = train_evaluate_save(hp, load_dataset(), ModelStore(args.models_dir),

@@ -40,7 +40,7 @@ class ExplainUnavailable(ValueError):
 
 
 @dataclass(frozen=True)
-class GradCam:
+class ClassActivationMaps:
     """Grad-CAM maps for a batch: `heatmaps` (N, 28, 28) in 0..1, for `class_indices`, with the probabilities."""
 
     heatmaps: np.ndarray  # float32; all zero where the class logit has no positive evidence
@@ -145,8 +145,8 @@ class Explainer:
         if self.unavailable:
             raise ExplainUnavailable(self.unavailable)
 
-    def grad_cam(self, images: np.ndarray, class_indices: int | np.ndarray | None = None,
-                 method: str = DEFAULT_METHOD) -> GradCam:
+    def cam(self, images: np.ndarray, class_indices: int | np.ndarray | None = None,
+            method: str = DEFAULT_METHOD) -> ClassActivationMaps:
         """The `method` map ('hirescam' or 'gradcam') of a (28, 28) image or (N, 28, 28) uint8 batch, for
         `class_indices` (default: the predicted class)."""
         self._require_convs()
@@ -162,7 +162,7 @@ class Explainer:
         if indices.min(initial=0) < 0 or indices.max(initial=0) > 9:
             raise ValueError(f"class index {class_indices!r}: expected 0-9 (one of the 10 Fashion-MNIST classes).")
         heatmaps, probabilities = cam_of(tf.constant(batch), tf.constant(indices))
-        return GradCam(heatmaps.numpy(), indices.copy(), probabilities.numpy(), method)
+        return ClassActivationMaps(heatmaps.numpy(), indices.copy(), probabilities.numpy(), method)
 
     def feature_maps(self, image: np.ndarray) -> list[FeatureMaps]:
         """The output of each conv block for one (28, 28) uint8 image, first block first."""

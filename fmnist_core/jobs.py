@@ -261,7 +261,7 @@ class TrainingManager:
             release_free_memory()  # the trials' models and graphs are garbage now
 
     def _work(self, job: TrainingJob) -> None:
-        from .runs import train_evaluate_save
+        from .train_and_save import train_evaluate_save
 
         try:
             saved, evaluation = train_evaluate_save(

@@ -25,7 +25,7 @@ TRAINING_TIMEOUT = 120
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
     """A model store holding a quickly trained 'default' model; the app's ModelStore() points at it."""
-    from fmnist_core.runs import train_evaluate_save
+    from fmnist_core.train_and_save import train_evaluate_save
 
     root = tmp_path_factory.mktemp("models")
     saved, _ = train_evaluate_save(preset("seed-004", train_subset_size=3000, epochs=1), load_fashion_mnist(),

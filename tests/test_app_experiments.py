@@ -111,8 +111,8 @@ def test_the_mlp_preset_fills_the_train_form_with_no_conv_blocks(empty_store):
 
 def test_the_runs_page_shows_each_runs_model_family(empty_store, dataset):
     from fmnist_core.hyperparameters import preset
-    from fmnist_core.runs import train_evaluate_save
     from fmnist_core.store import ModelStore
+    from fmnist_core.train_and_save import train_evaluate_save
 
     train_evaluate_save(preset("softmax-regression", train_subset_size=1000, epochs=1), dataset,
                         ModelStore(empty_store), "softmax", preset="softmax-regression")

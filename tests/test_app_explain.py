@@ -131,7 +131,7 @@ def test_evaluate_with_a_model_without_convolutions_still_lists_its_mistakes(mod
 
 # ---- Dataset ------------------------------------------------------------------------------------------
 def test_dataset_page_shows_balance_mean_images_and_shuffles_its_examples(models_dir):
-    at = open_page("views/explore.py")
+    at = open_page("views/dataset.py")
     assert at.title[0].value == "Dataset explorer"
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert [trace["name"] for trace in bars] == ["training set", "test set"]

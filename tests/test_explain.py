@@ -55,7 +55,7 @@ def first_test_images(dataset):
 def share_with_heat_on_the_item(explainer: Explainer, images: np.ndarray, labels: np.ndarray,
                                 method: str) -> np.ndarray:
     """Per image: True when the true-class map has more mean heat on the item than off it."""
-    inside, outside = heat_inside_and_outside(images, explainer.grad_cam(images, labels, method=method).heatmaps)
+    inside, outside = heat_inside_and_outside(images, explainer.cam(images, labels, method=method).heatmaps)
     return inside > outside
 
 
@@ -63,7 +63,7 @@ def share_with_heat_on_the_item(explainer: Explainer, images: np.ndarray, labels
 def test_grad_cam_shapes_ranges_and_probabilities(shipped, first_of_each_class):
     model, _, explainer = shipped
     images, labels = first_of_each_class
-    result = explainer.grad_cam(images, labels)
+    result = explainer.cam(images, labels)
     assert result.heatmaps.shape == (len(images), 28, 28) and result.heatmaps.dtype == np.float32
     assert np.isfinite(result.heatmaps).all() and result.heatmaps.min() >= 0
     np.testing.assert_allclose(result.heatmaps.max(axis=(1, 2)), 1.0, rtol=1e-6)  # each map normalised to its peak
@@ -76,10 +76,10 @@ def test_grad_cam_shapes_ranges_and_probabilities(shipped, first_of_each_class):
 def test_grad_cam_defaults_to_the_predicted_class_and_differs_between_classes(shipped, first_of_each_class):
     _, _, explainer = shipped
     image = first_of_each_class[0][0]
-    predicted = explainer.grad_cam(image)
+    predicted = explainer.cam(image)
     assert predicted.class_indices[0] == predicted.probabilities[0].argmax()
-    np.testing.assert_allclose(predicted.heatmaps, explainer.grad_cam(image, predicted.class_indices[0]).heatmaps)
-    others = explainer.grad_cam(np.repeat(image[None], 10, axis=0), np.arange(10)).heatmaps
+    np.testing.assert_allclose(predicted.heatmaps, explainer.cam(image, predicted.class_indices[0]).heatmaps)
+    others = explainer.cam(np.repeat(image[None], 10, axis=0), np.arange(10)).heatmaps
     assert len({heat.round(3).tobytes() for heat in others}) > 5  # not one map for every class
 
 
@@ -88,7 +88,7 @@ def test_trouser_heat_lies_on_the_item(shipped, first_of_each_class):
     _, _, explainer = shipped
     images, labels = first_of_each_class
     trousers = labels == CLASS_NAMES.index("Trouser")
-    inside, outside = heat_inside_and_outside(images[trousers], explainer.grad_cam(images[trousers], 1).heatmaps)
+    inside, outside = heat_inside_and_outside(images[trousers], explainer.cam(images[trousers], 1).heatmaps)
     assert (inside > outside).all(), (inside, outside)
 
 
@@ -135,21 +135,21 @@ def test_feature_maps_and_filters_of_the_shipped_model(shipped, first_of_each_cl
 def test_bad_inputs_are_refused_with_what_was_expected(shipped):
     _, _, explainer = shipped
     with pytest.raises(ValueError, match="expected uint8"):
-        explainer.grad_cam(np.zeros((28, 28), dtype=np.float32))
+        explainer.cam(np.zeros((28, 28), dtype=np.float32))
     with pytest.raises(ValueError, match="expected 0-9"):
-        explainer.grad_cam(np.zeros((28, 28), dtype=np.uint8), 10)
+        explainer.cam(np.zeros((28, 28), dtype=np.uint8), 10)
     with pytest.raises(ValueError, match="expected one of 'hirescam', 'gradcam'"):
-        explainer.grad_cam(np.zeros((28, 28), dtype=np.uint8), 0, method="grad-cam")
+        explainer.cam(np.zeros((28, 28), dtype=np.uint8), 0, method="grad-cam")
 
 
 def test_concurrent_calls_give_the_same_maps_as_one_by_one(shipped, first_of_each_class):
     _, _, explainer = shipped
     images, labels = first_of_each_class
-    expected = explainer.grad_cam(images[:8], labels[:8]).heatmaps
+    expected = explainer.cam(images[:8], labels[:8]).heatmaps
     results: dict[int, np.ndarray] = {}
 
     def explain(position: int) -> None:
-        results[position] = explainer.grad_cam(images[position], labels[position]).heatmaps[0]
+        results[position] = explainer.cam(images[position], labels[position]).heatmaps[0]
 
     threads = [threading.Thread(target=explain, args=(position,)) for position in range(8)]
     for thread in threads:
@@ -186,7 +186,7 @@ def item_across_the_middle() -> np.ndarray:
 def test_the_map_of_a_model_that_sums_the_pixels_is_the_image_itself(method, item_across_the_middle):
     # every pixel raises the score equally, so both methods give the image, up to scale
     explainer = Explainer(_pixel_weighting_model(np.ones((28, 28))))
-    heatmap = explainer.grad_cam(item_across_the_middle, 0, method=method).heatmaps[0]
+    heatmap = explainer.cam(item_across_the_middle, 0, method=method).heatmaps[0]
     np.testing.assert_allclose(heatmap, item_across_the_middle / 200, atol=1e-6)
 
 
@@ -194,17 +194,17 @@ def test_hirescam_shows_only_the_pixels_the_model_reads_and_grad_cam_does_not(it
     left_half = np.zeros((28, 28))
     left_half[:, :14] = 1
     explainer = Explainer(_pixel_weighting_model(left_half))  # the score ignores the right half of the picture
-    hirescam = explainer.grad_cam(item_across_the_middle, 0, method="hirescam").heatmaps[0]
+    hirescam = explainer.cam(item_across_the_middle, 0, method="hirescam").heatmaps[0]
     np.testing.assert_allclose(hirescam, item_across_the_middle / 200 * left_half, atol=1e-6)
     # the averaged gradient spreads the left half's evidence over every lit pixel, the unused ones too
-    grad_cam = explainer.grad_cam(item_across_the_middle, 0, method="gradcam").heatmaps[0]
+    grad_cam = explainer.cam(item_across_the_middle, 0, method="gradcam").heatmaps[0]
     np.testing.assert_allclose(grad_cam, item_across_the_middle / 200, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_zero_gradient_gives_an_all_zero_map_not_nan(method):
     image = np.full((28, 28), 128, dtype=np.uint8)
-    heatmap = Explainer(_pixel_weighting_model(np.zeros((28, 28)))).grad_cam(image, 3, method=method).heatmaps[0]
+    heatmap = Explainer(_pixel_weighting_model(np.zeros((28, 28)))).cam(image, 3, method=method).heatmaps[0]
     assert np.isfinite(heatmap).all() and not heatmap.any()
 
 
@@ -222,7 +222,7 @@ def test_every_architecture_gives_maps_of_the_right_shapes(hp, target, dataset):
     explainer = Explainer(build_model(hp))  # untrained: shapes, dtypes and ranges do not need training
     assert explainer.unavailable is None and explainer.target_layer_name == target
     for method in METHODS:
-        result = explainer.grad_cam(dataset.test_images[:4], dataset.test_labels[:4].astype(int), method=method)
+        result = explainer.cam(dataset.test_images[:4], dataset.test_labels[:4].astype(int), method=method)
         assert result.heatmaps.shape == (4, 28, 28) and result.heatmaps.dtype == np.float32
         assert np.isfinite(result.heatmaps).all() and 0 <= result.heatmaps.min() and result.heatmaps.max() <= 1
         np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=1e-2)
@@ -240,7 +240,7 @@ def test_a_model_without_convolutions_says_what_it_cannot_show():
     explainer = Explainer(model)
     assert "no convolution layers" in explainer.unavailable
     image = np.zeros((28, 28), dtype=np.uint8)
-    for explain in (lambda: explainer.grad_cam(image), lambda: explainer.feature_maps(image),
+    for explain in (lambda: explainer.cam(image), lambda: explainer.feature_maps(image),
                     explainer.first_layer_filters):
         with pytest.raises(ExplainUnavailable, match="no spatial map"):
             explain()

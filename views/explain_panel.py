@@ -57,7 +57,7 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
             method = st.radio("Method", METHODS, format_func=METHOD_LABELS.get, horizontal=True,
                               key=f"cam_method_{key}", help=METHOD_HELP)
             st.caption(CAM_NOTE + f" Layer: `{explainer.target_layer_name}`.")
-        heatmap = explainer.grad_cam(image, CLASS_NAMES.index(class_name), method=method).heatmaps[0]
+        heatmap = explainer.cam(image, CLASS_NAMES.index(class_name), method=method).heatmaps[0]
         picture.image(charts.heat_overlay(image, heatmap, factor=8),
                       caption=f"{METHOD_NAMES[method]} for {class_name}")
         with note:
@@ -81,7 +81,7 @@ def compare_classes(saved: SavedModel, image: np.ndarray, predicted: int, true_c
     explainer = _explainer(saved)
     if explainer is None:
         return
-    result = explainer.grad_cam(np.stack([image, image]), np.array([predicted, true_class]))
+    result = explainer.cam(np.stack([image, image]), np.array([predicted, true_class]))
     st.caption(f"Where the model found evidence ({METHOD_NAMES[result.method]}) for each class:")
     for column, heatmap, class_index, role in zip(st.columns(2), result.heatmaps, (predicted, true_class),
                                                   ("predicted", "true"), strict=True):

@@ -25,7 +25,7 @@ def test_why_shows_the_grad_cam_of_an_uploaded_picture(page, app_server, artifac
 
 
 def test_the_dataset_page_shuffles_its_examples(page, app_server, artifacts):
-    open_page(page, app_server.url, "explore")
+    open_page(page, app_server.url, "dataset")
     expect(page.get_by_text("drawn with seed 0")).to_be_visible()
     page.get_by_role("button", name="Shuffle").click()
     expect(page.get_by_text("drawn with seed 1")).to_be_visible()
