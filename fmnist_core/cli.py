@@ -12,16 +12,14 @@ import time
 from typing import TextIO
 
 from .export import FORMATS
-from .hyperparameters import PRESETS, HyperParameterError, field_specs, preset
+from .hyperparameters import PRESETS, HyperParameterError, HyperParameters, field_specs, parse_int_list, preset
 
 
-def _parse_filters(text: str) -> tuple[int, ...]:
+def _parse_int_list(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+        return parse_int_list(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected whole numbers separated by commas, e.g. 32,64,128"
-        ) from error
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +33,7 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
         if spec["type"] == "bool":
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif spec["type"].startswith("tuple"):  # filters, extra_dense_units; "" gives an empty list
-            group.add_argument(flag, dest=name, type=_parse_filters, default=None, metavar="N,N,...", help=help_text)
+            group.add_argument(flag, dest=name, type=_parse_int_list, default=None, metavar="N,N,...", help=help_text)
         else:
             kind = {"int": int, "float": float, "str": str}[spec["type"]]
             group.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
@@ -85,13 +83,18 @@ def _print_evaluation(evaluation, class_names, out: TextIO) -> None:
         out.write(f"{row['class']:<12} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}\n")
 
 
+def hyperparameters_from_args(args: argparse.Namespace) -> HyperParameters:
+    """The preset the flags name, with every hyperparameter flag given applied to it."""
+    overrides = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
+    return preset(args.preset, **overrides)
+
+
 def _command_train(args: argparse.Namespace) -> int:
     from .data import load_fashion_mnist
     from .store import ModelStore
     from .train_and_save import train_evaluate_save
 
-    overrides = {name: getattr(args, name) for name in field_specs() if getattr(args, name) is not None}
-    hp = preset(args.preset, **overrides)
+    hp = hyperparameters_from_args(args)
     dataset = load_fashion_mnist(args.data_dir)
     run_name = args.name or args.preset
     try:

@@ -15,6 +15,8 @@ MAX_PARAMETERS = 5_000_000
 MAX_EPOCHS = 60
 TRAIN_SET_SIZE = 60_000
 MAX_FILTERS = 256
+MAX_CONV_BLOCKS = 4
+FIRST_BLOCK_FILTERS = 32  # the first conv block added to a model that has none (an MLP)
 FILTER_CHOICES = (8, 16, 24, 30, 32, 48, 60, 64, 96, 128, 192, 256)
 LEARNING_RATE_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2, 1e-1)
 BATCH_SIZE_CHOICES = (16, 32, 64, 128, 256, 512)
@@ -36,7 +38,7 @@ class HyperParameters:
     num_conv_blocks: int = _spec(
         3, "Convolution blocks, each ending in 2x2 max pooling that halves the feature map "
         "(0: no convolutions, an MLP or softmax regression on the 784 pixels).",
-        min=0, max=4, step=1,
+        min=0, max=MAX_CONV_BLOCKS, step=1,
     )
     filters: tuple[int, ...] = _spec(
         (32, 64, 128), "Filters (feature detectors) in each conv block, one number per block.",
@@ -194,11 +196,29 @@ class HyperParameters:
         """A validated copy with some fields changed; `num_conv_blocks` alone trims or extends `filters`."""
         if "num_conv_blocks" in changes and "filters" not in changes:
             blocks = changes["num_conv_blocks"]
-            if isinstance(blocks, int) and 0 <= blocks <= 4:
-                grown = list(self.filters) or [32]  # from no conv blocks (an MLP): start at 32 filters
-                grown += [min(grown[-1] * 2, MAX_FILTERS)] * 4
-                changes["filters"] = tuple(grown[:blocks])
+            if isinstance(blocks, int) and 0 <= blocks <= MAX_CONV_BLOCKS:
+                changes["filters"] = filters_for_blocks(self.filters, blocks)
         return replace(self, **changes)
+
+
+def filters_for_blocks(filters: tuple[int, ...], blocks: int) -> tuple[int, ...]:
+    """`filters` cut or extended to `blocks` entries, the one rule for the Train page's sliders, share links,
+    `with_changes` and sweeps: each added block doubles the last count, rounded up to an offered count
+    (FILTER_CHOICES); a model with no conv block starts at FIRST_BLOCK_FILTERS."""
+    grown = list(filters[:blocks])
+    while len(grown) < blocks:
+        wanted = grown[-1] * 2 if grown else FIRST_BLOCK_FILTERS
+        grown.append(next((choice for choice in FILTER_CHOICES if choice >= wanted), FILTER_CHOICES[-1]))
+    return tuple(grown)
+
+
+def parse_int_list(text: str, example: str = "32,64,128") -> tuple[int, ...]:
+    """Whole numbers separated by commas (spaces allowed; empty text: an empty tuple), as typed in a flag, a
+    form field or a link. Raises ValueError saying what is expected; the caller names the field and the text."""
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ValueError(f"expected whole numbers separated by commas, e.g. {example}") from None
 
 
 # The tuple-valued fields: an example, and what each entry is (for error messages).

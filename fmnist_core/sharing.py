@@ -16,15 +16,17 @@ from typing import Any
 
 from .hyperparameters import (
     FILTER_CHOICES,
+    MAX_CONV_BLOCKS,
     HyperParameterError,
     HyperParameters,
     _check_field,
+    filters_for_blocks,
+    parse_int_list,
 )
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _ARCHITECTURE = ("num_conv_blocks", "filters", "convs_per_block", "kernel_size", "padding", "dense_units",
                  "extra_dense_units")
-MAX_CONV_BLOCKS = 4
 IGNORED_PREFIXES = ("embed",)  # Streamlit's own parameters (?embed=true) are not ours to judge
 SHOWN_CHARACTERS = 40  # of a link's name or value quoted in a warning; a link may carry megabytes
 MAX_VALUE_CHARACTERS = 100  # the longest real value, e.g. filters=256,256,256,256, has 15
@@ -52,25 +54,13 @@ def to_query(hp: HyperParameters) -> dict[str, str]:
     return {spec.name: _text(getattr(hp, spec.name)) for spec in fields(HyperParameters)}
 
 
-def filters_for_blocks(filters: tuple[int, ...], blocks: int) -> tuple[int, ...]:
-    """`filters` cut or extended to `blocks` entries; each added block doubles the last (an offered count)."""
-    grown = list(filters[:blocks])
-    while len(grown) < blocks:
-        wanted = grown[-1] * 2 if grown else FILTER_CHOICES[0]
-        grown.append(next((c for c in FILTER_CHOICES if c >= wanted), FILTER_CHOICES[-1]))
-    return tuple(grown)
-
-
 def _parse(spec: Any, text: str) -> Any:
     """The typed value of one parameter; raises ValueError with a short reason."""
     text = text.strip()
     if len(text) > MAX_VALUE_CHARACTERS:
         raise ValueError(f"{len(text):,} characters long, expected at most {MAX_VALUE_CHARACTERS}")
     if spec.type.startswith("tuple"):  # filters, extra_dense_units; empty text: an empty list
-        try:
-            values = tuple(int(part) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise ValueError("expected whole numbers separated by commas, e.g. 32,64,128") from None
+        values = parse_int_list(text)
         if spec.name != "filters":
             return values
         if not 0 <= len(values) <= MAX_CONV_BLOCKS:

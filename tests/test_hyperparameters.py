@@ -10,6 +10,7 @@ from fmnist_core.hyperparameters import (
     HyperParameterError,
     HyperParameters,
     field_specs,
+    filters_for_blocks,
     preset,
 )
 
@@ -100,3 +101,24 @@ def test_every_field_has_help_and_limits_for_the_ui():
     for name, spec in field_specs().items():
         assert spec["help"], name
         assert "min" in spec or "choices" in spec or spec["type"] == "bool", name
+
+
+def test_adding_conv_blocks_gives_the_same_filters_on_the_train_page_in_a_link_the_cli_and_a_sweep():
+    """One rule for the filters of added blocks: seed-000's (30, 60) taken to 4 blocks doubles onto the
+    offered counts, wherever the change is made."""
+    from fmnist_core.cli import build_parser, hyperparameters_from_args
+    from fmnist_core.sharing import from_query
+    from fmnist_core.sweep import SweepSpec, trial_hyperparameters
+    from views.train import FILTER_KEYS, form_values
+
+    expected = (30, 60, 128, 256)
+    assert filters_for_blocks((30, 60), 4) == expected
+    train_page = form_values(PRESETS["seed-000"])
+    assert tuple(train_page[key] for key in FILTER_KEYS) == expected
+    assert from_query({"num_conv_blocks": "4"}, base=PRESETS["seed-000"])[0].filters == expected
+    args = build_parser().parse_args(["train", "--preset", "seed-000", "--num-conv-blocks", "4"])
+    assert hyperparameters_from_args(args).filters == expected
+    spec = SweepSpec(vary={"num_conv_blocks": (2, 4)}, base_preset="seed-000")
+    assert trial_hyperparameters(spec, {"num_conv_blocks": 4}).filters == expected
+    assert PRESETS["seed-000"].with_changes(num_conv_blocks=4).filters == expected
+    assert PRESETS["mlp"].with_changes(num_conv_blocks=2).filters == (32, 64)  # from no conv block: 32 first

@@ -4,8 +4,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from fmnist_core.hyperparameters import PRESETS, HyperParameters, preset
-from fmnist_core.sharing import filters_for_blocks, from_query, to_query
+from fmnist_core.hyperparameters import PRESETS, HyperParameters, filters_for_blocks, preset
+from fmnist_core.sharing import from_query, to_query
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -7,10 +7,19 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from fmnist_core.hyperparameters import FILTER_CHOICES, PRESETS, HyperParameterError, HyperParameters, field_specs
+from fmnist_core.hyperparameters import (
+    FILTER_CHOICES,
+    MAX_CONV_BLOCKS,
+    PRESETS,
+    HyperParameterError,
+    HyperParameters,
+    field_specs,
+    filters_for_blocks,
+    parse_int_list,
+)
 from fmnist_core.jobs import FAILED, FINISHED, MAX_TRAIN_MINUTES, STOPPED, SweepJob, TrainingBusyError, TrainingJob
 from fmnist_core.reporting import progress_fraction, progress_text, summarize
-from fmnist_core.sharing import MAX_CONV_BLOCKS, filters_for_blocks, from_query, shown, to_query
+from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
 from views import charts, state
 from views.fragments import timed_fragment_home
@@ -58,10 +67,9 @@ def hyperparameters_from_form() -> HyperParameters:
     values["seed"] = int(values["seed"])
     text = str(values["extra_dense_units"] or "")
     try:
-        values["extra_dense_units"] = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError:
-        raise HyperParameterError(f"extra dense layers {text!r}: expected whole numbers separated by commas, "
-                                  "e.g. 128,100, or nothing for none.") from None
+        values["extra_dense_units"] = parse_int_list(text, example="128,100")
+    except ValueError as error:
+        raise HyperParameterError(f"extra dense layers {text!r}: {error}, or nothing for none.") from None
     filters = tuple(st.session_state[key] for key in FILTER_KEYS[: values["num_conv_blocks"]])
     return HyperParameters(**values, filters=filters)
 
