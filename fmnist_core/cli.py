@@ -162,15 +162,28 @@ def _command_sweep(args: argparse.Namespace) -> int:
     from .data import load_fashion_mnist
     from .events import TrialEnd
     from .store import ModelStore
-    from .sweep import SWEEPS_FOLDER, SweepSpec, distributed_environment, parse_vary, retrain_hyperparameters, run_sweep
+    from .sweep import (
+        SWEEPS_FOLDER,
+        SweepError,
+        SweepSpec,
+        current_tuner_id,
+        distributed_environment,
+        parse_vary,
+        retrain_hyperparameters,
+        run_sweep,
+    )
 
-    spec = SweepSpec(vary=tuple(parse_vary(text) for text in args.vary), strategy=args.strategy,
+    try:
+        vary = tuple(parse_vary(text) for text in args.vary)
+    except SweepError as error:
+        raise SweepError(f"--vary {error}") from None
+    spec = SweepSpec(vary=vary, strategy=args.strategy,
                      max_trials=args.max_trials, epochs_per_trial=args.epochs, subset_size=args.subset,
                      base_preset=args.preset, seed=args.seed)
     role = "chief" if args.chief else "worker" if args.worker else None
     if role:  # Keras Tuner reads its distributed settings from the environment
         os.environ.update(distributed_environment(role, args.oracle_ip, args.oracle_port, args.worker_id))
-    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
+    tuner_id = current_tuner_id()
     folder = Path(args.sweep_dir) if args.sweep_dir else ModelStore(args.models_dir).root / SWEEPS_FOLDER / args.name
 
     def report_trial(event) -> None:
@@ -320,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     from .store import ModelStoreError
 
     if args.command == "sweep" and not (args.chief or args.worker):
-        for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        from .sweep import DISTRIBUTED_VARIABLES
+
+        for name in DISTRIBUTED_VARIABLES:
             if name in os.environ:  # set by hand instead of --chief/--worker: say which role it makes
                 sys.stderr.write(f"note: {name}={os.environ[name]} is set: this runs as part of a distributed sweep\n")
     try:

@@ -58,6 +58,9 @@ class TrainingFinished:
     stopped_by_time_limit: bool = False  # the run reached its wall-clock cap (server runs; see jobs.py)
 
 
+COMPLETED_TRIAL, FAILED_TRIAL, STOPPED_TRIAL = "completed", "failed", "stopped"  # a sweep trial's status
+
+
 @dataclass(frozen=True)
 class TrialEnd:
     """One sweep trial is over (sent by `sweep`, after the trial's own training events)."""
@@ -67,8 +70,15 @@ class TrialEnd:
     val_accuracy: float | None  # of the best validation epoch; None when the trial failed
     epochs: int  # epochs run
     seconds: float
-    status: str  # "completed", "failed" (e.g. an impossible model) or "stopped"
+    status: str  # COMPLETED_TRIAL, FAILED_TRIAL (e.g. an impossible model) or STOPPED_TRIAL
     message: str = ""  # why it failed
+
+
+def best_trial(trials):
+    """The completed trial with the highest validation accuracy, or None; for `TrialEnd` events and the sweep's
+    `TrialRecord`s alike (both have `status` and `val_accuracy`)."""
+    completed = [trial for trial in trials if trial.status == COMPLETED_TRIAL and trial.val_accuracy is not None]
+    return max(completed, key=lambda trial: trial.val_accuracy, default=None)
 
 
 TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished | TrialEnd

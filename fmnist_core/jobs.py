@@ -1,16 +1,19 @@
 """Background jobs: one training run or sweep at a time per server, visible to every session, stoppable.
 
-The worker thread never touches any UI. It records training events into a `TrainingJob`; pages read
-immutable `JobSnapshot`s from it as often as they like. `TrainingManager.start` is atomic, so two
-sessions pressing Train at the same moment start exactly one run.
+A `Job` is either kind, `RUN` (train, evaluate, save) or `SWEEP` (Keras Tuner trials), with one life cycle
+(`JobState`), one time limit and one clean-up. Its worker thread never touches any UI: it records training
+events into the job, and pages read immutable `JobSnapshot`s from it as often as they like.
+`TrainingManager.start` and `start_sweep` are atomic, so two sessions pressing Start at the same moment
+start exactly one job.
 
-A run belongs to the server, not to the browser tab that started it: when that tab closes, the run goes
-on, every visitor's Train page shows it and can stop it, and it ends at its epoch count or after
-MAX_TRAIN_MINUTES of training, whichever comes first; either way the best weights are evaluated and saved.
+A job belongs to the server, not to the browser tab that started it: when that tab closes, the job goes on,
+every visitor sees it and can stop it, and it ends by itself or after MAX_TRAIN_MINUTES of training, whichever
+comes first. A run then keeps its best weights, which are evaluated and saved; a sweep keeps its trials.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 import traceback
@@ -19,23 +22,44 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .data import FashionMNIST
-from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted, TrialEnd
+from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingStarted, TrialEnd, best_trial
 from .hyperparameters import HyperParameters
 from .memory import release_free_memory
 from .store import ModelStore, SavedModel
 
-RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+RUN, SWEEP = "run", "sweep"
 # Per-batch points kept for the live chart (older ones are thinned out): a 400 px wide chart shows no more,
 # and every refresh of the Train page sends them all to each open browser.
 MAX_BATCH_POINTS = 1000
-# Wall-clock cap on the training of a server run, so one visitor cannot hold the CPU for hours (the epoch,
-# subset and parameter caps alone allow a 5M-parameter model 60 epochs on 60,000 images). When reached, the
-# run stops like a user stop: best weights kept, evaluated, saved. Read when a run starts.
+# Wall-clock cap on the training of a server job, so one visitor cannot hold the CPU for hours (the epoch,
+# subset and parameter caps alone allow a 5M-parameter model 60 epochs on 60,000 images; a sweep's trials x
+# epochs more). When reached, the job stops like a user stop. Read when a job starts.
 MAX_TRAIN_MINUTES = 30
 
 
+class JobState(enum.Enum):
+    """Where a job is in its life; the first three are 'running'."""
+
+    STARTING = "starting"  # loading the data, building the first model
+    TRAINING = "training"
+    EVALUATING = "evaluating"  # a run's training is over: scoring on the test set and saving
+    FINISHED = "finished"
+    STOPPED = "stopped"  # by a person or the time limit; what was done is kept
+    FAILED = "failed"
+
+    @property
+    def is_running(self) -> bool:
+        return self in (JobState.STARTING, JobState.TRAINING, JobState.EVALUATING)
+
+
 class TrainingBusyError(RuntimeError):
-    """A run is already in progress on this server."""
+    """A job is already in progress on this server; `busy` is its snapshot."""
+
+    def __init__(self, busy: JobSnapshot):
+        self.busy = busy
+        what = "sweep" if busy.kind == SWEEP else "training run"
+        super().__init__(f"a {what} ({busy.run_name!r}) is already in progress on this server; one job runs at a "
+                         "time. Wait for it to end, or stop it, before starting another.")
 
 
 @dataclass(frozen=True)
@@ -43,41 +67,54 @@ class JobSnapshot:
     """What a page shows of a job at one moment; safe to keep and read from any thread."""
 
     job_id: str
+    kind: str  # RUN or SWEEP
     run_name: str
-    preset: str | None
-    hyperparameters: HyperParameters
     owner: str
-    state: str
-    phase: str  # "starting", "training", "evaluating", "saving", "done"
+    state: JobState
     started_at: float
-    last_batch: BatchEnd | None
-    batch_points: tuple[tuple[float, float, float], ...]  # (epoch as a fraction, loss, accuracy)
-    epochs: tuple[dict, ...]  # EpochEnd fields, one dict per finished epoch
+    last_batch: BatchEnd | None  # of the run, or of the sweep's trial in progress
     stop_requested: bool
-    saved_name: str | None
-    test_accuracy: float | None
+    stopped_by_time_limit: bool  # ended by MAX_TRAIN_MINUTES, not by its epochs, its trials or a person
     error: str | None
-    stopped_by_time_limit: bool = False  # ended by MAX_TRAIN_MINUTES, not by its epochs or a person
+    # a run's
+    preset: str | None = None
+    hyperparameters: HyperParameters | None = None
+    batch_points: tuple[tuple[float, float, float], ...] = ()  # (epoch as a fraction, loss, accuracy)
+    epochs: tuple[dict, ...] = ()  # EpochEnd fields, one dict per finished epoch
+    saved_name: str | None = None
+    test_accuracy: float | None = None
+    # a sweep's
+    spec: object = None  # sweep.SweepSpec (not imported here: that would import Keras Tuner with the app)
+    trials: tuple[TrialEnd, ...] = ()  # in the order they ended
 
     @property
     def is_running(self) -> bool:
-        return self.state == RUNNING
+        return self.state.is_running
+
+    @property
+    def best(self) -> TrialEnd | None:
+        """A sweep's completed trial with the best validation accuracy so far."""
+        return best_trial(self.trials)
 
 
 @dataclass
-class TrainingJob:
+class Job:
+    """A run or a sweep in the server's slot, recording its training events as they arrive."""
+
+    kind: str
     run_name: str
-    preset: str | None
-    hyperparameters: HyperParameters
     owner: str
+    preset: str | None = None
+    hyperparameters: HyperParameters | None = None  # a run's
+    spec: object = None  # a sweep's
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: float = field(default_factory=time.time)
     stop_event: threading.Event = field(default_factory=threading.Event)
-    state: str = RUNNING
-    phase: str = "starting"
+    state: JobState = JobState.STARTING
     last_batch: BatchEnd | None = None
     batch_points: list = field(default_factory=list)
     epochs: list = field(default_factory=list)
+    trials: list = field(default_factory=list)
     stopped_by_time_limit: bool = False
     saved: SavedModel | None = None
     test_accuracy: float | None = None
@@ -89,29 +126,34 @@ class TrainingJob:
     def listen(self, event: TrainingEvent) -> None:
         """The training listener: record the event; never blocks training for long."""
         with self._lock:
-            if isinstance(event, TrainingStarted):
-                self.phase = "training"
+            if isinstance(event, TrainingStarted) and self.state == JobState.STARTING:
+                self.state = JobState.TRAINING
             elif isinstance(event, BatchEnd):
                 self.last_batch = event
-                position = event.epoch - 1 + event.batch / event.batches_per_epoch
-                self.batch_points.append((position, event.loss, event.accuracy))
-                if len(self.batch_points) > MAX_BATCH_POINTS:
-                    self.batch_points = self.batch_points[::2]
-            elif isinstance(event, EpochEnd):
+                if self.kind == RUN:
+                    position = event.epoch - 1 + event.batch / event.batches_per_epoch
+                    self.batch_points.append((position, event.loss, event.accuracy))
+                    if len(self.batch_points) > MAX_BATCH_POINTS:
+                        self.batch_points = self.batch_points[::2]
+            elif isinstance(event, EpochEnd) and self.kind == RUN:
                 self.epochs.append(dict(event.__dict__))
-            elif isinstance(event, TrainingFinished):
-                self.phase = "evaluating"
-                self.stopped_by_time_limit = event.stopped_by_time_limit
+            elif isinstance(event, TrainingFinished) and self.kind == RUN:
+                self.state = JobState.EVALUATING
+            elif isinstance(event, TrialEnd):
+                self.trials.append(event)
+                self.last_batch = None
+            if isinstance(event, TrainingFinished) and event.stopped_by_time_limit:
+                self.stopped_by_time_limit = True
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(
-                job_id=self.job_id, run_name=self.run_name, preset=self.preset,
-                hyperparameters=self.hyperparameters, owner=self.owner, state=self.state, phase=self.phase,
-                started_at=self.started_at, last_batch=self.last_batch, batch_points=tuple(self.batch_points),
-                epochs=tuple(self.epochs), stop_requested=self.stop_event.is_set(),
-                saved_name=self.saved.name if self.saved else None, test_accuracy=self.test_accuracy,
-                error=self.error, stopped_by_time_limit=self.stopped_by_time_limit,
+                job_id=self.job_id, kind=self.kind, run_name=self.run_name, owner=self.owner, state=self.state,
+                started_at=self.started_at, last_batch=self.last_batch, stop_requested=self.stop_event.is_set(),
+                stopped_by_time_limit=self.stopped_by_time_limit, error=self.error, preset=self.preset,
+                hyperparameters=self.hyperparameters, batch_points=tuple(self.batch_points),
+                epochs=tuple(self.epochs), saved_name=self.saved.name if self.saved else None,
+                test_accuracy=self.test_accuracy, spec=self.spec, trials=tuple(self.trials),
             )
 
     def request_stop(self) -> None:
@@ -124,74 +166,9 @@ class TrainingJob:
             return not self._thread.is_alive()
         return True
 
-
-@dataclass(frozen=True)
-class SweepSnapshot:
-    """What the Sweep page shows of a sweep at one moment."""
-
-    job_id: str
-    run_name: str
-    spec: object  # sweep.SweepSpec (not imported here: that would import Keras Tuner with the app)
-    owner: str
-    state: str
-    started_at: float
-    trials: tuple[TrialEnd, ...]  # in the order they ended
-    last_batch: BatchEnd | None  # of the trial in progress
-    best: TrialEnd | None
-    stop_requested: bool
-    error: str | None
-    stopped_by_time_limit: bool = False
-
-    @property
-    def is_running(self) -> bool:
-        return self.state == RUNNING
-
-
-@dataclass
-class SweepJob:
-    """A Keras Tuner sweep in the server's slot; trials are recorded as their `TrialEnd` events arrive."""
-
-    spec: object
-    owner: str
-    run_name: str = "sweep"
-    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started_at: float = field(default_factory=time.time)
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    state: str = RUNNING
-    trials: list = field(default_factory=list)
-    last_batch: BatchEnd | None = None
-    error: str | None = None
-    traceback: str | None = None
-    stopped_by_time_limit: bool = False  # the whole sweep reached MAX_TRAIN_MINUTES
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _thread: threading.Thread | None = None
-
-    def stop_for_time_limit(self) -> None:
+    def _end(self, state: JobState) -> None:
         with self._lock:
-            self.stopped_by_time_limit = True
-        self.stop_event.set()
-
-    def listen(self, event: TrainingEvent) -> None:
-        with self._lock:
-            if isinstance(event, BatchEnd):
-                self.last_batch = event
-            elif isinstance(event, TrialEnd):
-                self.trials.append(event)
-                self.last_batch = None
-
-    def snapshot(self) -> SweepSnapshot:
-        with self._lock:
-            scored = [trial for trial in self.trials if trial.status == "completed"]
-            return SweepSnapshot(
-                job_id=self.job_id, run_name=self.run_name, spec=self.spec, owner=self.owner, state=self.state,
-                started_at=self.started_at, trials=tuple(self.trials), last_batch=self.last_batch,
-                best=max(scored, key=lambda trial: trial.val_accuracy, default=None),
-                stop_requested=self.stop_event.is_set(), error=self.error,
-                stopped_by_time_limit=self.stopped_by_time_limit,
-            )
-
-    request_stop = TrainingJob.request_stop
-    wait = TrainingJob.wait
+            self.state = state
 
 
 def trim_after_each_epoch(event: TrainingEvent) -> None:
@@ -201,81 +178,73 @@ def trim_after_each_epoch(event: TrainingEvent) -> None:
 
 
 class TrainingManager:
-    """Owns the server's single training slot. Share one instance across sessions."""
+    """Owns the server's single job slot. Share one instance across sessions."""
 
     def __init__(self, store: ModelStore, load_dataset: Callable[[], FashionMNIST]):
         self.store, self.load_dataset = store, load_dataset
         self._lock = threading.Lock()
-        self._job: TrainingJob | None = None
+        self._job: Job | None = None
 
-    def current(self) -> TrainingJob | SweepJob | None:
+    def current(self) -> Job | None:
         """The running job, or the last one that ran."""
         with self._lock:
             return self._job
 
-    def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None) -> TrainingJob:
-        """Start a run in a background thread; raises TrainingBusyError if one is running, StoreFullError if the
+    def busy(self) -> bool:
+        """True while a job runs."""
+        job = self.current()
+        return job is not None and job.snapshot().is_running
+
+    def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None) -> Job:
+        """Start a run in a background thread; raises TrainingBusyError if a job is running, StoreFullError if the
         model store has no room for its result."""
-        job = TrainingJob(run_name=run_name, preset=preset, hyperparameters=hp, owner=owner)
         self.store.check_room()  # a full store refuses the run now, not after minutes of training
-        return self._claim(job, self._work)
+        return self._claim(Job(RUN, run_name, owner, preset=preset, hyperparameters=hp))
 
-    def start_sweep(self, spec, owner: str, run_name: str = "sweep") -> SweepJob:
+    def start_sweep(self, spec, owner: str, run_name: str = "sweep") -> Job:
         """Start a sweep (a `sweep.SweepSpec`) in the same slot; raises TrainingBusyError if a job is running."""
-        return self._claim(SweepJob(spec=spec, owner=owner, run_name=run_name), self._sweep)
+        return self._claim(Job(SWEEP, run_name, owner, spec=spec))
 
-    def _claim(self, job, target):
+    def _claim(self, job: Job) -> Job:
         with self._lock:
-            if self._job is not None and self._job.state == RUNNING:
-                kind = "sweep" if isinstance(self._job, SweepJob) else "training run"
-                page = "Sweep" if isinstance(self._job, SweepJob) else "Train"
-                raise TrainingBusyError(
-                    f"a {kind} ({self._job.run_name!r}) is already in progress on this server; "
-                    f"watch it on the {page} page, or wait for it to finish before starting another."
-                )
-            job._thread = threading.Thread(target=target, args=(job,), name=f"job-{job.job_id}", daemon=True)
+            if self._job is not None and self._job.snapshot().is_running:
+                raise TrainingBusyError(self._job.snapshot())
+            job._thread = threading.Thread(target=self._work, args=(job,), name=f"job-{job.job_id}", daemon=True)
             self._job = job
         job._thread.start()
         return job
 
-    def _sweep(self, job: SweepJob) -> None:
-        from .sweep import SWEEPS_FOLDER, run_sweep
-
-        # The same cap as a training run, for the whole sweep: its trials x epochs could otherwise run for hours.
-        time_limit = threading.Timer(MAX_TRAIN_MINUTES * 60, job.stop_for_time_limit)
-        time_limit.daemon = True
-        time_limit.start()
+    def _work(self, job: Job) -> None:
+        """The worker thread: run the job; record how it ended, or why it failed; hand its memory back."""
         try:
-            run_sweep(job.spec, self.load_dataset, listeners=[job.listen, trim_after_each_epoch],
-                      stop_event=job.stop_event,
-                      directory=self.store.root / SWEEPS_FOLDER / job.job_id)
+            stopped = (self._train_evaluate_save if job.kind == RUN else self._sweep)(job, MAX_TRAIN_MINUTES * 60)
+            job._end(JobState.STOPPED if stopped else JobState.FINISHED)
+        except Exception as error:  # noqa: BLE001 - the worker reports every failure to the page instead of dying silently
             with job._lock:
-                job.state = STOPPED if job.stop_event.is_set() else FINISHED
-        except Exception as error:  # noqa: BLE001 - reported to the page, as for training runs
-            with job._lock:
-                job.state = FAILED
+                job.state = JobState.FAILED
                 job.error = f"{type(error).__name__}: {error}"
                 job.traceback = traceback.format_exc()
         finally:
-            time_limit.cancel()
-            release_free_memory()  # the trials' models and graphs are garbage now
+            release_free_memory()  # the job's models, graphs and datasets are garbage now
 
-    def _work(self, job: TrainingJob) -> None:
+    def _train_evaluate_save(self, job: Job, time_limit_seconds: float) -> bool:
+        """Train, evaluate and save a run; True when it was stopped (by a person or the time limit)."""
         from .train_and_save import train_evaluate_save
 
-        try:
-            saved, evaluation = train_evaluate_save(
-                job.hyperparameters, self.load_dataset(), self.store, job.run_name, preset=job.preset,
-                listeners=[job.listen, trim_after_each_epoch], stop_event=job.stop_event,
-                time_limit_seconds=MAX_TRAIN_MINUTES * 60,
-            )
-            with job._lock:
-                job.saved, job.test_accuracy = saved, evaluation.test_accuracy
-                job.state = STOPPED if job.stop_event.is_set() or job.stopped_by_time_limit else FINISHED
-                job.phase = "done"
-        except Exception as error:  # noqa: BLE001 - the worker reports every failure to the page instead of dying silently
-            with job._lock:
-                job.state, job.phase = FAILED, "done"
-                job.error = f"{type(error).__name__}: {error}"
-                job.traceback = traceback.format_exc()
-        release_free_memory()  # the run's model, graphs and datasets are garbage now
+        saved, evaluation = train_evaluate_save(
+            job.hyperparameters, self.load_dataset(), self.store, job.run_name, preset=job.preset,
+            listeners=[job.listen, trim_after_each_epoch], stop_event=job.stop_event,
+            time_limit_seconds=time_limit_seconds,
+        )
+        with job._lock:
+            job.saved, job.test_accuracy = saved, evaluation.test_accuracy
+        return job.stop_event.is_set() or job.stopped_by_time_limit
+
+    def _sweep(self, job: Job, time_limit_seconds: float) -> bool:
+        """Run a sweep's trials; True when it was stopped (by a person or the time limit)."""
+        from .sweep import SWEEPS_FOLDER, run_sweep
+
+        result = run_sweep(job.spec, self.load_dataset, listeners=[job.listen, trim_after_each_epoch],
+                           stop_event=job.stop_event, directory=self.store.root / SWEEPS_FOLDER / job.job_id,
+                           time_limit_seconds=time_limit_seconds)
+        return result.stopped_by_user or result.stopped_by_time_limit

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .hyperparameters import HyperParameters
-from .jobs import FAILED, FINISHED, STOPPED, JobSnapshot
+from .jobs import JobSnapshot, JobState
 
 
 def format_duration(seconds: float) -> str:
@@ -48,7 +48,7 @@ def summarize(hp: HyperParameters) -> str:
 
 def progress_fraction(snapshot: JobSnapshot) -> float:
     """How much of the planned batches are done, 0-1 (1 once the run finished normally)."""
-    if snapshot.state == FINISHED:
+    if snapshot.state == JobState.FINISHED:
         return 1.0
     batch = snapshot.last_batch
     if batch is None:
@@ -60,17 +60,17 @@ def progress_fraction(snapshot: JobSnapshot) -> float:
 def progress_text(snapshot: JobSnapshot) -> str:
     """One line saying where the run is: epoch, batch, speed and ETA while training."""
     batch = snapshot.last_batch
-    if snapshot.state == FAILED:
+    if snapshot.state == JobState.FAILED:
         return "Failed."
-    if snapshot.state in (FINISHED, STOPPED):
+    if snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         epochs = len(snapshot.epochs)
         took = f" in {format_duration(batch.elapsed_seconds)}" if batch else ""
         how = "Stopped at the time limit" if snapshot.stopped_by_time_limit else (
-            "Stopped" if snapshot.state == STOPPED else "Finished")
+            "Stopped" if snapshot.state == JobState.STOPPED else "Finished")
         return f"{how} after {epochs} epoch{'s' if epochs != 1 else ''}{took}."
-    if snapshot.phase == "starting" or batch is None:
+    if snapshot.state == JobState.STARTING or batch is None:
         return "Preparing the data and building the model…"
-    if snapshot.phase != "training":
+    if snapshot.state == JobState.EVALUATING:
         return f"Training done in {format_duration(batch.elapsed_seconds)}; evaluating on the test set and saving…"
     line = (
         f"Epoch {batch.epoch}/{batch.epochs} · batch {batch.batch}/{batch.batches_per_epoch} · "

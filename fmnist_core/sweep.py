@@ -4,6 +4,8 @@ Keras Tuner's oracles (grid, random, Hyperband) choose each trial's values; ever
 training run of `preset(base).with_changes(**values)` on a subset for a few epochs, so it sends the usual
 training events plus a `TrialEnd`, and honours the stop event between batches. With the KERASTUNER_*
 environment variables set, the same code runs as a distributed chief (the oracle) or worker (trials).
+This module reads and checks what a person asks for, without importing Keras Tuner; `sweep_tuner` is the
+Keras Tuner side, imported when a sweep runs. Its messages fit the web page and the CLI alike.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .data import FashionMNIST
-from .events import Listener, TrialEnd
+from .events import Listener, best_trial
 from .hyperparameters import (
     MAX_EPOCHS,
     PRESETS,
@@ -36,6 +37,7 @@ OBJECTIVE = "val_accuracy"
 MAX_TRIALS = 200
 NOT_SWEPT = ("filters", "extra_dense_units", "epochs", "train_subset_size")  # lists; or set by the budget
 SWEEPS_FOLDER = ".sweeps"  # inside the model store; dot folders are never listed as models
+# Keras Tuner's distributed settings, read from the environment: this process's id, the chief's address and port
 DISTRIBUTED_VARIABLES = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
 
@@ -118,11 +120,12 @@ def _check_values(spec: SweepSpec, name: str, values: tuple | Range) -> None:
                          f"{', '.join(n for n in specs if n not in NOT_SWEPT)}.")
     if name in NOT_SWEPT:
         raise SweepError(f"cannot vary {name!r} in a sweep: epochs and train_subset_size are the sweep's budget "
-                         "(--epochs, --subset), and list-valued fields are not offered. Vary another field.")
+                         "(epochs and training images per trial), and list-valued fields are not offered. "
+                         "Vary another field.")
     if isinstance(values, Range):
         if spec.strategy == "grid":
             raise SweepError(f"{name}={values.low:g}..{values.high:g}: a grid needs listed values, "
-                             f"e.g. {name}=a,b,c; ranges work with --strategy random or hyperband.")
+                             f"e.g. {name}=a,b,c; ranges work with the random or hyperband strategy.")
         if specs[name]["type"] not in ("int", "float") or "min" not in specs[name]:
             raise SweepError(f"{name}: a range works for numbers only; list its values instead.")
         if not values.low < values.high:
@@ -148,10 +151,10 @@ def parse_vary(text: str) -> tuple[str, tuple | Range]:
     name = name.strip().replace("-", "_")
     specs = field_specs()
     if not separator or not values_text.strip():
-        raise SweepError(f"--vary {text!r}: expected NAME=VALUE,VALUE,... or NAME=LOW..HIGH, "
+        raise SweepError(f"{text!r}: expected NAME=VALUE,VALUE,... or NAME=LOW..HIGH, "
                          "e.g. learning_rate=1e-3,1e-4 or dropout_rate=0.1..0.5.")
     if name not in specs:
-        raise SweepError(f"--vary {text!r}: {name!r} is not a hyperparameter; expected one of: "
+        raise SweepError(f"{text!r}: {name!r} is not a hyperparameter; expected one of: "
                          f"{', '.join(n for n in specs if n not in NOT_SWEPT)}.")
     kind = specs[name]["type"]
     if ".." in values_text:
@@ -173,7 +176,7 @@ def _parse_value(name: str, kind: str, part: str, text: str) -> Any:
             raise ValueError(part)
         return part
     except ValueError:
-        raise SweepError(f"--vary {text!r}: {part!r} is not a {kind} value for {name}.") from None
+        raise SweepError(f"{text!r}: {part!r} is not a {kind} value for {name}.") from None
 
 
 # ---- from a trial's values to our hyperparameters ----------------------------------------------------
@@ -199,7 +202,7 @@ class TrialRecord:
     trial_id: str
     values: dict
     val_accuracy: float | None
-    status: str  # Keras Tuner's status: "COMPLETED", "FAILED", …
+    status: str  # as TrialEnd's: COMPLETED_TRIAL, FAILED_TRIAL, … (Keras Tuner's status in our words)
     epochs: int | None = None
     seconds: float | None = None
 
@@ -209,80 +212,8 @@ class SweepResult:
     trials: list[TrialRecord] = field(default_factory=list)
     best: TrialRecord | None = None
     stopped_by_user: bool = False
+    stopped_by_time_limit: bool = False
     directory: Path | None = None
-
-
-def _oracle(spec: SweepSpec):
-    import keras_tuner
-
-    objective = keras_tuner.Objective(spec.objective, direction="max")
-    space = keras_tuner.HyperParameters()
-    for name, values in spec.vary:
-        if isinstance(values, Range):
-            if field_specs()[name]["type"] == "int":
-                space.Int(name, int(values.low), int(values.high), step=field_specs()[name].get("step", 1))
-            else:
-                log = values.low > 0 and values.high / values.low >= 100
-                space.Float(name, values.low, values.high, sampling="log" if log else "linear")
-        else:
-            space.Choice(name, list(values), ordered=False)
-    common = dict(objective=objective, seed=spec.seed, hyperparameters=space, allow_new_entries=False,
-                  max_consecutive_failed_trials=spec.max_trials)
-    if spec.strategy == "grid":
-        return keras_tuner.oracles.GridSearchOracle(max_trials=spec.max_trials, **common)
-    if spec.strategy == "random":
-        return keras_tuner.oracles.RandomSearchOracle(max_trials=spec.max_trials, **common)
-    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=spec.epochs_per_trial, factor=3, **common)
-    oracle.max_trials = spec.max_trials  # Hyperband takes no budget of trials; the base Oracle honours this one
-    return oracle
-
-
-def _make_tuner(spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], listeners: list[Listener],
-                stop_event: threading.Event | None, directory: Path, overwrite: bool):
-    import keras_tuner
-
-    from .model import build_model
-    from .training import train
-
-    class SweepHyperModel(keras_tuner.HyperModel):
-        """Builds the model of a trial's values (Keras Tuner calls it to learn the search space)."""
-
-        def build(self, hp):
-            return build_model(trial_hyperparameters(spec, hp.values))
-
-    class SweepTuner(keras_tuner.Tuner):
-        """Runs each trial through `training.train`, so it has our events, stop and best-epoch weights."""
-
-        def pre_create_trial(self):
-            if stop_event is not None and stop_event.is_set():
-                raise SweepStopped
-
-        def run_trial(self, trial, *args, **kwargs):
-            start = time.perf_counter()
-            values = swept_values(trial.hyperparameters.values)
-
-            def emit(event: TrialEnd) -> None:
-                for listener in listeners:
-                    listener(event)
-
-            try:
-                hp = trial_hyperparameters(spec, trial.hyperparameters.values)
-            except HyperParameterError as error:  # e.g. 4 'valid' conv blocks of 7x7 kernels
-                emit(TrialEnd(trial.trial_id, values, None, 0, 0.0, "failed", str(error)))
-                raise keras_tuner.errors.FailedTrialError(str(error)) from error
-            result = train(hp, load_dataset(), listeners, stop_event)
-            seconds = time.perf_counter() - start
-            best = result.history[result.best_epoch - 1]["val_accuracy"] if result.best_epoch else None
-            status = "stopped" if result.stopped_by_user else "completed"
-            emit(TrialEnd(trial.trial_id, values, best, len(result.history), seconds, status))
-            if result.stopped_by_user or best is None:
-                raise keras_tuner.errors.FailedTrialError("stopped on request")
-            return {spec.objective: best, "epochs_run": len(result.history), "train_seconds": seconds}
-
-    return SweepTuner(
-        oracle=_oracle(spec), hypermodel=SweepHyperModel(), directory=str(directory), project_name="sweep",
-        overwrite=overwrite,
-    )
 
 
 def _record(trial) -> TrialRecord:
@@ -291,9 +222,12 @@ def _record(trial) -> TrialRecord:
     def last(name):
         return metrics.get_last_value(name) if metrics.exists(name) else None
 
+    from .sweep_tuner import TRIAL_STATUS
+
     accuracy, epochs, seconds = last(OBJECTIVE), last("epochs_run"), last("train_seconds")
+    status = str(getattr(trial.status, "value", trial.status))
     return TrialRecord(trial.trial_id, swept_values(trial.hyperparameters.values),
-                       None if accuracy is None else float(accuracy), str(getattr(trial.status, "value", trial.status)),
+                       None if accuracy is None else float(accuracy), TRIAL_STATUS.get(status, status.lower()),
                        None if epochs is None else int(epochs), None if seconds is None else float(seconds))
 
 
@@ -303,31 +237,42 @@ def run_sweep(
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
     directory: Path | str | None = None,
+    time_limit_seconds: float | None = None,
 ) -> SweepResult:
     """Run the sweep here; with KERASTUNER_* set, as the chief (serves trials) or a worker (runs them).
 
-    The tuner's files go to `directory` (a fresh temporary folder if None), one sub-folder per tuner id.
+    The tuner's files go to `directory` (a fresh temporary folder if None), one sub-folder per tuner id. With
+    `time_limit_seconds`, the trial in progress stops like a user stop once the sweep has run that long, and no
+    further trial starts.
     """
-    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
+    from .sweep_tuner import SweepTuner
+
+    tuner_id = current_tuner_id()
     temporary = directory is None
     root = Path(tempfile.mkdtemp(prefix="fmnist-sweep-") if temporary else directory)
-    tuner = _make_tuner(spec, load_dataset, list(listeners), stop_event, root / tuner_id, overwrite=True)
+    tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds,
+                       directory=str(root / tuner_id), project_name="sweep", overwrite=True)
     result = SweepResult(directory=None if temporary else root)
     try:
         tuner.search(verbose=0)
     except SweepStopped:
-        result.stopped_by_user = True
+        pass
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
+    result.stopped_by_time_limit = tuner.stopped_by_time_limit
+    result.stopped_by_user = stop_event is not None and stop_event.is_set()
     if tuner_id.startswith("local") or "chief" in tuner_id:  # a worker's oracle is the chief's, over the network
-        oracle = tuner.oracle
-        result.trials = sorted((_record(trial) for trial in oracle.trials.values()),
+        result.trials = sorted((_record(trial) for trial in tuner.oracle.trials.values()),
                                key=lambda record: record.trial_id)
-        completed = [record for record in result.trials if record.val_accuracy is not None
-                     and record.status == "COMPLETED"]
-        result.best = max(completed, key=lambda record: record.val_accuracy, default=None)
+        result.best = best_trial(result.trials)
     return result
+
+
+def current_tuner_id() -> str:
+    """This process's part in a sweep, from Keras Tuner's KERASTUNER_TUNER_ID: 'local' (alone), 'chief' or
+    'worker-…'."""
+    return os.environ.get(DISTRIBUTED_VARIABLES[0], "local")
 
 
 def distributed_environment(role: str, oracle_ip: str, oracle_port: int, worker_id: str | None = None) -> dict:
@@ -340,5 +285,4 @@ def distributed_environment(role: str, oracle_ip: str, oracle_port: int, worker_
     if role == "worker" and "chief" in tuner_id:
         raise SweepError(f"worker id {worker_id!r} contains 'chief', which makes Keras Tuner treat it as the chief; "
                          "pick another id.")
-    return {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": oracle_ip,
-            "KERASTUNER_ORACLE_PORT": str(int(oracle_port))}
+    return dict(zip(DISTRIBUTED_VARIABLES, (tuner_id, oracle_ip, str(int(oracle_port))), strict=True))

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 import fmnist_core.store
 from fmnist_core.data import CLASS_NAMES, load_fashion_mnist
 from fmnist_core.hyperparameters import preset
-from fmnist_core.jobs import STOPPED
+from fmnist_core.jobs import JobState
 from fmnist_core.store import ModelStore
 
 PAGES = ["views/train.py", "views/evaluate.py", "views/classify.py", "views/runs.py"]
@@ -150,7 +150,7 @@ def test_a_second_session_sees_the_running_job_cannot_start_another_and_can_stop
 
     second.button(key="stop_training").click().run()
     snapshot = wait_for_job(second)
-    assert snapshot.state == STOPPED and snapshot.saved_name == "long-run"
+    assert snapshot.state == JobState.STOPPED and snapshot.saved_name == "long-run"
     assert len(snapshot.epochs) < preset("seed-004").epochs
     assert "Stopped early by request" in texts(second.success)
 

@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import fmnist_core.store
-from fmnist_core.jobs import FINISHED, STOPPED, SweepJob, TrainingJob
+from fmnist_core.jobs import RUN, SWEEP, JobState
 
 APP = "../streamlit_app.py"
 PAGE = "views/sweep.py"
@@ -64,9 +64,9 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
     at = tiny(open_sweep_page(), "1e-3,3e-3")
     at.button(key="sweep_start").click().run()
     job = manager().current()
-    assert isinstance(job, SweepJob) and job.wait(TIMEOUT)
+    assert job.kind == SWEEP and job.wait(TIMEOUT)
     at.run()
-    assert not at.exception and job.snapshot().state == FINISHED
+    assert not at.exception and job.snapshot().state == JobState.FINISHED
     table = at.dataframe[0].value
     assert sorted(table["learning_rate"]) == [1e-3, 3e-3] and list(table["status"]) == ["completed"] * 2
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
@@ -77,7 +77,7 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
 
     at.button(key="retrain_best").click().run()
     retrain = manager().current()
-    assert isinstance(retrain, TrainingJob)
+    assert retrain.kind == RUN
     retrain.request_stop()  # the full run would take minutes; its settings are what this test checks
     hp = retrain.hyperparameters
     assert (hp.learning_rate, hp.train_subset_size, hp.epochs) == (best.values["learning_rate"], 0, 10)
@@ -93,7 +93,7 @@ def test_a_second_session_sees_the_sweep_and_stops_it(empty_store):
     assert "another session" in "\n".join(c.value for c in second.caption)
     second.button(key="stop_sweep").click().run()
     job = manager().current()
-    assert job.wait(TIMEOUT) and job.snapshot().state == STOPPED and len(job.snapshot().trials) <= 1
+    assert job.wait(TIMEOUT) and job.snapshot().state == JobState.STOPPED and len(job.snapshot().trials) <= 1
 
 
 # ---- model families ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 
 from fmnist_core.events import BatchEnd
 from fmnist_core.hyperparameters import preset
-from fmnist_core.jobs import FINISHED, RUNNING, JobSnapshot
+from fmnist_core.jobs import RUN, JobSnapshot, JobState
 from fmnist_core.reporting import (
     batch_values,
     exponential_moving_average,
@@ -17,9 +17,9 @@ from fmnist_core.reporting import (
 
 
 def _snapshot(**changes):
-    values = dict(job_id="j", run_name="r", preset=None, hyperparameters=preset("quick"), owner="o", state=RUNNING,
-                  phase="training", started_at=0.0, last_batch=None, batch_points=(), epochs=(),
-                  stop_requested=False, saved_name=None, test_accuracy=None, error=None)
+    values = dict(job_id="j", kind=RUN, run_name="r", owner="o", state=JobState.TRAINING, started_at=0.0,
+                  last_batch=None, stop_requested=False, stopped_by_time_limit=False, error=None,
+                  hyperparameters=preset("quick"))
     return JobSnapshot(**{**values, **changes})
 
 
@@ -35,7 +35,7 @@ def test_format_duration(seconds, text):
 def test_progress_counts_batches_over_all_planned_epochs():
     assert progress_fraction(_snapshot(last_batch=BATCH)) == pytest.approx(150 / 400)
     assert progress_fraction(_snapshot()) == 0.0
-    assert progress_fraction(_snapshot(state=FINISHED, phase="done", last_batch=BATCH)) == 1.0
+    assert progress_fraction(_snapshot(state=JobState.FINISHED, last_batch=BATCH)) == 1.0
 
 
 def test_progress_text_names_epoch_batch_speed_and_eta():
@@ -43,8 +43,8 @@ def test_progress_text_names_epoch_batch_speed_and_eta():
         "Epoch 2/4 · batch 50/100 · 2,346 images/s · ETA 2 min 05 s"
     )
     assert progress_text(_snapshot(last_batch=BATCH, stop_requested=True)).endswith("stopping after this batch…")
-    assert progress_text(_snapshot(phase="starting")).startswith("Preparing")
-    assert "evaluating on the test set" in progress_text(_snapshot(phase="evaluating", last_batch=BATCH))
+    assert progress_text(_snapshot(state=JobState.STARTING)).startswith("Preparing")
+    assert "evaluating on the test set" in progress_text(_snapshot(state=JobState.EVALUATING, last_batch=BATCH))
 
 
 def test_summary_names_the_architecture_and_training():

@@ -7,7 +7,7 @@ import pytest
 
 from fmnist_core.events import TrialEnd
 from fmnist_core.hyperparameters import HyperParameters, preset
-from fmnist_core.jobs import FINISHED, STOPPED, TrainingBusyError, TrainingManager
+from fmnist_core.jobs import JobState, TrainingBusyError, TrainingManager
 from fmnist_core.store import ModelStore
 from fmnist_core.sweep import (
     SWEEPS_FOLDER,
@@ -31,7 +31,7 @@ TINY = dict(max_trials=4, epochs_per_trial=1, subset_size=1000, base_preset="sof
         ((("dropout_rate", (0.1, 0.9)),), {}, r"cannot vary dropout_rate over \[0.1, 0.9\]: dropout_rate=0.9 is "
                                                r"outside 0.0-0.8"),
         ((("optimizer", ("adam", "adagrad")),), {}, r"optimizer='adagrad': expected one of 'adam', 'sgd'"),
-        ((("dropout_rate", Range(0.1, 0.5)),), {}, r"a grid needs listed values.*--strategy random or hyperband"),
+        ((("dropout_rate", Range(0.1, 0.5)),), {}, r"a grid needs listed values.*the random or hyperband strategy"),
         ((("epochs", (1, 2)),), {}, r"cannot vary 'epochs' in a sweep: .*budget"),
         ((("batch_size", (32, 32)),), {}, r"listed twice"),
         ((), {}, r"nothing to vary"),
@@ -104,15 +104,15 @@ def test_the_job_slot_runs_a_sweep_and_refuses_a_training_run_meanwhile(tmp_path
     manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
     spec = SweepSpec(vary={"learning_rate": (1e-3, 3e-3)}, **TINY)
     job = manager.start_sweep(spec, owner="session-a")
-    with pytest.raises(TrainingBusyError, match=r"a sweep \('sweep'\) is already in progress.*Sweep page"):
+    with pytest.raises(TrainingBusyError, match=r"a sweep \('sweep'\) is already in progress"):
         manager.start(preset("seed-004"), "blocked", owner="session-b")
     assert job.wait(180)
     snapshot = job.snapshot()
-    assert snapshot.state == FINISHED and len(snapshot.trials) == 2 and snapshot.error is None
+    assert snapshot.state == JobState.FINISHED and len(snapshot.trials) == 2 and snapshot.error is None
     assert snapshot.best.val_accuracy == max(trial.val_accuracy for trial in snapshot.trials)
     stopped = manager.start_sweep(spec, owner="session-b")  # the slot is free again; stop it before it trains
     stopped.request_stop()
-    assert stopped.wait(120) and stopped.snapshot().state == STOPPED
+    assert stopped.wait(120) and stopped.snapshot().state == JobState.STOPPED
 
 
 def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeypatch):
@@ -125,7 +125,7 @@ def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeyp
     job = manager.start_sweep(spec, owner="session-a")
     assert job.wait(180)
     snapshot = job.snapshot()
-    assert snapshot.state == STOPPED and snapshot.stopped_by_time_limit and len(snapshot.trials) < 20
+    assert snapshot.state == JobState.STOPPED and snapshot.stopped_by_time_limit and len(snapshot.trials) < 20
 
 
 def test_an_old_model_card_with_one_dense_layer_still_loads():
@@ -153,7 +153,7 @@ def test_hyperband_samples_a_range_within_its_budget_of_trials_and_epochs(datase
     spec = SweepSpec(vary={"dropout_rate": Range(0.1, 0.5)}, strategy="hyperband", max_trials=3, epochs_per_trial=3,
                      subset_size=1000, base_preset="softmax-regression")
     result = run_sweep(spec, lambda: dataset)  # Hyperband alone would run 3 one-epoch trials, then 3 more
-    assert len(result.trials) == 3 and all(record.status == "COMPLETED" for record in result.trials)
+    assert len(result.trials) == 3 and all(record.status == "completed" for record in result.trials)
     assert all(0.1 <= record.values["dropout_rate"] <= 0.5 for record in result.trials)
     assert [record.epochs for record in result.trials] == [1, 1, 1]  # the first round of its widest bracket
     assert result.best.val_accuracy == max(record.val_accuracy for record in result.trials)

@@ -51,7 +51,7 @@ def test_a_chief_and_two_workers_run_every_trial_exactly_once_and_report_the_bes
     assert all("no trials left" in log for log in workers)
 
     # the chief's table: the oracle's record of the four trials, the whole grid, and the best one
-    rows = re.findall(r"^(\d+)\s+(\S+)\s+(\S+)\s+(0\.\d{4})\s+1\s+\S+ COMPLETED$", chief, re.M)
+    rows = re.findall(r"^(\d+)\s+(\S+)\s+(\S+)\s+(0\.\d{4})\s+1\s+\S+ completed$", chief, re.M)
     assert len(rows) == 4, chief
     assert {(lr, dropout) for _, dropout, lr, _ in rows} == GRID  # columns are sorted: dropout_rate, learning_rate
     best_id, *_, best_accuracy = max(rows, key=lambda row: float(row[3]))

@@ -15,7 +15,7 @@ import uuid
 import streamlit as st
 
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
-from fmnist_core.jobs import TrainingManager
+from fmnist_core.jobs import SWEEP, TrainingBusyError, TrainingManager
 from fmnist_core.memory import release_free_memory
 from fmnist_core.store import ModelStore, SavedModel
 from views.text import plain
@@ -41,9 +41,16 @@ def _reclaim_closed_sessions() -> None:
     this server does not run after each script (`postScriptGC = false` in .streamlit/config.toml: it stalled
     training). Without this, 3 visitors uploading 3 pictures of 9.5 MB kept 86 MB each time, for good (#19 item 7).
     """
-    job = training_manager().current()
-    if job is None or not job.snapshot().is_running:
+    if not training_manager().busy():
         release_free_memory()
+
+
+def busy_message(error: TrainingBusyError, yours: str = "yours") -> str:
+    """Why a job was not started, said once: which job holds the server's slot and where to watch it."""
+    busy = error.busy
+    what, page = ("A sweep", "Sweep") if busy.kind == SWEEP else ("A training run", "Train")
+    return (f"{what} is in progress on this server, so {yours} was not started: “{plain(busy.run_name)}” holds "
+            f"the server's one training slot. Watch it on the {page} page, and start {yours} when it has ended.")
 
 
 def session_id() -> str:

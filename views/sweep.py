@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fmnist_core.hyperparameters import PRESETS, HyperParameterError, field_specs
-from fmnist_core.jobs import FAILED, MAX_TRAIN_MINUTES, SweepJob, TrainingBusyError
+from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import state
@@ -95,14 +95,17 @@ def _retrain_best(spec: SweepSpec, values: dict) -> None:
     name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         state.training_manager().start(hp, name, owner=state.session_id())
-    except (TrainingBusyError, StoreFullError) as error:
+    except TrainingBusyError as error:
+        state.flash("warning", state.busy_message(error, "the retraining"))
+        return
+    except StoreFullError as error:
         state.flash("warning", f"The retraining was not started: {plain(error, 400)}")
         return
     state.flash("success", f"Retraining the best trial on the full training set as “{name}”: "
                            "follow it on the Train page.")
 
 
-def _show_sweep(job: SweepJob, was_running: bool) -> None:
+def _show_sweep(job: Job, was_running: bool) -> None:
     snapshot = job.snapshot()
     if was_running and not snapshot.is_running:
         st.rerun()  # the whole page: the Start button comes back and the auto refresh stops
@@ -117,13 +120,13 @@ def _show_sweep(job: SweepJob, was_running: bool) -> None:
         st.progress(batch.batch / batch.batches_per_epoch if batch else 0.0, text=text)
         st.button("Stop sweep", key="stop_sweep", icon=":material/stop_circle:", on_click=job.request_stop,
                   disabled=snapshot.stop_requested, help="Stops the trial in progress after its current batch.")
-    elif snapshot.state == FAILED:
+    elif snapshot.state == JobState.FAILED:
         st.error(f"The sweep failed: {plain(snapshot.error, 400)}")
     elif snapshot.stopped_by_time_limit:
         st.warning(f"Sweep stopped at the server's limit of {MAX_TRAIN_MINUTES} minutes of training; "
                    "the trials below are kept.")
     else:
-        st.success(f"Sweep {snapshot.state}.")
+        st.success(f"Sweep {snapshot.state.value}.")
     if not snapshot.trials:
         st.caption("Each trial appears here when it ends.")
         return
@@ -152,16 +155,16 @@ def render() -> None:
                "One job runs at a time on this server: a sweep or a training run.")
     spec = _form()
     job = state.training_manager().current()
-    busy = job is not None and job.snapshot().is_running
+    busy = state.training_manager().busy()
     if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
                  disabled=spec is None) and spec is not None:
         try:
             job = state.training_manager().start_sweep(spec, owner=state.session_id())
             busy = True
         except TrainingBusyError as error:
-            st.warning(f"The sweep was not started: {plain(error, 400)}")
+            st.warning(state.busy_message(error, "your sweep"))
     st.divider()
-    if not isinstance(job, SweepJob):
+    if job is None or job.kind != SWEEP:
         st.caption("A training run holds this server's slot; it shows on the Train page." if busy
                    else "No sweep on this server yet.")
         return

@@ -17,7 +17,7 @@ from fmnist_core.hyperparameters import (
     filters_for_blocks,
     parse_int_list,
 )
-from fmnist_core.jobs import FAILED, FINISHED, MAX_TRAIN_MINUTES, STOPPED, SweepJob, TrainingBusyError, TrainingJob
+from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
 from fmnist_core.reporting import progress_fraction, progress_text, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
@@ -146,13 +146,13 @@ def _start(hp: HyperParameters) -> None:
     try:
         state.training_manager().start(hp, run_name, owner=state.session_id(), preset=preset_name)
     except TrainingBusyError as error:
-        st.warning(f"A training run is in progress on this server, so yours was not started: {plain(error, 400)}")
+        st.warning(state.busy_message(error))
     except StoreFullError as error:
         st.warning(f"Your run was not started: {plain(error, 400)}")
 
 
 # ---- the run ------------------------------------------------------------------------------------
-def _show_job(job: TrainingJob, was_running: bool) -> None:
+def _show_job(job: Job, was_running: bool) -> None:
     snapshot = job.snapshot()
     if was_running and not snapshot.is_running:
         st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
@@ -165,26 +165,26 @@ def _show_job(job: TrainingJob, was_running: bool) -> None:
         st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=job.request_stop,
                   disabled=snapshot.stop_requested,
                   help="Stops after the current batch; the best weights so far are evaluated and saved.")
-    elif snapshot.state in (FINISHED, STOPPED):
+    elif snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         if snapshot.stopped_by_time_limit:
             how = (f"Stopped at the server's time limit of {MAX_TRAIN_MINUTES:g} minutes of training "
                    "(the best weights so far were kept)")
         else:
-            how = "Stopped early by request" if snapshot.state == STOPPED else "Finished"
+            how = "Stopped early by request" if snapshot.state == JobState.STOPPED else "Finished"
         st.success(f"{how}. Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
         if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")
         elif st.button("Use this model", key="use_trained_model", icon=":material/check_circle:"):
             state.use_model(snapshot.saved_name)
             st.rerun()
-    elif snapshot.state == FAILED:
+    elif snapshot.state == JobState.FAILED:
         st.error(f"Training failed: {plain(snapshot.error, 400)}")
         if job.traceback:
             with st.expander("Technical details"):
                 st.code(job.traceback, language=None)
 
 
-def _show_curves(job: TrainingJob) -> None:
+def _show_curves(job: Job) -> None:
     snapshot = job.snapshot()
     if not snapshot.batch_points:
         return
@@ -241,7 +241,7 @@ def render() -> None:
     if job is None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
         return
-    if isinstance(job, SweepJob):
+    if job.kind == SWEEP:
         running = job.snapshot().is_running
         st.info("A hyperparameter sweep " + ("is running" if running else "ran last") + " on this server.")
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")

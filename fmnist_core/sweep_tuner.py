@@ -1,0 +1,99 @@
+"""Keras Tuner's side of a sweep: the search space and oracle a `SweepSpec` declares, and the tuner that runs
+each trial as an ordinary training run. Imported only when a sweep runs: it imports Keras Tuner and TensorFlow.
+
+The search space is declared up front (`search_space`), so the tuner needs no HyperModel: `run_trial` builds
+and trains each trial's model through `training.train`, with our events, stop request, time limit and
+best-epoch weights. In this module, `space` is Keras Tuner's HyperParameters object and `hyperparameters`
+is always ours.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import keras_tuner
+
+from .data import FashionMNIST
+from .events import COMPLETED_TRIAL, FAILED_TRIAL, STOPPED_TRIAL, Listener, TrialEnd
+from .hyperparameters import HyperParameterError, field_specs
+from .sweep import Range, SweepSpec, SweepStopped, swept_values, trial_hyperparameters
+from .training import train
+
+# Keras Tuner's trial status -> ours (TrialEnd.status); a trial stopped on request ends as FAILED in Keras Tuner.
+TRIAL_STATUS = {"COMPLETED": COMPLETED_TRIAL, "FAILED": FAILED_TRIAL, "INVALID": FAILED_TRIAL,
+                "STOPPED": STOPPED_TRIAL, "RUNNING": "running", "IDLE": "waiting"}
+
+
+def search_space(spec: SweepSpec) -> keras_tuner.HyperParameters:
+    """The swept fields as Keras Tuner hyperparameters: a Choice per list of values, an Int or Float per range
+    (log-scaled when it spans 100x or more)."""
+    space = keras_tuner.HyperParameters()
+    for name, values in spec.vary:
+        if isinstance(values, Range):
+            if field_specs()[name]["type"] == "int":
+                space.Int(name, int(values.low), int(values.high), step=field_specs()[name].get("step", 1))
+            else:
+                log = values.low > 0 and values.high / values.low >= 100
+                space.Float(name, values.low, values.high, sampling="log" if log else "linear")
+        else:
+            space.Choice(name, list(values), ordered=False)
+    return space
+
+
+def make_oracle(spec: SweepSpec) -> keras_tuner.Oracle:
+    """The oracle of the spec's strategy, over its search space, maximising its objective."""
+    common = dict(objective=keras_tuner.Objective(spec.objective, direction="max"), seed=spec.seed,
+                  hyperparameters=search_space(spec), allow_new_entries=False,
+                  max_consecutive_failed_trials=spec.max_trials)
+    if spec.strategy == "grid":
+        return keras_tuner.oracles.GridSearchOracle(max_trials=spec.max_trials, **common)
+    if spec.strategy == "random":
+        return keras_tuner.oracles.RandomSearchOracle(max_trials=spec.max_trials, **common)
+    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=spec.epochs_per_trial, factor=3, **common)
+    oracle.max_trials = spec.max_trials  # Hyperband takes no budget of trials; the base Oracle honours this one
+    return oracle
+
+
+class SweepTuner(keras_tuner.Tuner):
+    """Runs each trial through `training.train` and tells the listeners how it ended (`TrialEnd`).
+
+    Stops between trials when `stop_event` is set or a trial reached the sweep's time limit
+    (`time_limit_seconds` of training in all, counted from the tuner's creation)."""
+
+    def __init__(self, spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], listeners: list[Listener],
+                 stop_event: threading.Event | None, time_limit_seconds: float | None, **tuner_options):
+        super().__init__(oracle=make_oracle(spec), hypermodel=None, **tuner_options)
+        self.spec, self.load_dataset, self.listeners, self.stop_event = spec, load_dataset, listeners, stop_event
+        self.deadline = None if time_limit_seconds is None else time.monotonic() + time_limit_seconds
+        self.stopped_by_time_limit = False
+
+    def pre_create_trial(self):
+        if self.stopped_by_time_limit or (self.stop_event is not None and self.stop_event.is_set()):
+            raise SweepStopped
+
+    def _emit(self, event: TrialEnd) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    def run_trial(self, trial, *args, **kwargs):
+        start = time.perf_counter()
+        values = swept_values(trial.hyperparameters.values)
+        try:
+            hyperparameters = trial_hyperparameters(self.spec, trial.hyperparameters.values)
+        except HyperParameterError as error:  # e.g. 4 'valid' conv blocks of 7x7 kernels
+            self._emit(TrialEnd(trial.trial_id, values, None, 0, 0.0, FAILED_TRIAL, str(error)))
+            raise keras_tuner.errors.FailedTrialError(str(error)) from error
+        remaining = None if self.deadline is None else max(self.deadline - time.monotonic(), 1e-3)
+        result = train(hyperparameters, self.load_dataset(), self.listeners, self.stop_event,
+                       time_limit_seconds=remaining)
+        seconds = time.perf_counter() - start
+        best = result.history[result.best_epoch - 1]["val_accuracy"] if result.best_epoch else None
+        self.stopped_by_time_limit = result.stopped_by_time_limit
+        stopped = result.stopped_by_user or result.stopped_by_time_limit
+        self._emit(TrialEnd(trial.trial_id, values, best, len(result.history), seconds,
+                            STOPPED_TRIAL if stopped else COMPLETED_TRIAL))
+        if stopped or best is None:
+            raise keras_tuner.errors.FailedTrialError("stopped on request or at the time limit")
+        return {self.spec.objective: best, "epochs_run": len(result.history), "train_seconds": seconds}
