@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras import layers
 
 from .data import IMAGE_SIZE
+from .inference import as_image_batch
 
 NO_CONV_MESSAGE = (
     "This model has no convolution layers, so there is no spatial map to show: every pixel feeds the "
@@ -153,7 +154,7 @@ class Explainer:
         if method not in self._cams:
             raise ValueError(f"method {method!r}: expected one of {', '.join(map(repr, METHODS))}.")
         cam_of = self._cams[method]
-        batch = _as_batch(images)
+        batch = as_image_batch(images)
         if class_indices is None:
             # the predicted class: one pass for the probabilities, then the map for the winner
             _, probabilities = cam_of(tf.constant(batch), tf.zeros([len(batch)], tf.int32))
@@ -167,7 +168,7 @@ class Explainer:
     def feature_maps(self, image: np.ndarray) -> list[FeatureMaps]:
         """The output of each conv block for one (28, 28) uint8 image, first block first."""
         self._require_convs()
-        batch = _as_batch(image)[:1]
+        batch = as_image_batch(image)[:1]
         outputs = self._features(tf.constant(batch))
         return [FeatureMaps(layer.name, output.numpy()[0]) for layer, output in zip(self._feature_layers, outputs,
                                                                                     strict=True)]
@@ -177,15 +178,3 @@ class Explainer:
         self._require_convs()
         kernel = keras.ops.convert_to_numpy(self.convs[0].kernel).astype(np.float32)  # (h, w, in, filters)
         return np.moveaxis(kernel[:, :, 0, :], -1, 0)
-
-
-def _as_batch(images: np.ndarray) -> np.ndarray:
-    batch = np.asarray(images)
-    if batch.ndim == 2:
-        batch = batch[None]
-    if batch.ndim != 3 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or batch.dtype != np.uint8 or not len(batch):
-        raise ValueError(
-            f"images of shape {np.shape(images)} and dtype {np.asarray(images).dtype}: expected uint8 (28, 28) or "
-            f"(N, 28, 28) with N >= 1 and values 0-255. Prepare user images with fmnist_core.preprocessing."
-        )
-    return batch

@@ -16,6 +16,22 @@ import tensorflow as tf
 from .data import IMAGE_SIZE
 
 PREDICT_CHUNK = 1000
+
+
+def as_image_batch(images: np.ndarray, allow_empty: bool = False) -> np.ndarray:
+    """A (28, 28) image or (N, 28, 28) batch of uint8 pixels as an (N, 28, 28) batch: what every model call takes
+    (classifying, explaining). Raises ValueError naming the shape and dtype it got."""
+    batch = np.asarray(images)
+    if batch.ndim == 2:
+        batch = batch[None]
+    if (batch.ndim != 3 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or batch.dtype != np.uint8
+            or not (len(batch) or allow_empty)):
+        raise ValueError(
+            f"images of shape {np.shape(images)} and dtype {np.asarray(images).dtype}: expected uint8 (28, 28) or "
+            f"(N, 28, 28){'' if allow_empty else ' with N >= 1'} and values 0-255. "
+            "Prepare user images with fmnist_core.preprocessing."
+        )
+    return batch
 # Below this top probability an answer is "unsure / not an item" for a model whose card has no threshold of its own.
 UNSURE_BELOW = 0.5
 # A model's own threshold flags this share (percent) of its validation items; trained with non-items
@@ -52,14 +68,7 @@ class Classifier:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Probabilities of the 10 classes for a (28, 28) image or an (N, 28, 28) batch of uint8 images."""
-        batch = np.asarray(images)
-        if batch.ndim == 2:
-            batch = batch[None]
-        if batch.ndim != 3 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or batch.dtype != np.uint8:
-            raise ValueError(
-                f"images of shape {np.shape(images)} and dtype {np.asarray(images).dtype}: expected uint8 "
-                f"(28, 28) or (N, 28, 28) with values 0-255. Prepare user images with fmnist_core.preprocessing."
-            )
+        batch = as_image_batch(images, allow_empty=True)
         if len(batch) == 0:
             return np.zeros((0, 10), dtype=np.float32)
         chunks = [self._call(tf.constant(batch[i : i + PREDICT_CHUNK])) for i in range(0, len(batch), PREDICT_CHUNK)]

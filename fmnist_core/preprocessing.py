@@ -30,6 +30,10 @@ TRIM_THRESHOLD = 0.02 * 255
 # The only decoders an upload may reach: common, well-fuzzed formats. Pillow would otherwise also try about
 # forty others, among them EPS, which it renders by running Ghostscript.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# The file endings of ALLOWED_FORMATS, the only decoders an upload may reach: what an upload box accepts.
+_ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": ("gif",), "BMP": ("bmp",),
+            "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
+UPLOAD_ENDINGS = tuple(ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format])
 FORMATS_HINT = "Upload a PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF picture."
 # People draw the outline of an item; Fashion-MNIST items are solid. Inside a closed outline the drawing is
 # filled at this share of full ink, so the strokes (the outline, a collar, a zip) stay a little brighter, as

@@ -82,6 +82,14 @@ class SavedModel:
         return value if isinstance(value, float) and 0.0 <= value <= 1.0 else None
 
     @property
+    def created(self) -> datetime | None:
+        """When the model was saved (from its card), or None for a card without a readable date."""
+        try:
+            return datetime.fromisoformat(self.card["created"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
     def identity(self) -> tuple[str, str, int]:
         """What tells this very model apart from another saved later under the same folder name."""
         return self.name, str(self.card.get("created")), self.modified_ns
@@ -181,7 +189,7 @@ class ModelStore:
         if runs >= max_runs or size >= max_mb * 1_000_000:
             raise StoreFullError(
                 f"the model store is full: {runs} saved runs, {size / 1e6:,.0f} MB (this server allows "
-                f"{max_runs} runs and {max_mb:,} MB). Delete runs you no longer need on the Runs page; an operator "
+                f"{max_runs} runs and {max_mb:,} MB). Delete saved runs you no longer need; an operator "
                 f"can raise the limits with {MAX_SAVED_RUNS_VARIABLE} and {MAX_STORE_MB_VARIABLE}."
             )
 

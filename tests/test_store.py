@@ -311,7 +311,7 @@ def test_a_full_store_refuses_a_save_and_says_how_to_make_room(tmp_path, model, 
     store = ModelStore(tmp_path)
     store.save(model, card(), "first")
     monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "1")
-    with pytest.raises(StoreFullError, match=r"1 saved runs.*allows 1 runs.*Delete runs.*FMNIST_MAX_SAVED_RUNS"):
+    with pytest.raises(StoreFullError, match=r"1 saved runs.*allows 1 runs.*Delete saved runs.*FMNIST_MAX_SAVED_RUNS"):
         store.save(model, card(), "second")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]
     monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "5")

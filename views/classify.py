@@ -10,10 +10,10 @@ from streamlit_drawable_canvas import st_canvas
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.memory import release_free_memory
 from fmnist_core.preprocessing import (
-    ALLOWED_FORMATS,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_FILES,
     MAX_UPLOAD_TOTAL_BYTES,
+    UPLOAD_ENDINGS,
     ImageDecodeError,
     PreparedImage,
     prepare_drawing,
@@ -30,10 +30,6 @@ DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trous
                 "and press Undo (↶) in the small toolbar above it.")
 UPLOADS_KEY = "uploads"
 FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
-# The file endings of preprocessing.ALLOWED_FORMATS, the only decoders an upload may reach.
-_ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": ("gif",), "BMP": ("bmp",),
-            "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
-UPLOAD_TYPES = [ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format]]
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
 CANVAS_SIDE = 280  # px
 PICTURE_WIDTH, ANSWER_WIDTH, BARS_WIDTH = 150, 210, 340  # px: the parts of an answer, side by side where they fit
@@ -73,7 +69,7 @@ def _classifier(saved: SavedModel):
     try:
         return state.classifier(saved)
     except ModelStoreError as error:
-        st.error(f"The model {saved.name!r} could not be loaded: {error}")
+        state.show_load_error(saved, error)
         return None
 
 
@@ -145,7 +141,7 @@ def _name_lost_uploads() -> None:
 def _uploads(saved: SavedModel) -> None:
     files = st.file_uploader(
         f"Pictures of clothing (up to {MAX_UPLOAD_BYTES / 1e6:g} MB each, {MAX_UPLOAD_FILES} pictures and "
-        f"{MAX_UPLOAD_TOTAL_BYTES / 1e6:g} MB at once)", type=UPLOAD_TYPES, accept_multiple_files=True,
+        f"{MAX_UPLOAD_TOTAL_BYTES / 1e6:g} MB at once)", type=list(UPLOAD_ENDINGS), accept_multiple_files=True,
         key=UPLOADS_KEY, max_upload_size=MAX_UPLOAD_BYTES // 1_000_000)
     _name_lost_uploads()
     if not files:

@@ -84,7 +84,7 @@ def render() -> None:
     try:
         evaluation = state.evaluation(saved)
     except ModelStoreError as error:
-        st.error(f"The model {saved.name!r} could not be loaded: {error}")
+        state.show_load_error(saved, error)
         return
     test_images = state.dataset().test_images
     st.caption(f"Model **{saved.name}** on the {len(evaluation.labels):,} test images, which no model trains on.")

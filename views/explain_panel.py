@@ -27,7 +27,7 @@ def _explainer(saved: SavedModel):
     try:
         explainer = state.explainer(saved)
     except ModelStoreError as error:
-        st.error(f"The model {saved.name!r} could not be loaded: {error}")
+        state.show_load_error(saved, error)
         return None
     if explainer.unavailable:
         st.info(explainer.unavailable, icon=":material/visibility_off:")

@@ -3,8 +3,6 @@ not needed."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import streamlit as st
 
 from fmnist_core.reporting import summarize
@@ -17,10 +15,7 @@ SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this sess
 
 def _row(saved: SavedModel) -> dict:
     card = saved.card
-    try:
-        created = datetime.fromisoformat(card["created"])
-    except (KeyError, TypeError, ValueError):
-        created = None
+    created = saved.created
     # the long hyperparameter summary comes last, so a narrow table cuts that text rather than the numbers
     return {
         "name": saved.name + (" (shipped)" if saved.is_default else ""),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import streamlit as st
 
 from fmnist_core.reporting import format_duration, summarize
@@ -18,10 +16,7 @@ def _label(saved: SavedModel) -> str:
 
 
 def _created(saved: SavedModel) -> str:
-    try:
-        return datetime.fromisoformat(saved.card["created"]).strftime("%Y-%m-%d %H:%M UTC")
-    except (KeyError, TypeError, ValueError):
-        return "unknown date"
+    return saved.created.strftime("%Y-%m-%d %H:%M UTC") if saved.created else "unknown date"
 
 
 def model_card(saved: SavedModel) -> None:

@@ -9,6 +9,7 @@ TensorFlow is imported only inside the functions that load or run a model, so pa
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import uuid
 
@@ -43,6 +44,16 @@ def _reclaim_closed_sessions() -> None:
     """
     if not training_manager().busy():
         release_free_memory()
+
+
+def show_load_error(saved: SavedModel, error: Exception) -> None:
+    """The one message for a saved model that cannot be loaded (the store's error says why and what to do)."""
+    st.error(f"The model {saved.name!r} could not be loaded: {error}")
+
+
+def store_full_message(error: Exception, yours: str = "Your run") -> str:
+    """Why a run was not started when the model store is full, and where to make room."""
+    return f"{yours} was not started: {plain(error, 400)} Saved runs can be deleted on the Runs page."
 
 
 def busy_message(error: TrainingBusyError, yours: str = "yours") -> str:
@@ -85,6 +96,10 @@ def training_manager() -> TrainingManager:
     return _training_manager(str(ModelStore().root))
 
 
+STREAMLIT_CLEANUP_HOOK = "_clean_problem_modules"  # in streamlit.runtime.scriptrunner.script_runner (1.67)
+_log = logging.getLogger(__name__)
+
+
 def keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling `keras.backend.clear_session()` after every script run.
 
@@ -95,8 +110,13 @@ def keep_keras_state_between_reruns() -> None:
     """
     from streamlit.runtime.scriptrunner import script_runner
 
-    if hasattr(script_runner, "_clean_problem_modules"):  # a private hook: if it is renamed there is nothing to do
+    # A private hook: tests/test_streamlit_hooks.py fails if a Streamlit release renames it or clears Keras another
+    # way, so an upgrade cannot slow training silently.
+    if hasattr(script_runner, STREAMLIT_CLEANUP_HOOK):
         script_runner._clean_problem_modules = _no_cleanup
+    else:
+        _log.warning("Streamlit %s has no script_runner.%s: it may clear Keras's state after every rerun and slow "
+                     "training with a Train page open (see views/state.py).", st.__version__, STREAMLIT_CLEANUP_HOOK)
 
 
 def _no_cleanup() -> None:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from datetime import datetime
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from fmnist_core.hyperparameters import PRESETS, HyperParameterError, field_specs
+from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
 from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
 from fmnist_core.store import StoreFullError
-from fmnist_core.sweep import NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
+from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import state
 from views.fragments import timed_fragment_home
 from views.text import plain
 
 SPECS = field_specs()
 SWEEPABLE = [name for name in SPECS if name not in NOT_SWEPT]
+DEFAULTS = {spec.name: spec.default for spec in fields(SweepSpec)}  # the budget a sweep gets unless changed
 # The grid of the Fashion-MNIST projects this app grew from; other fields start from their default.
 STARTING_VALUES = {"learning_rate": "1e-3,1e-4,1e-5", "batch_size": "32,64,128", "dropout_rate": "0.1,0.3,0.5"}
 
@@ -47,11 +49,12 @@ def _form() -> SweepSpec | None:
         st.radio("Strategy", STRATEGIES, key="sweep_strategy", horizontal=True,
                  help="grid: every combination in turn; random: random combinations; "
                       "hyperband: many short trials, the best continue for more epochs.")
-        st.number_input("Trials (at most)", min_value=1, max_value=200, value=6, key="sweep_max_trials")
-        st.number_input("Epochs per trial (Hyperband: the most)", min_value=1, max_value=60, value=2,
-                        key="sweep_epochs")
-        st.number_input("Training images per trial (0: all)", min_value=0, max_value=60_000, value=5000,
-                        step=1000, key="sweep_subset")
+        st.number_input("Trials (at most)", min_value=1, max_value=MAX_TRIALS, value=DEFAULTS["max_trials"],
+                        key="sweep_max_trials")
+        st.number_input("Epochs per trial (Hyperband: the most)", min_value=1, max_value=MAX_EPOCHS,
+                        value=DEFAULTS["epochs_per_trial"], key="sweep_epochs")
+        st.number_input("Training images per trial (0: all)", min_value=0, max_value=TRAIN_SET_SIZE,
+                        value=DEFAULTS["subset_size"], step=1000, key="sweep_subset")
     try:
         spec = _spec_from_widgets()
     except HyperParameterError as error:
@@ -61,7 +64,7 @@ def _form() -> SweepSpec | None:
     trials = spec.max_trials if size is None else min(size, spec.max_trials)
     st.caption(f"{'up to ' if spec.strategy != 'grid' else ''}{trials} trial(s)"
                + (f" of {size} combinations" if size else "")
-               + f" · {spec.epochs_per_trial} epoch(s) on {spec.subset_size or 60_000:,} images each")
+               + f" · {spec.epochs_per_trial} epoch(s) on {spec.subset_size or TRAIN_SET_SIZE:,} images each")
     return spec
 
 
@@ -99,7 +102,7 @@ def _retrain_best(spec: SweepSpec, values: dict) -> None:
         state.flash("warning", state.busy_message(error, "the retraining"))
         return
     except StoreFullError as error:
-        state.flash("warning", f"The retraining was not started: {plain(error, 400)}")
+        state.flash("warning", state.store_full_message(error, "The retraining"))
         return
     state.flash("success", f"Retraining the best trial on the full training set as “{name}”: "
                            "follow it on the Train page.")

@@ -148,7 +148,7 @@ def _start(hp: HyperParameters) -> None:
     except TrainingBusyError as error:
         st.warning(state.busy_message(error))
     except StoreFullError as error:
-        st.warning(f"Your run was not started: {plain(error, 400)}")
+        st.warning(state.store_full_message(error))
 
 
 # ---- the run ------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""The Streamlit internals this app relies on: a Streamlit upgrade that changes them fails here, not in production.
+
+views/state.py replaces Streamlit's private per-run cleanup, which calls `keras.backend.clear_session()` after
+every script run; under a running fit that made training 3.5x slower with a Train page open.
+"""
+
+import subprocess
+import sys
+
+import keras
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
+
+from views import state
+
+
+def test_streamlit_still_has_the_private_cleanup_hook_we_replace():
+    assert hasattr(script_runner, state.STREAMLIT_CLEANUP_HOOK), (
+        f"streamlit.runtime.scriptrunner.script_runner.{state.STREAMLIT_CLEANUP_HOOK} is gone: find where this "
+        "Streamlit release clears Keras's state after a script run and update keep_keras_state_between_reruns()."
+    )
+
+
+def test_a_script_run_of_the_app_never_clears_keras_state(monkeypatch):
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=60)
+    at.switch_page("views/dataset.py").run()
+    at.run()
+    assert not at.exception and getattr(script_runner, state.STREAMLIT_CLEANUP_HOOK) is state._no_cleanup
+    assert cleared == []
+
+
+def test_without_our_replacement_streamlit_would_clear_keras_state_after_a_run():
+    """The control, in a fresh interpreter where the app has not replaced the hook: Streamlit's own hook does call
+    clear_session. If a release stops doing so, the replacement can go, and this test says so."""
+    probe = (
+        "import keras\n"
+        "from streamlit.runtime.scriptrunner import script_runner\n"
+        "cleared = []\n"
+        "keras.backend.clear_session = lambda *args, **kwargs: cleared.append(1)\n"
+        f"getattr(script_runner, {state.STREAMLIT_CLEANUP_HOOK!r})()\n"
+        "print('cleared', len(cleared))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["cleared", "1"]
