@@ -10,16 +10,17 @@ ADDRESS ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q
 
-.PHONY: run test lint bench data browser setup setup-dev clean
+.PHONY: run test lint bench data browser setup setup-dev clean lock
 
-$(VENV)/.runtime: requirements.txt
+# The exact versions the suite passed with (requirements*.lock), resolved from the ranges in requirements*.txt.
+$(VENV)/.runtime: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.lock
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install -q -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(PY) -m pip install -q -r requirements-dev.lock
 	touch $@
 
 setup: $(VENV)/.runtime data
@@ -46,6 +47,20 @@ test: setup-dev lint
 
 bench: setup-dev
 	$(PY) -m bench
+
+# Refresh the locks: resolve requirements*.txt afresh in a scratch environment and pin what it installed. Then run
+# `make clean test` and commit the locks only if the suite passes with them.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -r requirements.txt
+	{ echo "# Exact versions of requirements.txt and everything it pulls in; refresh with make lock."; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > requirements.lock
+	$(LOCK_VENV)/bin/pip install -q -r requirements-dev.txt
+	{ echo "# The test tools on top of requirements.lock; refresh with make lock."; echo "-r requirements.lock"; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -vxFf requirements.lock; } > requirements-dev.lock
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
