@@ -107,7 +107,7 @@ def test_impossible_settings_show_an_error_and_start_nothing(models_dir):
     at.slider(key="hp_num_conv_blocks").set_value(4)
     at.select_slider(key="hp_kernel_size").set_value(7)
     at.selectbox(key="hp_padding").set_value("valid")
-    at.form_submit_button[0].click().run()
+    at.button(key="start_training").click().run()
     assert not at.exception
     assert "cannot be trained" in texts(at.error) and "below 1x1" in texts(at.error)
     assert manager().current() is before
@@ -119,7 +119,7 @@ def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(
     at.slider(key="hp_train_subset_size").set_value(1000)
     at.slider(key="hp_epochs").set_value(1)
     at.text_input(key="run_name").set_value("app test run")
-    at.form_submit_button[0].click().run()
+    at.button(key="start_training").click().run()
     assert not at.exception and manager().current().run_name == "app test run"
     snapshot = wait_for_job(at)
     assert snapshot.saved_name == "app-test-run" and (models_dir / "app-test-run" / "model.keras").is_file()
@@ -138,13 +138,13 @@ def test_a_second_session_sees_the_running_job_cannot_start_another_and_can_stop
     first.selectbox(key="preset").set_value("seed-004").run()
     first.slider(key="hp_train_subset_size").set_value(20000)  # long enough to still be running below
     first.text_input(key="run_name").set_value("long run")
-    first.form_submit_button[0].click().run()
+    first.button(key="start_training").click().run()
     job = manager().current()
     assert job.snapshot().is_running
 
     second = open_page()  # another browser session: the run shows there too
     assert second.subheader[0].value == "Run “long run”" and "another session" in texts(second.caption)
-    second.form_submit_button[0].click().run()
+    second.button(key="start_training").click().run()
     assert "A training run is in progress" in texts(second.warning)
     assert manager().current() is job
 

@@ -104,7 +104,7 @@ def test_the_mlp_preset_fills_the_train_form_with_no_conv_blocks(empty_store):
     assert at.text_input(key="hp_extra_dense_units").value == "128,100"
     assert not at.error and "no convolutions: MLP on the 784 pixels" in "\n".join(c.value for c in at.caption)
     at.text_input(key="hp_extra_dense_units").set_value("128,1x")
-    at.form_submit_button[0].click().run()
+    at.button(key="start_training").click().run()
     assert "extra dense layers '128,1x': expected whole numbers" in at.error[0].value
     assert manager().current() is None
 

@@ -193,7 +193,7 @@ def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(mode
     at.selectbox(key="preset").set_value("seed-004").run()
     at.slider(key="hp_train_subset_size").set_value(20000)
     at.text_input(key="run_name").set_value("capped run")
-    at.form_submit_button[0].click().run()
+    at.button(key="start_training").click().run()
     job = state.training_manager().current()
     assert job.run_name == "capped run" and job.wait(120)
     at.run()

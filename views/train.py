@@ -42,14 +42,15 @@ LABELS = {
     "sketch_fraction": "Drawn sketches (share of training images)",
     "non_item_fraction": "Non-items (share of training images)",
 }
-COLUMNS = {
-    "Convolutions": ["num_conv_blocks", "filters"],
-    "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "dense_units", "extra_dense_units"],
-    "Optimisation": ["optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "early_stopping_patience",
-                     "precision"],
-    "Regularisation and data": ["dropout_rate", "label_smoothing", "augment", "sketch_fraction", "non_item_fraction",
-                                "train_subset_size", "validation_fraction", "seed"],
+# The hyperparameters a learner meets first, in two columns (the architecture; how it learns), and the rest one
+# click away under "More settings".
+ESSENTIALS = (["num_conv_blocks", "filters", "dense_units"], ["learning_rate", "batch_size", "epochs", "dropout_rate"])
+MORE_SETTINGS = {
+    "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "extra_dense_units"],
+    "Optimisation": ["optimizer", "lr_schedule", "early_stopping_patience", "precision", "label_smoothing"],
+    "Data": ["augment", "sketch_fraction", "non_item_fraction", "train_subset_size", "validation_fraction", "seed"],
 }
+CONV_ONLY = ("convs_per_block", "kernel_size", "padding", "batch_norm")  # unused by an MLP (0 conv blocks)
 
 
 # ---- form state ----------------------------------------------------------------------------------
@@ -78,6 +79,7 @@ def _fill_from_preset() -> None:
     name = st.session_state.get("preset")
     if name in PRESETS:
         st.session_state.update(form_values(PRESETS[name]))
+        st.session_state.pop("edited_from", None)
 
 
 def _first_values() -> tuple[dict[str, object], list[str]]:
@@ -109,25 +111,53 @@ def _keep_draft() -> None:
 
 
 # ---- widgets -------------------------------------------------------------------------------------
+def _unused_because(name: str) -> str | None:
+    """Why a control does not apply to the model the form describes now, or None when it does."""
+    blocks = st.session_state.get("hp_num_conv_blocks", 0)
+    if name in CONV_ONLY and blocks == 0:
+        return "Not used: with 0 conv blocks the model has no convolutions."
+    if name == "extra_dense_units" and st.session_state.get("hp_dense_units", 0) == 0:
+        return "Not used: with 0 dense units there is no first dense layer for these to follow."
+    return None
+
+
+def _mark_custom() -> None:
+    """After an edit, the preset box says "Custom" once the form no longer matches the preset it was filled from."""
+    name = st.session_state.get("preset")
+    if name in PRESETS:
+        try:
+            edited = hyperparameters_from_form() != PRESETS[name]
+        except HyperParameterError:
+            edited = True
+        if edited:
+            st.session_state["edited_from"], st.session_state["preset"] = name, None
+
+
 def _control(name: str) -> None:
     spec, key = SPECS[name], f"hp_{name}"
     label, help_text = LABELS.get(name, name.replace("_", " ").capitalize()), spec["help"]
+    unused = _unused_because(name)
+    common = dict(key=key, help=f"{help_text} {unused}" if unused else help_text, disabled=unused is not None,
+                  on_change=_mark_custom)
     if name == "filters":
+        blocks = st.session_state.get("hp_num_conv_blocks", 0)
         for block, filter_key in enumerate(FILTER_KEYS, start=1):
             st.select_slider(f"Filters in block {block}", options=FILTER_CHOICES, key=filter_key,
-                             help=f"{help_text} Blocks past the number of conv blocks are not used.")
+                             disabled=block > blocks, on_change=_mark_custom,
+                             help=help_text if block <= blocks else
+                             f"Not used: the model has {blocks} conv block{'s' if blocks != 1 else ''}.")
     elif name == "extra_dense_units":
-        st.text_input(label, key=key, help=help_text, placeholder="none")
+        st.text_input(label, placeholder="none", **common)
     elif spec["type"] == "bool":
-        st.toggle(label, key=key, help=help_text)
+        st.toggle(label, **common)
     elif spec["type"] == "str":
-        st.selectbox(label, spec["choices"], key=key, help=help_text)
+        st.selectbox(label, spec["choices"], **common)
     elif "choices" in spec:
-        st.select_slider(label, options=spec["choices"], key=key, help=help_text, format_func=lambda v: f"{v:g}")
+        st.select_slider(label, options=spec["choices"], format_func=lambda v: f"{v:g}", **common)
     elif name == "seed":
-        st.number_input(label, min_value=spec["min"], max_value=spec["max"], step=1, key=key, help=help_text)
+        st.number_input(label, min_value=spec["min"], max_value=spec["max"], step=1, **common)
     else:
-        st.slider(label, min_value=spec["min"], max_value=spec["max"], step=spec["step"], key=key, help=help_text)
+        st.slider(label, min_value=spec["min"], max_value=spec["max"], step=spec["step"], **common)
 
 
 def _share_link(hp: HyperParameters) -> None:
@@ -136,10 +166,11 @@ def _share_link(hp: HyperParameters) -> None:
         query_string = urlencode({**query, **to_query(hp)})
         page_url = (st.context.url or "").split("?")[0]
         st.code(f"{page_url}?{query_string}", language=None, wrap_lines=True)
-        st.caption("Opening the link shows this page with the form filled in (the values last started or picked).")
+        st.caption("Opening the link shows this page with the form filled in as it is now.")
 
 
-def _start(hp: HyperParameters) -> None:
+def _start(hp: HyperParameters) -> bool:
+    """Start a run of `hp`; True if it started, else False after saying why."""
     preset_name = st.session_state.get("preset")
     preset_name = preset_name if preset_name in PRESETS and PRESETS[preset_name] == hp else None
     run_name = st.session_state["run_name"].strip() or f"{preset_name or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -147,8 +178,11 @@ def _start(hp: HyperParameters) -> None:
         state.training_manager().start(hp, run_name, owner=state.session_id(), preset=preset_name)
     except TrainingBusyError as error:
         st.warning(state.busy_message(error))
+        return False
     except StoreFullError as error:
         st.warning(state.store_full_message(error))
+        return False
+    return True
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -198,28 +232,30 @@ def _show_curves(job: Job) -> None:
         loss.caption("Training and validation curves appear after the first epoch.")
 
 
-def render() -> None:
-    st.title("Train a CNN")
-    _restore_form()
-    for warning in st.session_state.pop("link_warnings", []):
-        st.warning(warning)
-
-    picker, summary = st.columns([1, 3], vertical_alignment="bottom")
+def _form() -> None:
+    """The hyperparameter form: everything derived from it (parameter count, feature maps, whether it can be
+    trained, the share link) follows the widgets as they move; Start trains what it shows."""
+    picker, summary = st.columns([1, 2], vertical_alignment="bottom")
     picker.selectbox("Preset", list(PRESETS), key="preset", on_change=_fill_from_preset,
-                     index=None, placeholder="Custom (from a link)",
+                     index=None, placeholder="Custom",
                      help="Fills the form with a tested set of hyperparameters; change any of them before starting.")
-    if st.session_state.get("preset") in PRESETS:
-        summary.caption(summarize(PRESETS[st.session_state["preset"]]))
+    preset_name = st.session_state.get("preset")
+    if preset_name in PRESETS:
+        summary.caption(summarize(PRESETS[preset_name]))
+    elif st.session_state.get("edited_from") in PRESETS:
+        summary.caption(f"Edited from the {st.session_state['edited_from']} preset: this run will be labelled custom.")
 
-    with st.form("train_form"):
-        st.text_input("Run name", key="run_name", max_chars=48,
-                      placeholder="e.g. wide-dropout (default: the preset's name and the time)")
-        for column, (title, names) in zip(st.columns(len(COLUMNS), gap="large"), COLUMNS.items(), strict=True):
+    for column, names in zip(st.columns(2, gap="large"), ESSENTIALS, strict=True):
+        with column:
+            for name in names:
+                _control(name)
+    with st.expander("More settings: layers, optimiser, data", icon=":material/tune:"):
+        for column, (title, names) in zip(st.columns(len(MORE_SETTINGS), gap="medium"), MORE_SETTINGS.items(),
+                                          strict=True):
             with column:
                 st.markdown(f"**{title}**")
                 for name in names:
                     _control(name)
-        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     _keep_draft()
 
     try:
@@ -230,27 +266,49 @@ def render() -> None:
     if hp is not None:
         sizes = " → ".join(map(str, hp.feature_map_sizes()))
         layout = f"feature maps {sizes} px" if sizes else f"no convolutions: {hp.family} on the 784 pixels"
-        st.caption(f"{hp.parameter_count():,} parameters · {layout} · "
+        st.caption(f"**{hp.parameter_count():,} parameters** · {layout} · "
                    f"runs on this server stop after {MAX_TRAIN_MINUTES:g} minutes of training at most")
-        if submitted:
-            _start(hp)
+    name_box, button = st.columns([2, 1], vertical_alignment="bottom")
+    name_box.text_input("Run name", key="run_name", max_chars=48,
+                        placeholder="e.g. wide-dropout (default: the preset's name and the time)")
+    if button.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
+                     disabled=hp is None, width="stretch") and hp is not None and _start(hp):
+        st.rerun()  # the new run's progress goes to the top of the page
+    if hp is not None:
         _share_link(hp)
 
-    st.divider()
-    job = state.training_manager().current()
-    if job is None:
-        st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
-        return
-    if job.kind == SWEEP:
-        running = job.snapshot().is_running
-        st.info("A hyperparameter sweep " + ("is running" if running else "ran last") + " on this server.")
-        st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
-        return
+
+def _run_section(job: Job) -> None:
     running = job.snapshot().is_running
     with timed_fragment_home():
         st.fragment(run_every=PROGRESS_REFRESH_SECONDS if running else None)(_show_job)(job, running)
     with timed_fragment_home():
         st.fragment(run_every=CURVES_REFRESH_SECONDS if running else None)(_show_curves)(job)
+
+
+def render() -> None:
+    st.title("Train a CNN")
+    _restore_form()
+    for warning in st.session_state.pop("link_warnings", []):
+        st.warning(warning)
+    manager = state.training_manager()
+    job = manager.current()
+    if job is not None and job.kind == SWEEP:
+        st.info("A hyperparameter sweep " + ("is running" if job.snapshot().is_running else "ran last")
+                + " on this server.")
+        st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
+        job = None
+    # A run in progress, or the one this session started, comes first: in view without scrolling.
+    first = job is not None and (job.snapshot().is_running or job.owner == state.session_id())
+    if first:
+        _run_section(job)
+        st.divider()
+    _form()
+    st.divider()
+    if job is None:
+        st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
+    elif not first:
+        _run_section(job)
 
 
 render()
