@@ -57,17 +57,40 @@ def progress_fraction(snapshot: JobSnapshot) -> float:
     return min(1.0, done / max(batch.epochs * batch.batches_per_epoch, 1))
 
 
+def full_epochs(history) -> tuple[int, bool]:
+    """(complete epochs, whether a stop cut one more short) of a run's EpochEnd records as dicts."""
+    full = sum(1 for record in history if record.get("complete", True))
+    return full, bool(history) and not history[-1].get("complete", True)
+
+
+def epochs_trained(history, last_batch=None) -> str:
+    """How much a run trained, in words: '8 epochs', or '2 epochs and 23 of 422 batches of epoch 3' when a stop
+    cut the last epoch short (its record has complete=False). `history` is EpochEnd records as dicts."""
+    full, partial = full_epochs(history)
+    text = f"{full} epoch{'s' if full != 1 else ''}"
+    if partial:
+        part = (f"{last_batch.batch} of {last_batch.batches_per_epoch} batches"
+                if last_batch is not None and last_batch.epoch == full + 1 else "part")
+        text += f" and {part} of epoch {full + 1}"
+    return text
+
+
+def outcome_text(snapshot: JobSnapshot) -> str:
+    """How an ended run ended: 'Finished after 8 epochs in 48 s.' or 'Stopped early by request after …'."""
+    batch = snapshot.last_batch
+    took = f" in {format_duration(batch.elapsed_seconds)}" if batch else ""
+    how = "Stopped at the time limit" if snapshot.stopped_by_time_limit else (
+        "Stopped early by request" if snapshot.state == JobState.STOPPED else "Finished")
+    return f"{how} after {epochs_trained(snapshot.epochs, batch)}{took}."
+
+
 def progress_text(snapshot: JobSnapshot) -> str:
     """One line saying where the run is: epoch, batch, speed and ETA while training."""
     batch = snapshot.last_batch
     if snapshot.state == JobState.FAILED:
         return "Failed."
     if snapshot.state in (JobState.FINISHED, JobState.STOPPED):
-        epochs = len(snapshot.epochs)
-        took = f" in {format_duration(batch.elapsed_seconds)}" if batch else ""
-        how = "Stopped at the time limit" if snapshot.stopped_by_time_limit else (
-            "Stopped" if snapshot.state == JobState.STOPPED else "Finished")
-        return f"{how} after {epochs} epoch{'s' if epochs != 1 else ''}{took}."
+        return outcome_text(snapshot)
     if snapshot.state == JobState.STARTING or batch is None:
         return "Preparing the data and building the model…"
     if snapshot.state == JobState.EVALUATING:

@@ -8,8 +8,10 @@ from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import RUN, JobSnapshot, JobState
 from fmnist_core.reporting import (
     batch_values,
+    epochs_trained,
     exponential_moving_average,
     format_duration,
+    outcome_text,
     progress_fraction,
     progress_text,
     summarize,
@@ -76,3 +78,17 @@ def test_batch_values_undo_the_running_mean_of_each_epoch():
     thinned = batch_values(points[1::2], batches_per_epoch)  # batches 2 and 4 of each epoch kept
     np.testing.assert_allclose(thinned[:, 1], [3.0, 2.0, 1.5, 0.75])  # means over batches 1-2 and 3-4
     assert batch_values([], batches_per_epoch).shape == (0, 3)
+
+
+def test_an_epoch_cut_short_by_a_stop_is_called_partial_not_counted_as_one():
+    cut = BatchEnd(epoch=1, batch=23, batches_per_epoch=422, epochs=8, loss=1.0, accuracy=0.6,
+                   images_per_second=900, elapsed_seconds=8, eta_seconds=0)
+    history = ({"epoch": 1, "complete": False},)
+    assert epochs_trained(history, cut) == "0 epochs and 23 of 422 batches of epoch 1"
+    assert epochs_trained(({"epoch": 1, "complete": True}, {"epoch": 2, "complete": True})) == "2 epochs"
+    assert epochs_trained(({"epoch": 1, "complete": True}, {"epoch": 2, "complete": False})) == (
+        "1 epoch and part of epoch 2")
+    stopped = _snapshot(state=JobState.STOPPED, epochs=history, last_batch=cut)
+    assert progress_text(stopped) == "Stopped early by request after 0 epochs and 23 of 422 batches of epoch 1 in 8 s."
+    finished = _snapshot(state=JobState.FINISHED, epochs=({"epoch": 1, "complete": True},), last_batch=BATCH)
+    assert outcome_text(finished) == "Finished after 1 epoch in 1 min 01 s."

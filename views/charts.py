@@ -12,6 +12,9 @@ from fmnist_core.reporting import batch_values, exponential_moving_average
 
 ACCENT, MUTED, SECOND = "#e4572e", "#9aa5b1", "#2e86ab"
 MAX_DRAWN_POINTS = 300  # per curve of the live batch chart
+# For every st.plotly_chart: no floating toolbar, which covered the charts' titles (zoom and pan stay on the mouse;
+# double-click resets).
+CONFIG = {"displayModeBar": False}
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", yanchor="top", y=-0.25))
 
 
@@ -157,18 +160,25 @@ def batch_curves(batch_points: Sequence[tuple[float, float, float]], batches_per
     figure.update_layout(title="Training, batch by batch", height=320, **_LAYOUT)
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(title_text="loss", secondary_y=False, rangemode="tozero")
-    figure.update_yaxes(title_text="accuracy", secondary_y=True, tickformat=".0%")
+    figure.update_yaxes(title_text="accuracy", secondary_y=True, tickformat=".0%", range=[0, 1], dtick=0.2,
+                        showgrid=False)
     return figure
 
 
 def epoch_curves(epochs: Sequence[Mapping], metric: str) -> go.Figure:
-    """Training vs validation `metric` ('loss' or 'accuracy') per finished epoch."""
+    """Training vs validation `metric` ('loss' or 'accuracy') per epoch; an epoch a stop cut short is an open marker
+    labelled partial."""
     x = [record["epoch"] for record in epochs]
+    partial = [not record.get("complete", True) for record in epochs]
+    symbols = ["circle-open" if cut else "circle" for cut in partial]
+    notes = [" (partial epoch: stopped before its end)" if cut else "" for cut in partial]
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=x, y=[r[metric] for r in epochs], name=f"training {metric}",
-                                mode="lines+markers", line=dict(color=MUTED)))
-    figure.add_trace(go.Scatter(x=x, y=[r[f"val_{metric}"] for r in epochs], name=f"validation {metric}",
-                                mode="lines+markers", line=dict(color=ACCENT)))
+    for name, key, colour in ((f"training {metric}", metric, MUTED), (f"validation {metric}", f"val_{metric}", ACCENT)):
+        figure.add_trace(go.Scatter(
+            x=x, y=[r[key] for r in epochs], name=name, mode="lines+markers", line=dict(color=colour),
+            marker=dict(symbol=symbols, size=[10 if cut else 6 for cut in partial]), customdata=notes,
+            hovertemplate=f"epoch %{{x}}: {name} %{{y:{'.2%' if metric == 'accuracy' else '.3f'}}}%{{customdata}}"
+                          "<extra></extra>"))
     figure.update_layout(title=f"{metric.capitalize()} per epoch", height=320, **_LAYOUT)
     figure.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 20 else None)
     figure.update_yaxes(tickformat=".1%" if metric == "accuracy" else None)
@@ -185,7 +195,8 @@ def runs_curves(histories: Iterable[tuple[str, Sequence[Mapping]]], metric: str)
             figure.add_trace(go.Scatter(x=[r["epoch"] for r in history], y=[r[f"val_{metric}"] for r in history],
                                         name=name, mode="lines+markers"))
     figure.update_layout(title=f"Validation {metric} per epoch", height=380, showlegend=True, **_LAYOUT)
-    figure.update_xaxes(title_text="epoch", dtick=1, rangemode="tozero")
+    longest = max((len(history) for _, history in histories), default=0) if isinstance(histories, list) else 0
+    figure.update_xaxes(title_text="epoch", dtick=1 if longest <= 20 else None, rangemode="tozero")
     if metric == "accuracy":  # a fixed top at 100 %; one point alone would otherwise autorange to 0-150 %
         figure.update_yaxes(tickformat=".0%", range=[max(0.0, min(values, default=0.0) - 0.05), 1.0])
     else:

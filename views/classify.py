@@ -54,7 +54,8 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
             st.metric("Prediction", NOT_AN_ITEM, delta="no class fits", delta_color="off", delta_arrow="off")
         if note:
             st.caption(note)
-    row.container(width=BARS_WIDTH).plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES), key=f"bars_{key}")
+    row.container(width=BARS_WIDTH).plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES),
+                                                 key=f"bars_{key}", config=charts.CONFIG)
     if not answer.confident:
         st.warning(f"This does not look like an item of clothing to the model, or it cannot tell which: its best "
                    f"guess, {CLASS_NAMES[top]}, has only {probabilities[top]:.0%} (it trusts {answer.unsure_below:.0%} "

@@ -24,7 +24,7 @@ def render() -> None:
                f"28×28 grey pixels in 10 classes, read from `{data.source}`.")
 
     st.plotly_chart(charts.class_balance_figure(statistics["train_counts"], statistics["test_counts"], CLASS_NAMES),
-                    key="class_balance")
+                    key="class_balance", config=charts.CONFIG)
 
     st.subheader("The mean image of each class")
     st.caption("Every training image of a class averaged pixel by pixel: the shape the class has in common. "

@@ -71,7 +71,7 @@ def _mistake_grid(saved, evaluation, test_images, indices) -> None:
         st.markdown(f"Test image **#{inspected}**  \nTrue class: **{CLASS_NAMES[evaluation.labels[inspected]]}**  \n"
                     f"Predicted: **{CLASS_NAMES[predicted]}**")
         st.plotly_chart(charts.probability_bars(evaluation.probabilities[inspected], CLASS_NAMES),
-                        key="mistake_bars")
+                        key="mistake_bars", config=charts.CONFIG)
         explain_panel.compare_classes(saved, test_images[inspected], predicted, int(evaluation.labels[inspected]))
 
 
@@ -101,7 +101,7 @@ def render() -> None:
         st.subheader("Confusion matrix")
         st.caption("Rows: the true class; columns: what the model said. Click a cell to browse those mistakes.")
         st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES), key="confusion",
-                        on_select=_on_cell_click, selection_mode="points")
+                        on_select=_on_cell_click, selection_mode="points", config=charts.CONFIG)
     with table:
         st.subheader("Per class")
         st.dataframe(

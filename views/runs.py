@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_core.reporting import summarize
+from fmnist_core.reporting import full_epochs, summarize
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 from views import charts, deploy_panel, state
 from views.text import plain
@@ -16,6 +16,7 @@ SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this sess
 def _row(saved: SavedModel) -> dict:
     card = saved.card
     created = saved.created
+    history = card.get("history") or []
     # the long hyperparameter summary comes last, so a narrow table cuts that text rather than the numbers
     return {
         "name": saved.name + (" (shipped)" if saved.is_default else ""),
@@ -23,7 +24,9 @@ def _row(saved: SavedModel) -> dict:
         "preset": card.get("preset") or "custom",
         "test accuracy (%)": None if saved.test_accuracy is None else 100 * saved.test_accuracy,
         "parameters": card.get("parameter_count"),
-        "epochs": len(card.get("history") or []),
+        "epochs": "{} + part of one".format(*full_epochs(history)) if full_epochs(history)[1]
+        else str(full_epochs(history)[0]),
+        "test loss": card.get("test_loss"),  # plain cross-entropy for every model, whatever its label smoothing
         "training time (s)": card.get("train_seconds"),
         "date": created,
         "hyperparameters": summarize(saved.hyperparameters),
@@ -54,15 +57,24 @@ def render() -> None:
         column_config={
             "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
             "training time (s)": st.column_config.NumberColumn(format="%.0f"),
+            "test loss": st.column_config.NumberColumn(format="%.3f", help="Cross-entropy on the test set without "
+                                                       "label smoothing, so it compares across models."),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "date": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "hyperparameters": st.column_config.TextColumn(width="large"),
         },
     )
     histories = [(saved.name, saved.card.get("history") or []) for saved in models]
+    plain_loss = [(saved.name, saved.card.get("history") or []) for saved in models
+                  if not saved.hyperparameters.label_smoothing]
     accuracy, loss = st.columns(2)
-    accuracy.plotly_chart(charts.runs_curves(histories, "accuracy"), key="runs_accuracy")
-    loss.plotly_chart(charts.runs_curves(histories, "loss"), key="runs_loss")
+    accuracy.plotly_chart(charts.runs_curves(histories, "accuracy"), key="runs_accuracy", config=charts.CONFIG)
+    loss.plotly_chart(charts.runs_curves(plain_loss, "loss"), key="runs_loss", config=charts.CONFIG)
+    smoothed = [saved.name for saved in models if saved.hyperparameters.label_smoothing]
+    if smoothed:
+        loss.caption(f"Not in the loss chart: {', '.join(map(plain, smoothed))}, trained with label smoothing, whose "
+                     "validation loss is measured against softened targets and reads higher. The table's test loss "
+                     "compares every model.")
     deploy_panel.render(models)
 
     st.subheader("Delete a run")
@@ -72,9 +84,11 @@ def render() -> None:
         return
     choice, button = st.columns([2, 1], vertical_alignment="bottom")
     st.session_state[SHOWN_KEY] = {saved.name: saved.identity for saved in models}  # what Delete may act on
-    choice.selectbox("Run to delete", deletable, key="delete_model",
-                            help="The shipped default model cannot be deleted.")
-    button.button("Delete", key="delete_button", icon=":material/delete:", on_click=_delete_chosen)
+    chosen = choice.selectbox("Run to delete", deletable, key="delete_model",
+                              help="The shipped default model cannot be deleted.")
+    with button.popover("Delete…", icon=":material/delete:"):  # asks before it acts
+        st.markdown(f"Delete **{plain(chosen)}**, its model and its card, for good?")
+        st.button("Yes, delete it", key="delete_button", type="primary", on_click=_delete_chosen)
 
 
 render()

@@ -13,7 +13,7 @@ from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, Hyp
 from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
-from views import state
+from views import charts, state
 from views.fragments import timed_fragment_home
 from views.text import plain
 
@@ -140,7 +140,7 @@ def _show_sweep(job: Job, was_running: bool) -> None:
     st.dataframe(rows, hide_index=True, key="sweep_table", column_config={
         "val accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})
-    st.plotly_chart(parallel_coordinates(snapshot.trials, names), key="sweep_parcoords")
+    st.plotly_chart(parallel_coordinates(snapshot.trials, names), key="sweep_parcoords", config=charts.CONFIG)
     if snapshot.best is not None:
         best = snapshot.best
         st.markdown(f"Best: trial **{best.trial_id}**, validation accuracy **{best.val_accuracy:.2%}** "

@@ -18,7 +18,7 @@ from fmnist_core.hyperparameters import (
     parse_int_list,
 )
 from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
-from fmnist_core.reporting import progress_fraction, progress_text, summarize
+from fmnist_core.reporting import outcome_text, progress_fraction, progress_text, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
 from views import charts, state
@@ -194,18 +194,17 @@ def _show_job(job: Job, was_running: bool) -> None:
     st.subheader(f"Run “{plain(snapshot.run_name)}”")
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
-    st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
     if snapshot.is_running:
+        st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
         st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=job.request_stop,
                   disabled=snapshot.stop_requested,
                   help="Stops after the current batch; the best weights so far are evaluated and saved.")
     elif snapshot.state in (JobState.FINISHED, JobState.STOPPED):
+        outcome = outcome_text(snapshot)
         if snapshot.stopped_by_time_limit:
-            how = (f"Stopped at the server's time limit of {MAX_TRAIN_MINUTES:g} minutes of training "
-                   "(the best weights so far were kept)")
-        else:
-            how = "Stopped early by request" if snapshot.state == JobState.STOPPED else "Finished"
-        st.success(f"{how}. Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
+            outcome = outcome.replace("Stopped at the time limit", f"Stopped at the server's time limit of "
+                                      f"{MAX_TRAIN_MINUTES:g} minutes of training (the best weights so far were kept)")
+        st.success(f"{outcome} Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
         if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")
         elif st.button("Use this model", key="use_trained_model", icon=":material/check_circle:"):
@@ -224,10 +223,12 @@ def _show_curves(job: Job) -> None:
         return
     batches, loss, accuracy = st.columns(3)
     batches.plotly_chart(charts.batch_curves(snapshot.batch_points, snapshot.last_batch.batches_per_epoch),
-                         key="batch_chart")
+                         key="batch_chart", config=charts.CONFIG)
     if snapshot.epochs:
-        loss.plotly_chart(charts.epoch_curves(snapshot.epochs, "loss"), key="epoch_loss_chart")
-        accuracy.plotly_chart(charts.epoch_curves(snapshot.epochs, "accuracy"), key="epoch_accuracy_chart")
+        loss.plotly_chart(charts.epoch_curves(snapshot.epochs, "loss"), key="epoch_loss_chart",
+                          config=charts.CONFIG)
+        accuracy.plotly_chart(charts.epoch_curves(snapshot.epochs, "accuracy"), key="epoch_accuracy_chart",
+                              config=charts.CONFIG)
     else:
         loss.caption("Training and validation curves appear after the first epoch.")
 

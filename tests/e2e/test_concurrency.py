@@ -171,6 +171,6 @@ def test_a_run_whose_browser_went_away_keeps_going_and_the_next_visitor_can_stop
 
     stop_button(visitor).click()
 
-    expect(run_outcome(visitor)).to_have_text(re.compile(r"^Stopped early by request\. .*saved as abandoned\.$"),
+    expect(run_outcome(visitor)).to_have_text(re.compile(r"^Stopped early by request after .*saved as abandoned\.$"),
                                               timeout=RUN_SECONDS * 1000)
     assert "abandoned" in saved_models(models_dir)
