@@ -19,6 +19,9 @@ from .measure import OUT, REPO, Row, machine
 SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "time_to_accuracy", "app_session", "export",
             "serving")
 RESULTS = REPO / "bench" / "RESULTS.md"
+# bench/HISTORY.md is written by hand and never rewritten here; the header of every RESULTS.md points to it.
+HISTORY_LINE = ("What changed these figures, what was tried and did not help, and earlier measurements: "
+                "[HISTORY.md](HISTORY.md).")
 
 
 def run_section(name: str) -> None:
@@ -71,6 +74,7 @@ def write_results() -> None:
         "# Benchmark results",
         "",
         "Written by `make bench` (`.venv/bin/python -m bench`); figures as measured, on a quiet machine.",
+        HISTORY_LINE,
         "",
         "| machine | |",
         "|---|---|",

@@ -29,7 +29,8 @@ NO_CONV_MESSAGE = (
 # HiResCAM multiplies gradient and activation at each position; Grad-CAM averages the gradient per channel first
 METHODS = ("hirescam", "gradcam")
 DEFAULT_METHOD = "hirescam"
-# HiResCAM heat mostly on the item, shipped model, first 1,000 test images: 96.9 % at 14x14, 63.2 % at the last 7x7
+# HiResCAM heat mostly on the item, first 1,000 test images, on the first shipped model: 96.9 % at 14x14, 63.2 % at
+# the last 7x7. bench/grad_cam.py measures the current model's share and each map's time (bench/RESULTS.md).
 MIN_MAP_SIDE = IMAGE_SIZE // 2
 _IMAGES_SPEC = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8)
 # layers that follow a convolution inside its block and still belong to its output
@@ -42,7 +43,8 @@ class ExplainUnavailable(ValueError):
 
 @dataclass(frozen=True)
 class ClassActivationMaps:
-    """Grad-CAM maps for a batch: `heatmaps` (N, 28, 28) in 0..1, for `class_indices`, with the probabilities."""
+    """Class activation maps (HiResCAM or Grad-CAM, see `method`) for a batch: `heatmaps` (N, 28, 28) in 0..1, for
+    `class_indices`, with the probabilities."""
 
     heatmaps: np.ndarray  # float32; all zero where the class logit has no positive evidence
     class_indices: np.ndarray  # (N,) int

@@ -1,6 +1,7 @@
-"""What a page (or the CLI) tells a person about a run: progress lines, durations, summaries, smoothed curves.
+"""What the app's pages tell a person about a run: progress lines, durations, summaries, smoothed curves.
 
-Plain text and numpy only, so it is cheap to import and easy to test.
+Plain text and numpy only, so it is cheap to import and easy to test. The command line prints its own progress and
+results (`TerminalProgress` and the printers in fmnist_core/cli.py) and does not use this module.
 """
 
 from __future__ import annotations
