@@ -1,4 +1,5 @@
-"""Grad-CAM: milliseconds per image for each method, and where the heat lies, on the shipped model.
+"""Class activation maps (HiResCAM and Grad-CAM): milliseconds per image for each method, and where the heat
+lies, on the shipped model.
 
 Speed: median of 100 single-image calls after 10 warm-up calls. Heat: the share of the first 1,000 test
 images whose true-class map has more mean heat on the item's pixels (brighter than 30) than off them.

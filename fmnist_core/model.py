@@ -2,7 +2,7 @@
 
 The model takes raw uint8 images of shape (28, 28), values 0-255, and scales them itself, so dataset
 images and user drawings take exactly the same path. Its output is the 10 class probabilities
-(a softmax layer named "probabilities" on top of a logits layer named "logits", which Grad-CAM uses).
+(a softmax layer named "probabilities" on top of a logits layer named "logits", which the class activation maps use).
 Augmentation layers sit inside the model too; Keras runs them only while training.
 """
 

@@ -1,4 +1,5 @@
-"""Look-inside panels the Classify and Evaluate pages share: Grad-CAM, feature maps and first-layer filters.
+"""Look-inside panels the Classify and Evaluate pages share: class activation maps (HiResCAM, or Grad-CAM on
+request), feature maps and first-layer filters.
 
 Not a page of its own; the algorithms are in fmnist_core.explain, this module only draws their results.
 """
@@ -41,13 +42,14 @@ def _no_evidence_note(heatmap: np.ndarray, class_name: str) -> None:
 
 
 def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
-    """Grad-CAM for a class of the user's choice (the prediction first), feature maps and first-layer filters."""
+    """A class activation map for a class of the user's choice (the prediction first), feature maps and first-layer
+    filters."""
     explainer = _explainer(saved)
     if explainer is None:
         return
     from fmnist_core.explain import METHODS  # here, not at the top: TensorFlow is loaded with the explainer
 
-    heat_tab, maps_tab, filters_tab = st.tabs(["Grad-CAM", "Feature maps", "First-layer filters"])
+    heat_tab, maps_tab, filters_tab = st.tabs(["Where it looks", "Feature maps", "First-layer filters"])
     with heat_tab:
         picture, note = st.columns([1, 2], gap="medium")
         with note:
@@ -77,7 +79,7 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
 
 
 def compare_classes(saved: SavedModel, image: np.ndarray, predicted: int, true_class: int) -> None:
-    """Grad-CAM for the predicted and the true class of one image, side by side."""
+    """Class activation maps for the predicted and the true class of one image, side by side."""
     explainer = _explainer(saved)
     if explainer is None:
         return
