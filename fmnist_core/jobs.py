@@ -83,6 +83,7 @@ class JobSnapshot:
     epochs: tuple[dict, ...] = ()  # EpochEnd fields, one dict per finished epoch
     saved_name: str | None = None
     test_accuracy: float | None = None
+    from_sweep: tuple[str, str] | None = None  # (sweep job id, trial id) when the run retrains a sweep's trial
     # a sweep's
     spec: object = None  # sweep.SweepSpec (not imported here: that would import Keras Tuner with the app)
     trials: tuple[TrialEnd, ...] = ()  # in the order they ended
@@ -106,6 +107,7 @@ class Job:
     owner: str
     preset: str | None = None
     hyperparameters: HyperParameters | None = None  # a run's
+    from_sweep: tuple[str, str] | None = None  # a run's: (sweep job id, trial id) it retrains
     spec: object = None  # a sweep's
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: float = field(default_factory=time.time)
@@ -153,7 +155,8 @@ class Job:
                 stopped_by_time_limit=self.stopped_by_time_limit, error=self.error, preset=self.preset,
                 hyperparameters=self.hyperparameters, batch_points=tuple(self.batch_points),
                 epochs=tuple(self.epochs), saved_name=self.saved.name if self.saved else None,
-                test_accuracy=self.test_accuracy, spec=self.spec, trials=tuple(self.trials),
+                test_accuracy=self.test_accuracy, from_sweep=self.from_sweep, spec=self.spec,
+                trials=tuple(self.trials),
             )
 
     def request_stop(self) -> None:
@@ -184,22 +187,29 @@ class TrainingManager:
         self.store, self.load_dataset = store, load_dataset
         self._lock = threading.Lock()
         self._job: Job | None = None
+        self._last_sweep: Job | None = None  # kept when a run (e.g. its best trial retrained) takes the slot
 
     def current(self) -> Job | None:
         """The running job, or the last one that ran."""
         with self._lock:
             return self._job
 
+    def last_sweep(self) -> Job | None:
+        """The sweep running now or the last one that ran, even after other jobs."""
+        with self._lock:
+            return self._last_sweep
+
     def busy(self) -> bool:
         """True while a job runs."""
         job = self.current()
         return job is not None and job.snapshot().is_running
 
-    def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None) -> Job:
+    def start(self, hp: HyperParameters, run_name: str, owner: str, preset: str | None = None,
+              from_sweep: tuple[str, str] | None = None) -> Job:
         """Start a run in a background thread; raises TrainingBusyError if a job is running, StoreFullError if the
-        model store has no room for its result."""
+        model store has no room for its result. `from_sweep` = (sweep job id, trial id) it retrains, if any."""
         self.store.check_room()  # a full store refuses the run now, not after minutes of training
-        return self._claim(Job(RUN, run_name, owner, preset=preset, hyperparameters=hp))
+        return self._claim(Job(RUN, run_name, owner, preset=preset, hyperparameters=hp, from_sweep=from_sweep))
 
     def start_sweep(self, spec, owner: str, run_name: str = "sweep") -> Job:
         """Start a sweep (a `sweep.SweepSpec`) in the same slot; raises TrainingBusyError if a job is running."""
@@ -211,6 +221,8 @@ class TrainingManager:
                 raise TrainingBusyError(self._job.snapshot())
             job._thread = threading.Thread(target=self._work, args=(job,), name=f"job-{job.job_id}", daemon=True)
             self._job = job
+            if job.kind == SWEEP:
+                self._last_sweep = job
         job._thread.start()
         return job
 

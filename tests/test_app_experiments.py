@@ -54,7 +54,7 @@ def test_the_page_starts_from_the_classic_grid_and_names_a_bad_value(empty_store
     assert at.title[0].value == "Sweep hyperparameters"
     assert at.multiselect(key="sweep_fields").value == ["learning_rate", "batch_size", "dropout_rate"]
     assert at.text_input(key="sweep_values_batch_size").value == "32,64,128"
-    assert "6 trial(s) of 27 combinations" in "\n".join(c.value for c in at.caption)
+    assert "6 trials of 27 combinations" in "\n".join(c.value for c in at.caption)
     at.text_input(key="sweep_values_dropout_rate").set_value("0.1,0.9").run()
     assert "dropout_rate=0.9 is outside 0.0-0.8" in at.error[0].value
     assert at.button(key="sweep_start").disabled and manager().current() is None
@@ -68,21 +68,31 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
     at.run()
     assert not at.exception and job.snapshot().state == JobState.FINISHED
     table = at.dataframe[0].value
-    assert sorted(table["learning_rate"]) == [1e-3, 3e-3] and list(table["status"]) == ["completed"] * 2
+    assert sorted(table["Learning rate"]) == [1e-3, 3e-3] and list(table["status"]) == ["completed"] * 2
+    assert list(table["trial"]) == ["1", "2"]  # numbered from 1, as the progress line counts them
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    assert chart["type"] == "parcoords" and [d["label"] for d in chart["dimensions"]] == ["learning_rate",
-                                                                                          "val_accuracy"]
+    assert chart["type"] == "parcoords" and [d["label"] for d in chart["dimensions"]] == [
+        "Learning rate", "Validation accuracy (%)"]
+    assert 10 < min(chart["dimensions"][1]["values"]) <= 100  # in %, as in the table
     best = job.snapshot().best
-    assert f"trial **{best.trial_id}**" in "\n".join(m.value for m in at.markdown)
+    markdown = "\n".join(m.value for m in at.markdown)
+    assert f"trial **{int(best.trial_id) + 1}**" in markdown
+    assert f"with Learning rate {best.values['learning_rate']:g}." in markdown  # words, not a Python dict
 
     at.button(key="retrain_best").click().run()
     retrain = manager().current()
-    assert retrain.kind == RUN
-    retrain.request_stop()  # the full run would take minutes; its settings are what this test checks
+    assert retrain.kind == RUN and retrain.from_sweep == (job.job_id, best.trial_id)
     hp = retrain.hyperparameters
     assert (hp.learning_rate, hp.train_subset_size, hp.epochs) == (best.values["learning_rate"], 0, 10)
-    assert "Retraining the best trial" in at.success[0].value
+    # the sweep stays on its page, the retraining is shown beside it, and the button waits for it to end
+    assert at.dataframe[0].value.shape[0] == 2 and "No sweep" not in "\n".join(c.value for c in at.caption)
+    assert f"Retraining trial {int(best.trial_id) + 1} on the full training set" in at.info[0].value
+    assert at.button(key="retrain_best").disabled
+    retrain.request_stop()  # the full run would take minutes; its settings are what this test checks
     assert retrain.wait(TIMEOUT) and retrain.snapshot().saved_name.startswith("sweep-best-")
+    at.run()
+    assert f"Trial {int(best.trial_id) + 1} retrained on the full training set" in at.success[-1].value
+    assert at.dataframe[0].value.shape[0] == 2 and not at.button(key="retrain_best").disabled
 
 
 def test_a_second_session_sees_the_sweep_and_stops_it(empty_store):

@@ -10,15 +10,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
-from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
+from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, Job, JobSnapshot, JobState, TrainingBusyError
+from fmnist_core.reporting import progress_text
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import charts, state
 from views.fragments import timed_fragment_home
-from views.text import plain
+from views.text import count, hyperparameter_label, hyperparameter_values, plain, trial_number
 
 SPECS = field_specs()
 SWEEPABLE = [name for name in SPECS if name not in NOT_SWEPT]
+RETRAIN_REFUSAL_KEY = "retrain_refusal"  # why the last Retrain click started nothing, said once beside the button
 DEFAULTS = {spec.name: spec.default for spec in fields(SweepSpec)}  # the budget a sweep gets unless changed
 # The grid of the Fashion-MNIST projects this app grew from; other fields start from their default.
 STARTING_VALUES = {"learning_rate": "1e-3,1e-4,1e-5", "batch_size": "32,64,128", "dropout_rate": "0.1,0.3,0.5"}
@@ -62,60 +64,97 @@ def _form() -> SweepSpec | None:
         return None
     size = spec.grid_size()
     trials = spec.max_trials if size is None else min(size, spec.max_trials)
-    st.caption(f"{'up to ' if spec.strategy != 'grid' else ''}{trials} trial(s)"
-               + (f" of {size} combinations" if size else "")
-               + f" · {spec.epochs_per_trial} epoch(s) on {spec.subset_size or TRAIN_SET_SIZE:,} images each")
+    st.caption(f"{'up to ' if spec.strategy != 'grid' else ''}{count(trials, 'trial')}"
+               + (f" of {count(size, 'combination')}" if size else "")
+               + f" · {count(spec.epochs_per_trial, 'epoch')} on {spec.subset_size or TRAIN_SET_SIZE:,} images each")
     return spec
 
 
 def parallel_coordinates(trials, names: list[str]) -> go.Figure:
-    """One line per completed trial through its swept values to its validation accuracy."""
+    """One line per completed trial through its swept values to its validation accuracy (in %)."""
     done = [trial for trial in trials if trial.val_accuracy is not None]
     dimensions = []
     for name in names:
+        label = hyperparameter_label(name)
         values = [trial.values.get(name) for trial in done]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            ticks = sorted(set(values))
             if name == "learning_rate" and all(v > 0 for v in values):  # decades apart: a log axis
-                ticks = sorted(set(values))
-                dimensions.append(dict(label=name, values=[math.log10(v) for v in values],
+                dimensions.append(dict(label=label, values=[math.log10(v) for v in values],
                                        tickvals=[math.log10(v) for v in ticks], ticktext=[f"{v:g}" for v in ticks]))
-            else:
-                dimensions.append(dict(label=name, values=values))
+            else:  # ticks at the tried values only; one value alone sits mid-axis, not on a made-up scale
+                low, high = (ticks[0], ticks[-1]) if len(ticks) > 1 else (ticks[0] - 1, ticks[0] + 1)
+                dimensions.append(dict(label=label, values=values, range=[low, high], tickvals=ticks,
+                                       ticktext=[f"{v:g}" for v in ticks]))
         else:  # categories (optimizer, booleans): numbered, labelled
             categories = sorted({str(v) for v in values})
-            dimensions.append(dict(label=name, values=[categories.index(str(v)) for v in values],
+            dimensions.append(dict(label=label, values=[categories.index(str(v)) for v in values],
                                    tickvals=list(range(len(categories))), ticktext=categories))
-    accuracy = [trial.val_accuracy for trial in done]
-    dimensions.append(dict(label="val_accuracy", values=accuracy))
+    accuracy = [100 * trial.val_accuracy for trial in done]
+    dimensions.append(dict(label="Validation accuracy (%)", values=accuracy))
     figure = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True),
                                     dimensions=dimensions))
     figure.update_layout(height=360, margin=dict(l=60, r=60, t=50, b=20))
     return figure
 
 
-def _retrain_best(spec: SweepSpec, values: dict) -> None:
+def _retrain_best(spec: SweepSpec, sweep_id: str, trial_id: str, values: dict) -> None:
+    """Button callback: start retraining a trial on the full training set; a refusal is said beside the button."""
     hp = retrain_hyperparameters(spec, values)
     name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        state.training_manager().start(hp, name, owner=state.session_id())
+        state.training_manager().start(hp, name, owner=state.session_id(), from_sweep=(sweep_id, trial_id))
     except TrainingBusyError as error:
-        state.flash("warning", state.busy_message(error, "the retraining"))
-        return
+        st.session_state[RETRAIN_REFUSAL_KEY] = state.busy_message(error, "the retraining")
     except StoreFullError as error:
-        state.flash("warning", state.store_full_message(error, "The retraining"))
-        return
-    state.flash("success", f"Retraining the best trial on the full training set as “{name}”: "
-                           "follow it on the Train page.")
+        st.session_state[RETRAIN_REFUSAL_KEY] = state.store_full_message(error, "The retraining")
 
 
-def _show_sweep(job: Job, was_running: bool) -> None:
+def _retraining(sweep: JobSnapshot) -> JobSnapshot | None:
+    """The server's run that retrains a trial of `sweep`, if that is the job in the slot now (or last)."""
+    job = state.training_manager().current()
+    if job is None or job.kind != RUN:
+        return None
     snapshot = job.snapshot()
-    if was_running and not snapshot.is_running:
-        st.rerun()  # the whole page: the Start button comes back and the auto refresh stops
+    return snapshot if snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id else None
+
+
+def _retrain_section(snapshot: JobSnapshot) -> None:
+    """The best trial's retraining: a button while nothing trains, and what became of the retraining it started."""
+    spec, best = snapshot.spec, snapshot.best
+    retraining = _retraining(snapshot)
+    if retraining is not None:
+        trial = trial_number(retraining.from_sweep[1])
+        if retraining.is_running:
+            st.info(f"Retraining trial {trial} on the full training set as “{plain(retraining.run_name)}”: "
+                    f"{progress_text(retraining)}", icon=":material/replay:")
+        elif retraining.state == JobState.FAILED:
+            st.error(f"Retraining trial {trial} failed: {plain(retraining.error, 400)}")
+        else:
+            st.success(f"Trial {trial} retrained on the full training set: test accuracy "
+                       f"**{retraining.test_accuracy:.2%}**, saved as **{plain(retraining.saved_name)}**.")
+        st.page_link("views/train.py", label="See the retraining on the Train page", icon=":material/model_training:")
+    refusal = st.session_state.pop(RETRAIN_REFUSAL_KEY, None)
+    if refusal:
+        st.warning(refusal)
+    busy = state.training_manager().busy()
+    st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
+              on_click=_retrain_best, args=(spec, snapshot.job_id, best.trial_id, best.values), type="primary",
+              disabled=busy,
+              help="One job trains at a time on this server: this is possible once the job in progress has ended."
+              if busy else f"Trains the {spec.base_preset} preset with these values for its full "
+                           f"{count(spec.base.epochs, 'epoch')} on all training images, then saves it to the model "
+                           "store.")
+
+
+def _show_sweep(job: Job, was_busy: bool) -> None:
+    snapshot = job.snapshot()
+    if was_busy and not state.training_manager().busy():
+        st.rerun()  # the whole page: the Start buttons come back and the auto refresh stops
     spec = snapshot.spec
     whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
     st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
-    st.caption(f"base preset {spec.base_preset} · {len(snapshot.trials)} trial(s) done · {whose}")
+    st.caption(f"base preset {spec.base_preset} · {count(len(snapshot.trials), 'trial')} done · {whose}")
     if snapshot.is_running:
         batch = snapshot.last_batch
         text = (f"Trial {len(snapshot.trials) + 1}: epoch {batch.epoch}/{batch.epochs}, "
@@ -134,22 +173,20 @@ def _show_sweep(job: Job, was_running: bool) -> None:
         st.caption("Each trial appears here when it ends.")
         return
     names = [name for name, _ in spec.vary]
-    rows = [{"trial": trial.trial_id, **{name: trial.values.get(name) for name in names},
-             "val accuracy (%)": None if trial.val_accuracy is None else 100 * trial.val_accuracy,
+    rows = [{"trial": trial_number(trial.trial_id),
+             **{hyperparameter_label(name): trial.values.get(name) for name in names},
+             "validation accuracy (%)": None if trial.val_accuracy is None else 100 * trial.val_accuracy,
              "epochs": trial.epochs, "seconds": trial.seconds, "status": trial.status} for trial in snapshot.trials]
     st.dataframe(rows, hide_index=True, key="sweep_table", column_config={
-        "val accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+        "validation accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})
     st.plotly_chart(parallel_coordinates(snapshot.trials, names), key="sweep_parcoords", config=charts.CONFIG)
     if snapshot.best is not None:
         best = snapshot.best
-        st.markdown(f"Best: trial **{best.trial_id}**, validation accuracy **{best.val_accuracy:.2%}** "
-                    f"with `{best.values}`")
+        st.markdown(f"Best: trial **{trial_number(best.trial_id)}**, validation accuracy "
+                    f"**{best.val_accuracy:.2%}**, with {hyperparameter_values(best.values)}.")
         if not snapshot.is_running:
-            st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
-                      on_click=_retrain_best, args=(spec, best.values), type="primary",
-                      help=f"Trains the {spec.base_preset} preset with these values for its full "
-                           f"{spec.base.epochs} epochs on all training images, then saves it to the model store.")
+            _retrain_section(snapshot)
 
 
 def render() -> None:
@@ -157,7 +194,7 @@ def render() -> None:
     st.caption("Keras Tuner picks each trial's values; every trial is a short training run on a subset. "
                "One job runs at a time on this server: a sweep or a training run.")
     spec = _form()
-    job = state.training_manager().current()
+    job = state.training_manager().last_sweep()
     busy = state.training_manager().busy()
     if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
                  disabled=spec is None) and spec is not None:
@@ -167,7 +204,7 @@ def render() -> None:
         except TrainingBusyError as error:
             st.warning(state.busy_message(error, "your sweep"))
     st.divider()
-    if job is None or job.kind != SWEEP:
+    if job is None:
         st.caption("A training run holds this server's slot; it shows on the Train page." if busy
                    else "No sweep on this server yet.")
         return

@@ -1,4 +1,5 @@
-"""User text (run names, file names, sweep names) shown on a page as plain text, never as Markdown."""
+"""Words on the page: user text (run names, file names, sweep names) shown as plain text, never as Markdown, and
+the names people read for hyperparameters and their values."""
 
 from __future__ import annotations
 
@@ -15,3 +16,41 @@ def plain(text: object, max_chars: int = 80) -> str:
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+
+
+# What the pages call each hyperparameter; the rest read as their field name in words ("learning rate").
+HYPERPARAMETER_LABELS = {
+    "num_conv_blocks": "Conv blocks", "convs_per_block": "Convolutions per block", "kernel_size": "Kernel size",
+    "batch_norm": "Batch norm", "dropout_rate": "Dropout rate", "dense_units": "Dense units",
+    "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
+    "augment": "Augment images", "train_subset_size": "Training images (0: all)",
+    "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
+    "precision": "Arithmetic precision", "extra_dense_units": "Extra dense layers (units, comma-separated)",
+    "sketch_fraction": "Drawn sketches (share of training images)",
+    "non_item_fraction": "Non-items (share of training images)",
+}
+
+
+def hyperparameter_label(name: str) -> str:
+    """A hyperparameter's name as the pages write it: 'Dropout rate', 'Learning rate', 'Conv blocks'."""
+    return HYPERPARAMETER_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def hyperparameter_values(values: dict) -> str:
+    """Swept values in words: 'Learning rate 0.001, Batch size 64, Augment images on'."""
+    def shown(value: object) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{hyperparameter_label(name)} {shown(value)}" for name, value in values.items())
+
+
+def count(number: int, noun: str) -> str:
+    """'1 trial', '3 trials': a count with its noun in the right number."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def trial_number(trial_id: str) -> str:
+    """Keras Tuner numbers trials from 0 ('00', '01', …); people, the table and the progress line from 1."""
+    return str(int(trial_id) + 1) if str(trial_id).isdigit() else str(trial_id)

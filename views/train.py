@@ -23,7 +23,7 @@ from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
 from views import charts, state
 from views.fragments import timed_fragment_home
-from views.text import plain
+from views.text import hyperparameter_label, plain, trial_number
 
 SPECS = field_specs()
 DEFAULT_PRESET = "quick"
@@ -32,16 +32,6 @@ FILTER_KEYS = [f"hp_filters_{block}" for block in range(1, MAX_CONV_BLOCKS + 1)]
 # three plotly charts every second in the browser slowed training on a 2-core machine to 0.3x (make bench).
 PROGRESS_REFRESH_SECONDS, CURVES_REFRESH_SECONDS = 1.0, 3.0
 DRAFT_KEY = "train_form_draft"  # the form's values, kept while other pages are shown (their widgets are gone)
-LABELS = {
-    "num_conv_blocks": "Conv blocks", "convs_per_block": "Convolutions per block", "kernel_size": "Kernel size",
-    "batch_norm": "Batch norm", "dropout_rate": "Dropout rate", "dense_units": "Dense units",
-    "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
-    "augment": "Augment images", "train_subset_size": "Training images (0: all)",
-    "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
-    "precision": "Arithmetic precision", "extra_dense_units": "Extra dense layers (units, comma-separated)",
-    "sketch_fraction": "Drawn sketches (share of training images)",
-    "non_item_fraction": "Non-items (share of training images)",
-}
 # The hyperparameters a learner meets first, in two columns (the architecture; how it learns), and the rest one
 # click away under "More settings".
 ESSENTIALS = (["num_conv_blocks", "filters", "dense_units"], ["learning_rate", "batch_size", "epochs", "dropout_rate"])
@@ -135,7 +125,7 @@ def _mark_custom() -> None:
 
 def _control(name: str) -> None:
     spec, key = SPECS[name], f"hp_{name}"
-    label, help_text = LABELS.get(name, name.replace("_", " ").capitalize()), spec["help"]
+    label, help_text = hyperparameter_label(name), spec["help"]
     unused = _unused_because(name)
     common = dict(key=key, help=f"{help_text} {unused}" if unused else help_text, disabled=unused is not None,
                   on_change=_mark_custom)
@@ -191,6 +181,8 @@ def _show_job(job: Job, was_running: bool) -> None:
     if was_running and not snapshot.is_running:
         st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
     whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
+    if snapshot.from_sweep:
+        whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
     st.subheader(f"Run “{plain(snapshot.run_name)}”")
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
