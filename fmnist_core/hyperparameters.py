@@ -288,10 +288,12 @@ def _check_architecture(hp: HyperParameters) -> None:
         )
     sizes = hp.feature_map_sizes()
     if sizes and min(sizes) < 1:
+        gone = next(block for block, side in enumerate(sizes, start=1) if side < 1)
+        shrink = ", ".join(f"{side}x{side} after block {block}" for block, side in enumerate(sizes[: gone - 1], 1))
         raise HyperParameterError(
             f"{hp.num_conv_blocks} conv blocks of {hp.convs_per_block} '{hp.padding}' "
             f"{hp.kernel_size}x{hp.kernel_size} convolutions shrink the 28x28 image below 1x1 "
-            f"(sizes after each block: {sizes}). "
+            f"({shrink + ', then ' if shrink else ''}nothing left in block {gone}). "
             "Use fewer blocks, padding='same', a smaller kernel or fewer convolutions per block."
         )
     count = hp.parameter_count()

@@ -45,7 +45,9 @@ def test_each_rule_fails_with_its_message(changes, message):
 
 
 def test_feature_maps_never_shrink_below_one_pixel():
-    with pytest.raises(HyperParameterError, match=r"shrink the 28x28 image below 1x1 \(sizes after each block: "):
+    expected = (r"shrink the 28x28 image below 1x1 \(11x11 after block 1, 2x2 after block 2, "
+                r"then nothing left in block 3\)")
+    with pytest.raises(HyperParameterError, match=expected):
         HyperParameters(num_conv_blocks=3, filters=(8, 8, 8), kernel_size=7, padding="valid")
     ok = HyperParameters(num_conv_blocks=4, filters=(8, 8, 8, 8), padding="same")
     assert ok.feature_map_sizes() == [14, 7, 3, 1]
