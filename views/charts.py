@@ -99,8 +99,10 @@ def probability_bars(probabilities: Sequence[float], class_names: Sequence[str],
     return figure
 
 
-def confusion_figure(confusion: np.ndarray, class_names: Sequence[str]) -> go.Figure:
-    """The confusion matrix as a heatmap with counts, plus one invisible marker per cell to click on.
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str],
+                     selected: tuple[int, int] | None = None) -> go.Figure:
+    """The confusion matrix as a heatmap with counts, plus one invisible marker per cell to click on; the
+    `selected` (true, predicted) cell is outlined.
 
     Plotly heatmaps cannot be selected, so the markers carry the selection: customdata = (true, predicted).
     Colours stop at the largest mistake count, so mistakes stand out instead of fading next to the diagonal.
@@ -119,7 +121,7 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str]) -> go.Fi
         marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"),
         # plain lists: numpy arrays travel as typed arrays, which come back from the browser as {"0": .., "1": ..}
         customdata=np.stack([rows.ravel(), cols.ravel()], axis=1).tolist(), text=confusion.ravel().tolist(),
-        hovertemplate="true %{y}, predicted %{x}: %{text} images<extra>click to browse</extra>",
+        hovertemplate="True: %{y}<br>Predicted: %{x}<br>%{text} images · click to browse<extra></extra>",
         showlegend=False,
     ))
     figure.update_layout(
@@ -127,6 +129,10 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str]) -> go.Fi
         xaxis=dict(title="Predicted class", tickangle=-35, showgrid=False, zeroline=False),
         yaxis=dict(title="True class", autorange="reversed", showgrid=False, zeroline=False),
     )
+    if selected is not None:
+        true_class, predicted_class = selected
+        figure.add_shape(type="rect", x0=predicted_class - 0.5, x1=predicted_class + 0.5, y0=true_class - 0.5,
+                         y1=true_class + 0.5, line=dict(color=ACCENT, width=3))
     return figure
 
 

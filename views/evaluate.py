@@ -12,7 +12,9 @@ from views import charts, explain_panel, state
 
 ALL = "All"
 PAGE_SIZE = 24
-GRID_COLUMNS = 6
+TILE_WIDTH = 132  # px: a mistake's picture, caption and button together; as many per row as fit the screen
+METRIC_WIDTH, MATRIX_WIDTH, TABLE_WIDTH = 160, 560, 400  # px
+DETAILS_WIDTH = 300  # px: the inspected image's panel, beside the gallery where there is room, above it where not
 
 
 def _reset_browser() -> None:
@@ -45,26 +47,25 @@ def _mistake_grid(saved, evaluation, test_images, indices) -> None:
     pages = max(1, math.ceil(len(indices) / PAGE_SIZE))
     if st.session_state.get("mistake_page", 1) > pages:
         st.session_state["mistake_page"] = pages
-    grid, details = st.columns([3, 1], gap="large")
-    with grid:
-        page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="mistake_page")
-        shown = [int(i) for i in indices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
-        inspected = st.session_state.get("inspected_image")
-        inspected = inspected if inspected in shown else shown[0]
-        for row_start in range(0, len(shown), GRID_COLUMNS):
-            row = shown[row_start : row_start + GRID_COLUMNS]
-            # images, captions and buttons each get their own row of columns, so a caption that wraps
-            # to two lines never pushes its button out of line with its neighbours
-            for column, index in zip(st.columns(GRID_COLUMNS), row, strict=False):
-                column.image(charts.enlarge(test_images[index], 3))
-            for column, index in zip(st.columns(GRID_COLUMNS), row, strict=False):
-                predicted = int(evaluation.predictions[index])
-                column.caption(f"**{CLASS_NAMES[evaluation.labels[index]]}** → {CLASS_NAMES[predicted]} "
-                               f"({evaluation.probabilities[index, predicted]:.0%})")
-            for column, index in zip(st.columns(GRID_COLUMNS), row, strict=False):
-                column.button("Details", key=f"inspect_{index}", icon=":material/bar_chart:",
-                              type="secondary" if index == inspected else "tertiary", on_click=_inspect,
-                              args=(index,), help="Show all 10 class probabilities of this image")
+    page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="mistake_page",
+                           width=160)
+    shown = [int(i) for i in indices[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
+    inspected = st.session_state.get("inspected_image")
+    inspected = inspected if inspected in shown else shown[0]
+    # The inspected image's panel first, then the gallery: side by side on a wide screen, one above the other on a
+    # narrow one. Each tile keeps its picture, caption and button together, so on a phone nothing is orphaned.
+    row = st.container(horizontal=True, wrap=True, gap="large")
+    details = row.container(width=DETAILS_WIDTH, border=True)
+    grid = row.container(horizontal=True, wrap=True, gap="small", width=TILE_WIDTH * 6 + 60)
+    for index in shown:
+        predicted = int(evaluation.predictions[index])
+        tile = grid.container(width=TILE_WIDTH, border=index == inspected, gap="small")
+        tile.image(charts.enlarge(test_images[index], 3), width=84)
+        tile.caption(f"**{CLASS_NAMES[evaluation.labels[index]]}** → {CLASS_NAMES[predicted]} "
+                     f"({evaluation.probabilities[index, predicted]:.0%})")
+        tile.button("Details", key=f"inspect_{index}", icon=":material/bar_chart:",
+                    type="secondary" if index == inspected else "tertiary", on_click=_inspect,
+                    args=(index,), help="Show all 10 class probabilities of this image")
     with details:
         predicted = int(evaluation.predictions[inspected])
         st.image(charts.enlarge(test_images[inspected], 6))
@@ -90,29 +91,27 @@ def render() -> None:
     st.caption(f"Model **{saved.name}** on the {len(evaluation.labels):,} test images, which no model trains on.")
 
     mistakes_total = int((evaluation.predictions != evaluation.labels).sum())
-    columns = st.columns(4)
-    columns[0].metric("Test accuracy", f"{evaluation.test_accuracy:.2%}", border=True)
-    columns[1].metric("Test loss", f"{evaluation.test_loss:.4f}", border=True, help="Mean cross-entropy.")
-    columns[2].metric("Mistakes", f"{mistakes_total:,}", border=True)
-    columns[3].metric("Parameters", f"{saved.card.get('parameter_count', 0):,}", border=True)
+    metrics = st.container(horizontal=True, wrap=True)  # as many side by side as fit; never cut
+    metrics.metric("Test accuracy", f"{evaluation.test_accuracy:.2%}", border=True, width=METRIC_WIDTH)
+    metrics.metric("Test loss", f"{evaluation.test_loss:.4f}", border=True, width=METRIC_WIDTH,
+                   help="Mean cross-entropy.")
+    metrics.metric("Mistakes", f"{mistakes_total:,}", border=True, width=METRIC_WIDTH)
+    metrics.metric("Parameters", f"{saved.card.get('parameter_count', 0):,}", border=True, width=METRIC_WIDTH)
 
-    matrix, table = st.columns([3, 2], gap="large")
+    row = st.container(horizontal=True, wrap=True, gap="large")  # side by side where both fit, else stacked
+    matrix, table = row.container(width=MATRIX_WIDTH), row.container(width=TABLE_WIDTH)
     with matrix:
         st.subheader("Confusion matrix")
         st.caption("Rows: the true class; columns: what the model said. Click a cell to browse those mistakes.")
-        st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES), key="confusion",
+        chosen = _class_index("filter_true"), _class_index("filter_pred")
+        selected = (chosen[0], chosen[1] if chosen[1] is not None else chosen[0]) if chosen[0] is not None else None
+        st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES, selected), key="confusion",
                         on_select=_on_cell_click, selection_mode="points", config=charts.CONFIG)
     with table:
         st.subheader("Per class")
-        st.dataframe(
-            evaluation.per_class(CLASS_NAMES), hide_index=True, key="per_class",
-            column_config={
-                "class": st.column_config.TextColumn("Class"),
-                **{name: st.column_config.NumberColumn(name.capitalize() if name != "f1" else "F1", format="%.3f")
-                   for name in ("precision", "recall", "f1")},
-                "support": st.column_config.NumberColumn("Images"),
-            },
-        )
+        st.table([{"Class": row["class"], "Precision": f"{row['precision']:.3f}", "Recall": f"{row['recall']:.3f}",
+                   "F1": f"{row['f1']:.3f}", "Images": f"{row['support']:,}"}
+                  for row in evaluation.per_class(CLASS_NAMES)], hide_index=True)
 
     st.subheader("Mistakes, most confident first")
     options = [ALL, *CLASS_NAMES]

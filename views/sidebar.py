@@ -12,7 +12,7 @@ from views import deploy_panel, state
 def _label(saved: SavedModel) -> str:
     accuracy = saved.test_accuracy
     shipped = " (shipped)" if saved.is_default else ""
-    return f"{saved.name}{shipped} · {accuracy:.1%}" if accuracy is not None else f"{saved.name}{shipped}"
+    return f"{saved.name}{shipped} · {accuracy:.2%}" if accuracy is not None else f"{saved.name}{shipped}"
 
 
 def _created(saved: SavedModel) -> str:

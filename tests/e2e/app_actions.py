@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 HEADINGS = {"": "Train a CNN", "evaluate": "Evaluate", "classify": "Classify", "runs": "Saved runs",
-            "dataset": "Dataset explorer"}
+            "dataset": "Dataset explorer", "sweep": "Sweep hyperparameters"}
 PAGE_SECONDS = 90  # a first visit may wait for TensorFlow, the model and its test-set evaluation on a busy CPU
 RUN_SECONDS = 240  # a tiny run, its test-set evaluation and its save, on a CPU shared with other work
 
