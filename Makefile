@@ -10,7 +10,7 @@ ADDRESS ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q
 
-.PHONY: run test lint bench data browser setup setup-dev clean lock
+.PHONY: run test test-fast lint bench data browser setup setup-dev clean lock
 
 # The exact versions the suite passed with (requirements*.lock), resolved from the ranges in requirements*.txt.
 $(VENV)/.runtime: requirements.lock
@@ -44,6 +44,10 @@ lint: $(VENV)/.dev
 
 test: setup-dev lint
 	$(PY) -m pytest
+
+# The quick loop while working: no browser tests and none of the slow ones (markers in pyproject.toml).
+test-fast: setup-dev
+	$(PY) -m pytest -m "not browser and not slow"
 
 bench: setup-dev
 	$(PY) -m bench

@@ -1,8 +1,10 @@
-"""What the AppTest modules share: the app's path, pointing the app at a model store, opening a page."""
+"""What the AppTest modules share: the app's path, a model store for the app (empty or with a copy of the shipped
+model), opening a page, the training job slot and reading elements' text."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 import fmnist_core.store
 
 APP = "../streamlit_app.py"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+SCRIPT_TIMEOUT = 120  # seconds for one run of a page's script on a busy machine (Grad-CAM pages take the longest)
 
 
 @contextmanager
@@ -28,15 +32,32 @@ def serving_models_from(root: Path) -> Iterator[Path]:
     st.cache_resource.clear()
 
 
-def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
-    """The app run once (with `query` as the link's parameters), then switched to `page`; no exception."""
-    at = AppTest.from_file(APP, default_timeout=60)
+def with_shipped_model(root: Path) -> Path:
+    """`root` as a model store holding a copy of the shipped model as 'default' (tests may add, break or delete
+    models there; the repository's models/ is never written)."""
+    shutil.copytree(SHIPPED_MODEL_DIR, root / "default")
+    return root
+
+
+def open_page(page: str | None = None, query: dict | None = None, model: str | None = None) -> AppTest:
+    """The app run once (with `query` as the link's parameters), `model` chosen in the sidebar, then switched to
+    `page`; no exception."""
+    at = AppTest.from_file(APP, default_timeout=SCRIPT_TIMEOUT)
     at.query_params.update(query or {})
     at.run()
+    if model:
+        at.sidebar.selectbox(key="active_model").set_value(model).run()
     if page:
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def training_manager():
+    """The app's one training job slot (views.state.training_manager), shared by every session."""
+    from views import state
+
+    return state.training_manager()
 
 
 def texts(elements) -> str:

@@ -1,13 +1,22 @@
 """Shared fixtures: the real dataset (read once), the shipped model (loaded once) and quiet TensorFlow logs."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
 from fmnist_core.data import load_fashion_mnist  # noqa: E402
+
+if TYPE_CHECKING:  # TensorFlow is imported by the fixture, when a test first needs the model
+    import keras
+
+    from fmnist_core.inference import Classifier
+    from fmnist_core.store import SavedModel
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -17,11 +26,21 @@ def dataset():
     return load_fashion_mnist()
 
 
+class ShippedModel(NamedTuple):
+    """The shipped default model as the app's store gives it. Shared by the whole session, so read-only: a test
+    that would change the model (train it, set weights) loads its own copy instead."""
+
+    saved: SavedModel  # its card, hyperparameters and folder
+    model: keras.Model  # loaded from models/default/model.keras
+    classifier: Classifier  # of `model`
+
+
 @pytest.fixture(scope="session")
-def shipped_model():
-    """The shipped default model's SavedModel (card) and a Classifier of it."""
+def shipped_model() -> ShippedModel:
+    """The shipped default model, loaded once for the whole session (loading it takes seconds)."""
     from fmnist_core.inference import Classifier
     from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
     store = ModelStore(REPO_MODELS)
-    return store.get(DEFAULT_MODEL), Classifier(store.load_model(DEFAULT_MODEL))
+    model = store.load_model(DEFAULT_MODEL)
+    return ShippedModel(store.get(DEFAULT_MODEL), model, Classifier(model))

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 
 import numpy as np
 import pytest
-from apptest_support import open_page, serving_models_from, texts
-from PIL import Image
+from apptest_support import open_page, serving_models_from, texts, training_manager
+from images import encode
 from streamlit.testing.v1 import AppTest
 
 import fmnist_core.store
-from fmnist_core.data import CLASS_NAMES, load_fashion_mnist
+from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import JobState
 from fmnist_core.store import ModelStore
@@ -23,26 +22,20 @@ TRAINING_TIMEOUT = 120
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory):
+def models_dir(tmp_path_factory, dataset):
     """A model store holding a quickly trained 'default' model; the app's ModelStore() points at it."""
     from fmnist_core.train_and_save import train_evaluate_save
 
     root = tmp_path_factory.mktemp("models")
-    saved, _ = train_evaluate_save(preset("seed-004", train_subset_size=3000, epochs=1), load_fashion_mnist(),
+    saved, _ = train_evaluate_save(preset("seed-004", train_subset_size=3000, epochs=1), dataset,
                                    ModelStore(root), "default", preset="seed-004")
     saved.path.rename(root / "default")  # the store never names a run "default"; the shipped model is put there
     with serving_models_from(root):
         yield root
 
 
-def manager():
-    from views import state
-
-    return state.training_manager()
-
-
 def wait_for_job(at: AppTest):
-    job = manager().current()
+    job = training_manager().current()
     assert job is not None and job.wait(TRAINING_TIMEOUT), "the training run did not finish in time"
     at.run()  # the page now draws the finished run
     assert not at.exception, [e.value for e in at.exception]
@@ -103,16 +96,17 @@ def test_the_form_survives_a_visit_to_another_page(models_dir):
 
 def test_impossible_settings_show_an_error_and_start_nothing(models_dir):
     at = open_page()
-    before = manager().current()
+    before = training_manager().current()
     at.slider(key="hp_num_conv_blocks").set_value(4)
     at.select_slider(key="hp_kernel_size").set_value(7)
     at.selectbox(key="hp_padding").set_value("valid")
     at.button(key="start_training").click().run()
     assert not at.exception
     assert "cannot be trained" in texts(at.error) and "below 1x1" in texts(at.error)
-    assert manager().current() is before
+    assert training_manager().current() is before
 
 
+@pytest.mark.slow
 def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(models_dir):
     at = open_page()
     at.selectbox(key="preset").set_value("seed-004").run()
@@ -120,7 +114,7 @@ def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(
     at.slider(key="hp_epochs").set_value(1)
     at.text_input(key="run_name").set_value("app test run")
     at.button(key="start_training").click().run()
-    assert not at.exception and manager().current().run_name == "app test run"
+    assert not at.exception and training_manager().current().run_name == "app test run"
     snapshot = wait_for_job(at)
     assert snapshot.saved_name == "app-test-run" and (models_dir / "app-test-run" / "model.keras").is_file()
     card = json.loads((models_dir / "app-test-run" / "card.json").read_text())
@@ -133,20 +127,21 @@ def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(
     assert "app-test-run" in texts(at.caption)  # Evaluate now uses it
 
 
+@pytest.mark.slow
 def test_a_second_session_sees_the_running_job_cannot_start_another_and_can_stop_it(models_dir):
     first = open_page()
     first.selectbox(key="preset").set_value("seed-004").run()
     first.slider(key="hp_train_subset_size").set_value(20000)  # long enough to still be running below
     first.text_input(key="run_name").set_value("long run")
     first.button(key="start_training").click().run()
-    job = manager().current()
+    job = training_manager().current()
     assert job.snapshot().is_running
 
     second = open_page()  # another browser session: the run shows there too
     assert second.subheader[0].value == "Run “long run”" and "another session" in texts(second.caption)
     second.button(key="start_training").click().run()
     assert "A training run is in progress" in texts(second.warning)
-    assert manager().current() is job
+    assert training_manager().current() is job
 
     second.button(key="stop_training").click().run()
     snapshot = wait_for_job(second)
@@ -181,42 +176,20 @@ def test_evaluate_shows_the_metrics_the_confusion_matrix_and_filters_the_mistake
     assert f"Test image **#{details[1].key.removeprefix('inspect_')}**" in texts(at.markdown)
 
 
-def test_a_click_on_a_confusion_cell_selects_that_pair():
-    from views import charts
-
-    figure = charts.confusion_figure(np.arange(100).reshape(10, 10), CLASS_NAMES)
-    markers = figure.data[1]
-    point = 3 * 10 + 6  # true class 3, predicted class 6
-    event = {"selection": {"points": [{"x": markers.x[point], "y": markers.y[point],
-                                       "customdata": list(markers.customdata[point])}]}}
-    assert (markers.y[point], markers.x[point]) == (CLASS_NAMES[3], CLASS_NAMES[6])
-    assert charts.selected_cell(event) == (3, 6)
-    assert charts.selected_cell({"selection": {"points": []}}) is None
-    # what the browser gets: plain lists (a numpy array would travel as a typed array and come back as a dict)
-    assert json.loads(figure.to_json())["data"][1]["customdata"][point] == [3, 6]
-
-
 # ---- Classify -----------------------------------------------------------------------------------------
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir):
+def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir, dataset):
     from views import state
 
-    data = load_fashion_mnist()
     trouser = CLASS_NAMES.index("Trouser")
-    candidates = np.flatnonzero(data.test_labels == trouser)[:50]
-    probabilities = state.classifier(ModelStore().get("default")).probabilities(data.test_images[candidates])
+    candidates = np.flatnonzero(dataset.test_labels == trouser)[:50]
+    probabilities = state.classifier(ModelStore().get("default")).probabilities(dataset.test_images[candidates])
     index = candidates[probabilities[:, trouser].argmax()]
 
     at = open_page(PAGES[2])
     assert "Draw one item" in texts(at.info)  # the empty canvas
     at.file_uploader(key="uploads").set_value([
         ("broken.png", b"this is not a picture", "image/png"),
-        ("trouser.png", _png(data.test_images[index]), "image/png"),
+        ("trouser.png", encode(dataset.test_images[index]), "image/png"),
     ]).run()
     assert not at.exception
     assert len(at.error) == 1 and "broken.png" in texts(at.error)
@@ -250,6 +223,7 @@ def test_deleting_a_model_that_vanished_meanwhile_shows_an_error(models_dir):
     assert not at.exception and "Could not delete 'short-lived'" in texts(at.error)
 
 
+@pytest.mark.slow
 def test_coming_back_to_evaluate_reuses_the_cached_evaluation(models_dir, monkeypatch):
     import fmnist_core.evaluation
 
@@ -261,18 +235,3 @@ def test_coming_back_to_evaluate_reuses_the_cached_evaluation(models_dir, monkey
     monkeypatch.setattr(fmnist_core.evaluation, "evaluate", no_second_evaluation)
     at = open_page(PAGES[1])  # another session, same model version: served from the cache
     assert [metric.label for metric in at.metric][:2] == ["Test accuracy", "Test loss"]
-
-
-def test_the_live_batch_chart_draws_at_most_300_points_per_curve_and_always_the_latest():
-    from views import charts
-
-    batches_per_epoch = 100
-    points = [(epoch + batch / batches_per_epoch, 2.0 - 0.001 * (epoch * 100 + batch), 0.5)
-              for epoch in range(10) for batch in range(1, batches_per_epoch + 1)]
-    figure = charts.batch_curves(points, batches_per_epoch)
-    for trace in figure.data:
-        assert 250 <= len(trace.x) <= charts.MAX_DRAWN_POINTS + 1 and trace.x[-1] == 10.0
-    from fmnist_core.reporting import batch_values
-
-    latest_loss = batch_values(points, batches_per_epoch)[-1, 1]
-    assert figure.data[0].y[-1] == pytest.approx(latest_loss)  # the latest batch, not a thinned-out neighbour

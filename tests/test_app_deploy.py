@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
-from apptest_support import open_page, serving_models_from
+from apptest_support import open_page, serving_models_from, with_shipped_model
 
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+pytestmark = pytest.mark.slow  # the pages export the model and check the export
+
 RUNS_PAGE = "views/runs.py"
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    shutil.copytree(REPO_MODELS / "default", root / "default")
-    with serving_models_from(root):
+    with serving_models_from(with_shipped_model(tmp_path_factory.mktemp("models"))) as root:
         yield root
 
 

@@ -6,38 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-import streamlit as st
+from apptest_support import open_page, serving_models_from, texts, training_manager
 from streamlit.testing.v1 import AppTest
 
-import fmnist_core.store
 from fmnist_core.jobs import RUN, SWEEP, JobState
 
-APP = "../streamlit_app.py"
 PAGE = "views/sweep.py"
 TIMEOUT = 120
 
 
 @pytest.fixture
-def empty_store(tmp_path, monkeypatch):
+def empty_store(tmp_path):
     """An empty model store the app's ModelStore() points at, with a fresh job slot."""
-    monkeypatch.setattr(fmnist_core.store, "MODELS_DIR", tmp_path)
-    st.cache_resource.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-
-
-def open_sweep_page(page: str = PAGE) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def manager():
-    from views import state
-
-    return state.training_manager()
+    with serving_models_from(tmp_path) as root:
+        yield root
 
 
 def tiny(at: AppTest, values: str, base: str = "softmax-regression") -> AppTest:
@@ -50,20 +32,21 @@ def tiny(at: AppTest, values: str, base: str = "softmax-regression") -> AppTest:
 
 
 def test_the_page_starts_from_the_classic_grid_and_names_a_bad_value(empty_store):
-    at = open_sweep_page()
+    at = open_page(PAGE)
     assert at.title[0].value == "Sweep hyperparameters"
     assert at.multiselect(key="sweep_fields").value == ["learning_rate", "batch_size", "dropout_rate"]
     assert at.text_input(key="sweep_values_batch_size").value == "32,64,128"
-    assert "6 trials of 27 combinations" in "\n".join(c.value for c in at.caption)
+    assert "6 trials of 27 combinations" in texts(at.caption)
     at.text_input(key="sweep_values_dropout_rate").set_value("0.1,0.9").run()
     assert "dropout_rate=0.9 is outside 0.0-0.8" in at.error[0].value
-    assert at.button(key="sweep_start").disabled and manager().current() is None
+    assert at.button(key="sweep_start").disabled and training_manager().current() is None
 
 
+@pytest.mark.slow
 def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_images(empty_store):
-    at = tiny(open_sweep_page(), "1e-3,3e-3")
+    at = tiny(open_page(PAGE), "1e-3,3e-3")
     at.button(key="sweep_start").click().run()
-    job = manager().current()
+    job = training_manager().current()
     assert job.kind == SWEEP and job.wait(TIMEOUT)
     at.run()
     assert not at.exception and job.snapshot().state == JobState.FINISHED
@@ -75,12 +58,12 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
         "Learning rate", "Validation accuracy (%)"]
     assert 10 < min(chart["dimensions"][1]["values"]) <= 100  # in %, as in the table
     best = job.snapshot().best
-    markdown = "\n".join(m.value for m in at.markdown)
+    markdown = texts(at.markdown)
     assert f"trial **{int(best.trial_id) + 1}**" in markdown
     assert f"with Learning rate {best.values['learning_rate']:g}." in markdown  # words, not a Python dict
 
     at.button(key="retrain_best").click().run()
-    retrain = manager().current()
+    retrain = training_manager().current()
     assert retrain.kind == RUN and retrain.from_sweep == (job.job_id, best.trial_id)
     hp = retrain.hyperparameters
     assert (hp.learning_rate, hp.train_subset_size, hp.epochs) == (best.values["learning_rate"], 0, 10)
@@ -96,27 +79,27 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
 
 
 def test_a_second_session_sees_the_sweep_and_stops_it(empty_store):
-    first = tiny(open_sweep_page(), "1e-3,2e-3,3e-3", base="seed-004")  # a CNN: still running when stopped
+    first = tiny(open_page(PAGE), "1e-3,2e-3,3e-3", base="seed-004")  # a CNN: still running when stopped
     first.number_input(key="sweep_subset").set_value(5000).run()
     first.button(key="sweep_start").click().run()
-    second = open_sweep_page()
-    assert "another session" in "\n".join(c.value for c in second.caption)
+    second = open_page(PAGE)
+    assert "another session" in texts(second.caption)
     second.button(key="stop_sweep").click().run()
-    job = manager().current()
+    job = training_manager().current()
     assert job.wait(TIMEOUT) and job.snapshot().state == JobState.STOPPED and len(job.snapshot().trials) <= 1
 
 
 # ---- model families ---------------------------------------------------------------------------------
 def test_the_mlp_preset_fills_the_train_form_with_no_conv_blocks(empty_store):
-    at = open_sweep_page("views/train.py")
+    at = open_page("views/train.py")
     at.selectbox(key="preset").set_value("mlp").run()
     assert at.slider(key="hp_num_conv_blocks").value == 0
     assert at.text_input(key="hp_extra_dense_units").value == "128,100"
-    assert not at.error and "no convolutions: MLP on the 784 pixels" in "\n".join(c.value for c in at.caption)
+    assert not at.error and "no convolutions: MLP on the 784 pixels" in texts(at.caption)
     at.text_input(key="hp_extra_dense_units").set_value("128,1x")
     at.button(key="start_training").click().run()
     assert "extra dense layers '128,1x': expected whole numbers" in at.error[0].value
-    assert manager().current() is None
+    assert training_manager().current() is None
 
 
 def test_the_runs_page_shows_each_runs_model_family(empty_store, dataset):
@@ -126,6 +109,6 @@ def test_the_runs_page_shows_each_runs_model_family(empty_store, dataset):
 
     train_evaluate_save(preset("softmax-regression", train_subset_size=1000, epochs=1), dataset,
                         ModelStore(empty_store), "softmax", preset="softmax-regression")
-    at = open_sweep_page("views/runs.py")
+    at = open_page("views/runs.py")
     table = at.dataframe[0].value
     assert list(table["family"]) == ["softmax regression"] and list(table["name"]) == ["softmax"]

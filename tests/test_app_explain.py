@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
-from apptest_support import serving_models_from
+from apptest_support import open_page, serving_models_from, texts, with_shipped_model
+from images import encode
 from keras import layers
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from fmnist_core.data import CLASS_NAMES
 
-APP = "../streamlit_app.py"
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 TROUSER_TEST_IMAGE = 2  # test image #2 is a trouser the shipped model names with near certainty
 CAM_NAMES = ("HiResCAM", "Grad-CAM")  # how the heatmap captions start
 
@@ -26,8 +20,7 @@ CAM_NAMES = ("HiResCAM", "Grad-CAM")  # how the heatmap captions start
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     """A store with a copy of the shipped model and 'no-conv', a softmax regression with no convolutions."""
-    root = tmp_path_factory.mktemp("models")
-    shutil.copytree(REPO_MODELS / "default", root / "default")
+    root = with_shipped_model(tmp_path_factory.mktemp("models"))
     inputs = keras.Input((28, 28), dtype="uint8", name="image")
     x = layers.Flatten()(layers.Rescaling(1 / 255)(inputs))
     model = keras.Model(inputs, layers.Softmax(name="probabilities")(layers.Dense(10, name="logits")(x)))
@@ -39,32 +32,14 @@ def models_dir(tmp_path_factory):
         yield root
 
 
-def open_page(page: str, model: str = "default") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.sidebar.selectbox(key="active_model").set_value(model).run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def image_captions(at: AppTest) -> list[str]:
+    """The captions of every image on the page, in order."""
     return [image.caption for element in at.image for image in element.proto.imgs]
-
-
-def texts(elements) -> str:
-    return "\n".join(str(element.value) for element in elements)
-
-
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def upload_trouser(at: AppTest, dataset) -> None:
     at.file_uploader(key="uploads").set_value([
-        ("trouser.png", _png(dataset.test_images[TROUSER_TEST_IMAGE]), "image/png")]).run()
+        ("trouser.png", encode(dataset.test_images[TROUSER_TEST_IMAGE]), "image/png")]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [metric.value for metric in at.metric if metric.label == "Prediction"] == ["Trouser"]
 
@@ -106,13 +81,14 @@ def test_classify_switches_to_classic_grad_cam(models_dir, dataset):
 def test_classify_says_what_a_model_without_convolutions_cannot_show(models_dir, dataset):
     at = open_page("views/classify.py", model="no-conv")
     at.file_uploader(key="uploads").set_value([
-        ("trouser.png", _png(dataset.test_images[TROUSER_TEST_IMAGE]), "image/png")]).run()
+        ("trouser.png", encode(dataset.test_images[TROUSER_TEST_IMAGE]), "image/png")]).run()
     next(toggle for toggle in at.toggle if toggle.key.startswith("why_upload_")).set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "This model has no convolution layers" in texts(at.info)
     assert not any(caption.startswith(CAM_NAMES) for caption in image_captions(at))
 
 
+@pytest.mark.slow
 # ---- Evaluate -----------------------------------------------------------------------------------------
 def test_evaluate_shows_grad_cam_of_the_predicted_and_the_true_class_of_a_mistake(models_dir):
     at = open_page("views/evaluate.py")

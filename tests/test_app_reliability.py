@@ -3,13 +3,12 @@ model folders, and a run that reaches the server's time limit. The store holds a
 
 from __future__ import annotations
 
-import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_support import open_page, serving_models_from, texts
+from apptest_support import open_page, serving_models_from, texts, training_manager, with_shipped_model
+from images import encode
 from PIL import Image
 
 from fmnist_core import jobs
@@ -17,23 +16,14 @@ from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
 from fmnist_core.preprocessing import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES
 
-SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 # Test images the shipped model names correctly with about 96 %: an ankle boot, a sneaker, a bag, a dress.
 ANKLE_BOOT, SNEAKER, BAG, DRESS = 4390, 5580, 5660, 1591
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    shutil.copytree(SHIPPED, root / "default")
-    with serving_models_from(root):
+    with serving_models_from(with_shipped_model(tmp_path_factory.mktemp("models"))) as root:
         yield root
-
-
-def encode(image: Image.Image, image_format: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format, **options)
-    return buffer.getvalue()
 
 
 # ---- uploads ------------------------------------------------------------------------------------------
@@ -144,6 +134,7 @@ def test_broken_model_folders_are_named_in_warnings_and_the_good_model_still_cla
             shutil.rmtree(models_dir / name)
 
 
+@pytest.mark.slow
 def test_a_model_whose_weights_are_damaged_gives_an_error_naming_it_and_the_app_goes_on(models_dir):
     import zipfile
 
@@ -183,10 +174,9 @@ def test_a_session_whose_active_model_is_deleted_by_another_is_told_and_uses_the
     assert "was deleted" not in texts(at.warning)  # said once
 
 
+@pytest.mark.slow
 # ---- the server's time limit --------------------------------------------------------------------------
 def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(models_dir, monkeypatch):
-    from views import state
-
     monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s instead of 30 min; the run would take minutes
     at = open_page()
     assert "stop after 0.05 minutes of training at most" in texts(at.caption)
@@ -194,7 +184,7 @@ def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(mode
     at.slider(key="hp_train_subset_size").set_value(20000)
     at.text_input(key="run_name").set_value("capped run")
     at.button(key="start_training").click().run()
-    job = state.training_manager().current()
+    job = training_manager().current()
     assert job.run_name == "capped run" and job.wait(120)
     at.run()
 

@@ -10,15 +10,14 @@ from fmnist_core.batching import Batcher, BatcherClosedError
 
 @pytest.fixture
 def batcher(shipped_model):
-    _, classifier = shipped_model
-    running = Batcher(classifier.probabilities, max_batch_images=256, name="test")
+    running = Batcher(shipped_model.classifier.probabilities, max_batch_images=256, name="test")
     yield running
     running.close()
 
 
 def test_requests_queued_while_the_model_is_busy_run_as_one_batch_with_their_own_answers(shipped_model, dataset,
                                                                                           batcher):
-    _, classifier = shipped_model
+    classifier = shipped_model.classifier
     requests = [dataset.test_images[i : i + 1 + i % 3] for i in range(0, 64, 4)]  # 1 to 3 images each
     futures = [batcher.submit(images) for images in requests]
     answers = [future.result(timeout=60) for future in futures]
@@ -28,10 +27,12 @@ def test_requests_queued_while_the_model_is_busy_run_as_one_batch_with_their_own
     assert len(batcher.batch_sizes) < len(requests) and max(batcher.batch_sizes) > 3  # merged, not one by one
 
 
+@pytest.mark.slow
 def test_a_batch_holds_at_most_max_batch_images_unless_one_request_is_larger(dataset, batcher):
     futures = [batcher.submit(dataset.test_images[:100]) for _ in range(6)] + [batcher.submit(dataset.test_images)]
     for future in futures:
         future.result(timeout=120)
+    assert sum(batcher.batch_sizes) == 6 * 100 + len(dataset.test_images)  # every image, in recorded batches
     assert all(size <= 256 or size == len(dataset.test_images) for size in batcher.batch_sizes)
 
 

@@ -1,9 +1,8 @@
-"""Grad-CAM, feature maps and first-layer filters (fmnist_core.explain), and the dataset statistics."""
+"""Grad-CAM, feature maps and first-layer filters (fmnist_core.explain)."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -11,25 +10,19 @@ import pytest
 from keras import layers
 
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.dataset_stats import class_counts, class_mean_images, random_examples
 from fmnist_core.explain import METHODS, Explainer, ExplainUnavailable
 from fmnist_core.hyperparameters import HyperParameters
-from fmnist_core.inference import Classifier
 from fmnist_core.model import build_model
-from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 ITEM_THRESHOLD = 30  # "item pixels": brighter than this (the background of Fashion-MNIST is 0)
 IMAGES_PER_CLASS = 10
 HEAT_IMAGES = 200  # the first 200 test images, 16-27 of each class: a fixed set, not chosen by how they look
 
 
 @pytest.fixture(scope="module")
-def shipped():
+def shipped(shipped_model):
     """The shipped model, its hyperparameters and its Explainer."""
-    store = ModelStore(REPO_MODELS)
-    model = store.load_model(DEFAULT_MODEL)
-    return model, store.get(DEFAULT_MODEL).hyperparameters, Explainer(model)
+    return shipped_model.model, shipped_model.saved.hyperparameters, Explainer(shipped_model.model)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +53,16 @@ def share_with_heat_on_the_item(explainer: Explainer, images: np.ndarray, labels
 
 
 # ---- Grad-CAM on the shipped model ------------------------------------------------------------------
-def test_grad_cam_shapes_ranges_and_probabilities(shipped, first_of_each_class):
-    model, _, explainer = shipped
+def test_grad_cam_shapes_ranges_and_probabilities(shipped, shipped_model, first_of_each_class):
+    _, _, explainer = shipped
     images, labels = first_of_each_class
     result = explainer.cam(images, labels)
     assert result.heatmaps.shape == (len(images), 28, 28) and result.heatmaps.dtype == np.float32
     assert np.isfinite(result.heatmaps).all() and result.heatmaps.min() >= 0
     np.testing.assert_allclose(result.heatmaps.max(axis=(1, 2)), 1.0, rtol=1e-6)  # each map normalised to its peak
     np.testing.assert_array_equal(result.class_indices, labels)
-    np.testing.assert_allclose(result.probabilities, Classifier(model).probabilities(images), atol=1e-5)
+    np.testing.assert_allclose(result.probabilities, shipped_model.classifier.probabilities(images),
+                               atol=1e-5)
     assert result.method == "hirescam"
     assert explainer.target_layer_name == "block2_conv2"  # the deepest 14x14 map (no batch norm in 'default')
 
@@ -244,27 +238,3 @@ def test_a_model_without_convolutions_says_what_it_cannot_show():
                     explainer.first_layer_filters):
         with pytest.raises(ExplainUnavailable, match="no spatial map"):
             explain()
-
-
-# ---- dataset statistics ------------------------------------------------------------------------------
-def test_class_counts_and_mean_images(dataset):
-    assert class_counts(dataset.train_labels).tolist() == [6000] * 10
-    assert class_counts(dataset.test_labels).tolist() == [1000] * 10
-    assert class_counts(np.array([2, 2, 9])).tolist() == [0, 0, 2, 0, 0, 0, 0, 0, 0, 1]
-    means = class_mean_images(dataset.train_images, dataset.train_labels)
-    assert means.shape == (10, 28, 28) and means.dtype == np.float32
-    bags = dataset.train_images[dataset.train_labels == CLASS_NAMES.index("Bag")]
-    np.testing.assert_allclose(means[8], bags.astype(np.float64).mean(axis=0), rtol=1e-6)
-    trousers = means[CLASS_NAMES.index("Trouser")]
-    assert trousers[14:, 13:15].mean() < trousers[14:, 9:11].mean()  # the gap between the legs is dark
-
-
-def test_random_examples_are_of_their_class_and_fixed_by_the_seed(dataset):
-    chosen = random_examples(dataset.train_labels, 12, seed=3)
-    assert [len(indices) for indices in chosen] == [12] * 10
-    assert all((dataset.train_labels[indices] == label).all() for label, indices in enumerate(chosen))
-    assert all(len(set(indices)) == 12 for indices in chosen)
-    again = random_examples(dataset.train_labels, 12, seed=3)
-    assert all((a == b).all() for a, b in zip(chosen, again, strict=True))
-    other = random_examples(dataset.train_labels, 12, seed=4)
-    assert any((a != b).any() for a, b in zip(chosen, other, strict=True))

@@ -13,26 +13,18 @@ import pytest
 import fmnist_core.export
 from fmnist_core.export import ExportError, export_model, export_zip, saved_model_zip
 from fmnist_core.runtimes import load_runtime
-from fmnist_core.store import DEFAULT_MODEL, ModelStore
+
+pytestmark = pytest.mark.slow  # each test converts the model and loads the export back
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 COMPARED_IMAGES = 300
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    """The shipped model as the store gives it: (SavedModel card, Keras model, Classifier)."""
-    from fmnist_core.inference import Classifier
-
-    store = ModelStore(REPO_MODELS)
-    model = store.load_model(DEFAULT_MODEL)
-    return store.get(DEFAULT_MODEL), model, Classifier(model)
-
-
 @pytest.mark.parametrize(("format", "file"), [("savedmodel", "1"), ("litert", "model.tflite"), ("onnx", "model.onnx"),
                                               ("keras", "model.keras")])
-def test_a_float_export_gives_the_classifiers_answers_in_its_own_runtime(shipped, dataset, tmp_path, format, file):
-    saved, model, classifier = shipped
+def test_a_float_export_gives_the_classifiers_answers_in_its_own_runtime(shipped_model, dataset, tmp_path, format,
+                                                                          file):
+    saved, model, classifier = shipped_model
     result = export_model(model, saved, format, tmp_path, dataset)
     assert result.path == tmp_path / "default" / file and result.path.exists()
     assert json.loads((tmp_path / "default" / "card.json").read_text()) == saved.card
@@ -48,8 +40,8 @@ def test_a_float_export_gives_the_classifiers_answers_in_its_own_runtime(shipped
     assert not list((tmp_path / "default").glob(".tmp-*")), "no temporary file is left behind"
 
 
-def test_int8_litert_is_four_times_smaller_and_loses_at_most_half_a_point(shipped, dataset, tmp_path):
-    saved, model, _ = shipped
+def test_int8_litert_is_four_times_smaller_and_loses_at_most_half_a_point(shipped_model, dataset, tmp_path):
+    saved, model, _ = shipped_model
     result = export_model(model, saved, "litert", tmp_path, dataset, int8=True)
     assert result.path.name == "model-int8.tflite"
     assert result.size_bytes < 0.3 * fmnist_core.export.folder_size(REPO_MODELS / "default" / "model.keras")
@@ -57,8 +49,8 @@ def test_int8_litert_is_four_times_smaller_and_loses_at_most_half_a_point(shippe
     assert result.check.top_class_agreement >= 0.98
 
 
-def test_a_failed_check_deletes_the_export_and_says_why(shipped, dataset, tmp_path, monkeypatch):
-    saved, model, _ = shipped
+def test_a_failed_check_deletes_the_export_and_says_why(shipped_model, dataset, tmp_path, monkeypatch):
+    saved, model, _ = shipped_model
     earlier = export_model(model, saved, "keras", tmp_path, dataset).path
     monkeypatch.setattr(fmnist_core.export, "MIN_TOP_CLASS_AGREEMENT", 1.01)  # no export can pass this check
     with pytest.raises(ExportError, match=r"failed its check and was deleted: it gave the Keras model's top class"):
@@ -67,8 +59,8 @@ def test_a_failed_check_deletes_the_export_and_says_why(shipped, dataset, tmp_pa
     assert earlier.exists()
 
 
-def test_savedmodel_versions_are_numbered_and_never_overwritten(shipped, dataset, tmp_path):
-    saved, model, _ = shipped
+def test_savedmodel_versions_are_numbered_and_never_overwritten(shipped_model, dataset, tmp_path):
+    saved, model, _ = shipped_model
     first = export_model(model, saved, "savedmodel", tmp_path, dataset, check_images=50)
     second = export_model(model, saved, "savedmodel", tmp_path, dataset, check_images=50)
     assert (first.path.name, second.path.name) == ("1", "2")
@@ -78,8 +70,8 @@ def test_savedmodel_versions_are_numbered_and_never_overwritten(shipped, dataset
         export_model(model, saved, "onnx", tmp_path, dataset, int8=True)
 
 
-def test_downloads_hold_the_stored_files_and_an_export_with_its_card(shipped, dataset):
-    saved, model, _ = shipped
+def test_downloads_hold_the_stored_files_and_an_export_with_its_card(shipped_model, dataset):
+    saved, model, _ = shipped_model
     with zipfile.ZipFile(io.BytesIO(saved_model_zip(saved))) as archive:
         assert sorted(archive.namelist()) == ["default/card.json", "default/model.keras"]
         assert archive.read("default/model.keras") == (saved.path / "model.keras").read_bytes()

@@ -1,6 +1,8 @@
-"""Hyperparameter validation (each rule fails with its message), JSON round trip and presets."""
+"""Hyperparameter validation (each rule fails with its message), JSON round trip, old cards, presets and families."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,8 @@ from fmnist_core.hyperparameters import (
     filters_for_blocks,
     preset,
 )
+
+SHIPPED_CARD = Path(__file__).resolve().parent.parent / "models" / "default" / "card.json"
 
 
 @pytest.mark.parametrize(
@@ -100,7 +104,9 @@ def test_presets_are_the_documented_architectures():
 
 
 def test_every_field_has_help_and_limits_for_the_ui():
-    for name, spec in field_specs().items():
+    specs = field_specs()
+    assert set(specs) == {field.name for field in dataclasses.fields(HyperParameters)}  # none left out
+    for name, spec in specs.items():
         assert spec["help"], name
         assert "min" in spec or "choices" in spec or spec["type"] == "bool", name
 
@@ -124,3 +130,24 @@ def test_adding_conv_blocks_gives_the_same_filters_on_the_train_page_in_a_link_t
     assert trial_hyperparameters(spec, {"num_conv_blocks": 4}).filters == expected
     assert PRESETS["seed-000"].with_changes(num_conv_blocks=4).filters == expected
     assert PRESETS["mlp"].with_changes(num_conv_blocks=2).filters == (32, 64)  # from no conv block: 32 first
+
+
+def test_an_old_model_card_with_one_dense_layer_still_loads():
+    card = json.loads(SHIPPED_CARD.read_text())
+    old = {name: value for name, value in card["hyperparameters"].items()
+           if name not in ("extra_dense_units", "precision")}  # as written before those fields existed
+    hp = HyperParameters.from_dict(old)
+    assert hp.extra_dense_units == () and hp.dense_layer_units() == (card["hyperparameters"]["dense_units"],)
+    assert hp.family == "CNN"
+
+
+def test_the_model_families_have_the_layers_their_names_promise():
+    from fmnist_core.model import build_model
+
+    softmax, mlp = preset("softmax-regression"), preset("mlp")
+    assert (softmax.family, mlp.family) == ("softmax regression", "MLP")
+    assert softmax.parameter_count() == 28 * 28 * 10 + 10
+    dense = [layer.units for layer in build_model(mlp).layers if layer.__class__.__name__ == "Dense"]
+    assert dense == [256, 128, 100, 10]
+    assert preset("quick").with_changes(num_conv_blocks=0).filters == ()
+    assert mlp.with_changes(num_conv_blocks=2).filters == (32, 64)

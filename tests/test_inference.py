@@ -1,23 +1,21 @@
-"""The shared Classifier under concurrent use: ten threads at once get what one thread alone gets."""
+"""The Classifier on the shipped model: ten threads at once get what one thread alone gets, bad inputs are refused,
+and an Answer is confident only from its threshold on."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fmnist_core.inference import Classifier
-from fmnist_core.store import DEFAULT_MODEL, ModelStore
+from fmnist_core.inference import UNSURE_BELOW, Answer, Classifier
 
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 THREADS = 10
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier(ModelStore(REPO_MODELS).load_model(DEFAULT_MODEL))
+def classifier(shipped_model) -> Classifier:
+    return shipped_model.classifier
 
 
 def test_ten_threads_classifying_at_once_match_the_single_threaded_answers(classifier, dataset):
@@ -54,3 +52,11 @@ def test_a_classifier_refuses_images_of_the_wrong_shape_or_type(classifier):
         classifier.probabilities(np.zeros((28, 28, 3), np.uint8))
     with pytest.raises(ValueError, match=r"dtype float64"):
         classifier.probabilities(np.zeros((28, 28)))
+
+
+def test_an_answer_is_confident_only_at_or_above_the_threshold():
+    probabilities = np.full(10, 0.05, np.float32)
+    probabilities[4] = 0.55
+    assert Answer(probabilities, 4, 0.5).confident
+    assert not Answer(probabilities, 4, 0.6).confident
+    assert UNSURE_BELOW == 0.5

@@ -11,6 +11,7 @@ from fmnist_core.reporting import progress_text
 from fmnist_core.store import ModelStore
 
 TINY = preset("seed-004", train_subset_size=1000, epochs=1)
+pytestmark = pytest.mark.slow  # every test trains
 
 
 def test_a_job_trains_evaluates_and_saves_in_the_background(tmp_path, dataset):

@@ -13,19 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images import encode
 from PIL import Image, ImageOps
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.inference import Classifier
 from fmnist_core.preprocessing import MAX_UPLOAD_BYTES, prepare_upload
-from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier(ModelStore(REPO / "models").load_model(DEFAULT_MODEL))
+def classifier(shipped_model) -> Classifier:
+    return shipped_model.classifier
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,6 @@ def examples(classifier, dataset) -> dict[str, tuple[np.ndarray, int]]:
         confident = np.flatnonzero((dataset.test_labels[:2000] == label) & (probabilities[:, label] >= 0.85))
         chosen[name] = (dataset.test_images[confident[0]], label)
     return chosen
-
-
-def encode(image: Image.Image, image_format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format, **options)
-    return buffer.getvalue()
 
 
 def enlarged(image: np.ndarray, factor: int = 4) -> np.ndarray:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images import encode
 from PIL import Image
 
-from fmnist_core.data import load_fashion_mnist
 from fmnist_core.preprocessing import (
     MAX_UPLOAD_BYTES,
+    OUTLINE_FILL_LEVEL,
     ImageDecodeError,
     PreparedImage,
     prepare_drawing,
@@ -29,15 +30,9 @@ SAMPLE_INDICES = range(10)
 
 
 @pytest.fixture(scope="module")
-def dataset_images() -> np.ndarray:
+def dataset_images(dataset) -> np.ndarray:
     """Fashion-MNIST's 10000 test images, (10000, 28, 28) uint8."""
-    return load_fashion_mnist().test_images
-
-
-def encode(image: Image.Image, image_format: str = "PNG", **save_options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format, **save_options)
-    return buffer.getvalue()
+    return dataset.test_images
 
 
 def correlation(first: np.ndarray, second: np.ndarray) -> float:
@@ -361,3 +356,51 @@ def test_canvas_stroke_touching_the_border_is_still_inverted():
 def test_canvas_refuses_wrong_shape():
     with pytest.raises(ValueError, match=r"\(height, width, 4\)"):
         prepare_drawing(np.zeros((280, 280, 3), np.uint8))
+
+
+# --- outlines drawn on the canvas are filled ---------------------------------------------------------------
+
+
+CANVAS_SIDE = 280
+
+
+def canvas_with(*boxes: tuple[int, int, int, int], thickness: int = 12) -> np.ndarray:
+    """A transparent canvas with black rectangle outlines (top, left, bottom, right), `thickness` px wide."""
+    rgba = np.zeros((CANVAS_SIDE, CANVAS_SIDE, 4), np.uint8)
+    for top, left, bottom, right in boxes:
+        rgba[top:bottom, left:right, 3] = 255
+        rgba[top + thickness : bottom - thickness, left + thickness : right - thickness, 3] = 0
+    return rgba
+
+
+def test_a_closed_outline_is_filled_inside_and_its_strokes_stay_brightest():
+    prepared = prepare_drawing(canvas_with((40, 40, 240, 240)))
+    assert prepared.filled
+    image = prepared.model_input
+    centre, edge = image[10:18, 10:18], image[:, 0]  # inside the square / its left stroke
+    assert np.ptp(centre) == 0  # evenly filled
+    # at OUTLINE_FILL_LEVEL of the strokes' brightness (the resampling's overshoot at the edge sets the 255)
+    assert abs(int(centre[0, 0]) - OUTLINE_FILL_LEVEL * 255) <= 8
+    assert edge[3:-3].min() >= 250
+
+
+def test_a_gap_in_the_outline_narrower_than_the_closing_is_bridged():
+    rgba = canvas_with((40, 40, 240, 240))
+    rgba[40:52, 135:145, 3] = 0  # a 10 px gap in the top side, 5 % of the drawing
+    prepared = prepare_drawing(rgba)
+    assert prepared.filled and prepared.model_input[14, 14] > 150
+
+
+def test_an_open_shape_and_a_coloured_in_one_are_left_as_drawn():
+    open_u = canvas_with((40, 40, 240, 240))
+    open_u[40:52, 52:228, 3] = 0  # no top side: a U, nothing enclosed
+    assert not prepare_drawing(open_u).filled
+    solid = np.zeros((CANVAS_SIDE, CANVAS_SIDE, 4), np.uint8)
+    solid[60:200, 80:180, 3] = 255
+    prepared = prepare_drawing(solid)
+    assert not prepared.filled and prepared.model_input.max() == 255
+
+
+def test_without_the_fill_an_outline_stays_a_ring():
+    prepared = prepare_drawing(canvas_with((40, 40, 240, 240)), fill=False)
+    assert not prepared.filled and prepared.model_input[10:18, 10:18].max() == 0

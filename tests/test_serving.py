@@ -5,7 +5,6 @@ every kind of bad request."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import shutil
@@ -18,10 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images import encode
 from PIL import Image
 from serving_server import REPO, ServingServer, ServingServerError
 
 from fmnist_core.tf_serving import MAX_BODY_BYTES, MAX_INSTANCES
+
+pytestmark = pytest.mark.slow  # starts prediction servers and exports the model
 
 MODEL = "default"
 
@@ -48,18 +50,14 @@ def server(models_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def classifier(models_dir):
-    from fmnist_core.inference import Classifier
-    from fmnist_core.store import ModelStore
-
-    return Classifier(ModelStore(models_dir).load_model(MODEL))
+def classifier(shipped_model):
+    """The app's Classifier of the model the server serves (its store holds a copy of the same files)."""
+    return shipped_model.classifier
 
 
 def picture(image: np.ndarray, format: str) -> bytes:
     """A test image as a user's picture: dark item on white, 10x larger, PNG or JPEG."""
-    buffer = io.BytesIO()
-    Image.fromarray(255 - image).resize((280, 280), Image.Resampling.BILINEAR).save(buffer, format)
-    return buffer.getvalue()
+    return encode(Image.fromarray(255 - image).resize((280, 280), Image.Resampling.BILINEAR), format)
 
 
 # ---- status, metadata, predictions ----------------------------------------------------------------------------------
@@ -149,10 +147,9 @@ def test_the_savedmodel_export_loaded_fresh_by_tensorflow_gives_the_served_answe
     assert list(served["serving_default"]["outputs"]) == list(signature.structured_outputs) == ["probabilities"]
 
 
-def test_the_int8_runtime_serves_the_checked_int8_export(models_dir, dataset, classifier, tmp_path):
+def test_the_int8_runtime_serves_the_checked_int8_export(models_dir, dataset, shipped_model, tmp_path):
     from fmnist_core.export import export_model
     from fmnist_core.runtimes import load_runtime
-    from fmnist_core.store import ModelStore
 
     int8_server = ServingServer([MODEL], tmp_path / "serve-int8.log", ["--runtime", "litert-int8"],
                                 env={"FMNIST_MODELS_DIR": str(models_dir)})
@@ -163,11 +160,10 @@ def test_the_int8_runtime_serves_the_checked_int8_export(models_dir, dataset, cl
     finally:
         int8_server.stop()
     assert status == 200, answer
-    store = ModelStore(models_dir)
-    export = export_model(store.load_model(MODEL), store.get(MODEL), "litert", tmp_path, dataset, int8=True)
+    export = export_model(shipped_model.model, shipped_model.saved, "litert", tmp_path, dataset, int8=True)
     np.testing.assert_allclose(answer["predictions"], load_runtime("litert", export.path).probabilities(images),
                                atol=1e-6)
-    agreement = np.mean(np.argmax(answer["predictions"], 1) == classifier.probabilities(images).argmax(1))
+    agreement = np.mean(np.argmax(answer["predictions"], 1) == shipped_model.classifier.probabilities(images).argmax(1))
     assert agreement >= 0.97
 
 

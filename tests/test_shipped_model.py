@@ -1,33 +1,23 @@
 """The shipped default model loads safely and scores what its card says."""
 
-from pathlib import Path
-
+import numpy as np
 import pytest
 
 from fmnist_core.evaluation import evaluate
 from fmnist_core.hyperparameters import PRESETS
-from fmnist_core.inference import Classifier
-from fmnist_core.store import DEFAULT_MODEL, ModelStore
-
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    store = ModelStore(REPO_MODELS)
-    return store.get(DEFAULT_MODEL), store.load_model(DEFAULT_MODEL)
-
-
-def test_shipped_model_scores_its_card_accuracy_on_the_test_set(shipped, dataset):
-    saved, model = shipped
-    evaluation = evaluate(Classifier(model), dataset.test_images, dataset.test_labels)
+@pytest.mark.slow
+def test_shipped_model_scores_its_card_accuracy_on_the_test_set(shipped_model, dataset):
+    saved = shipped_model.saved
+    evaluation = evaluate(shipped_model.classifier, dataset.test_images, dataset.test_labels)
     assert saved.card["test_accuracy"] >= 0.93
     assert abs(evaluation.test_accuracy - saved.card["test_accuracy"]) <= 0.003
     assert evaluation.test_loss == pytest.approx(saved.card["test_loss"], abs=0.01)
 
 
-def test_shipped_model_card_describes_the_best_preset(shipped, dataset):
-    saved, model = shipped
+def test_shipped_model_card_describes_the_best_preset(shipped_model, dataset):
+    saved, model = shipped_model.saved, shipped_model.model
     card = saved.card
     assert card["preset"] == "best" and saved.hyperparameters == PRESETS["best"]
     assert card["parameter_count"] == model.count_params() == PRESETS["best"].parameter_count()
@@ -36,3 +26,11 @@ def test_shipped_model_card_describes_the_best_preset(shipped, dataset):
     assert len(card["history"]) == card["hyperparameters"]["epochs"] and card["train_seconds"] > 0
     for key in ("created", "tensorflow_version", "keras_version", "test_loss", "per_class"):
         assert card[key], key
+
+
+@pytest.mark.slow
+def test_the_shipped_model_has_its_own_threshold_that_flags_few_test_items(shipped_model, dataset):
+    saved = shipped_model.saved
+    assert 0.2 < saved.unsure_below < 0.9
+    top = shipped_model.classifier.probabilities(dataset.test_images).max(axis=1)
+    assert np.mean(top < saved.unsure_below) <= 0.03

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
@@ -31,6 +32,7 @@ def test_a_script_run_of_the_app_never_clears_keras_state(monkeypatch):
     assert cleared == []
 
 
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow
 def test_without_our_replacement_streamlit_would_clear_keras_state_after_a_run():
     """The control, in a fresh interpreter where the app has not replaced the hook: Streamlit's own hook does call
     clear_session. If a release stops doing so, the replacement can go, and this test says so."""

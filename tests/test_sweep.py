@@ -1,12 +1,9 @@
 """Sweeps: the spec's validation, trial hyperparameters, a tiny Keras Tuner grid, stop, and the shared job slot."""
 
-import json
-from pathlib import Path
-
 import pytest
 
 from fmnist_core.events import TrialEnd
-from fmnist_core.hyperparameters import HyperParameters, preset
+from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import JobState, TrainingBusyError, TrainingManager
 from fmnist_core.store import ModelStore
 from fmnist_core.sweep import (
@@ -20,7 +17,6 @@ from fmnist_core.sweep import (
     trial_hyperparameters,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(max_trials=4, epochs_per_trial=1, subset_size=1000, base_preset="softmax-regression")
 
 
@@ -69,6 +65,7 @@ def test_a_trial_trains_on_the_budget_and_the_best_retrains_with_the_presets_ful
     assert spec.grid_size() == 4
 
 
+@pytest.mark.slow
 def test_a_tiny_grid_runs_each_combination_once_in_the_model_store_and_reports_the_best(tmp_path, dataset):
     spec = SweepSpec(vary={"learning_rate": (1e-3, 1e-4), "dropout_rate": (0.0, 0.3)}, strategy="grid", **TINY)
     trials = []
@@ -100,6 +97,7 @@ def test_a_stop_request_ends_the_sweep_after_the_trial_in_progress(tmp_path, dat
     assert result.stopped_by_user and len(trials) == 1 and result.best.trial_id == trials[0].trial_id
 
 
+@pytest.mark.slow
 def test_the_job_slot_runs_a_sweep_and_refuses_a_training_run_meanwhile(tmp_path, dataset):
     manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
     spec = SweepSpec(vary={"learning_rate": (1e-3, 3e-3)}, **TINY)
@@ -115,6 +113,7 @@ def test_the_job_slot_runs_a_sweep_and_refuses_a_training_run_meanwhile(tmp_path
     assert stopped.wait(120) and stopped.snapshot().state == JobState.STOPPED
 
 
+@pytest.mark.slow
 def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeypatch):
     from fmnist_core import jobs
 
@@ -128,27 +127,7 @@ def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeyp
     assert snapshot.state == JobState.STOPPED and snapshot.stopped_by_time_limit and len(snapshot.trials) < 20
 
 
-def test_an_old_model_card_with_one_dense_layer_still_loads():
-    card = json.loads((ROOT / "models" / "default" / "card.json").read_text())
-    old = {name: value for name, value in card["hyperparameters"].items()
-           if name not in ("extra_dense_units", "precision")}  # as written before those fields existed
-    hp = HyperParameters.from_dict(old)
-    assert hp.extra_dense_units == () and hp.dense_layer_units() == (card["hyperparameters"]["dense_units"],)
-    assert hp.family == "CNN"
-
-
-def test_the_model_families_have_the_layers_their_names_promise():
-    from fmnist_core.model import build_model
-
-    softmax, mlp = preset("softmax-regression"), preset("mlp")
-    assert (softmax.family, mlp.family) == ("softmax regression", "MLP")
-    assert softmax.parameter_count() == 28 * 28 * 10 + 10
-    dense = [layer.units for layer in build_model(mlp).layers if layer.__class__.__name__ == "Dense"]
-    assert dense == [256, 128, 100, 10]
-    assert preset("quick").with_changes(num_conv_blocks=0).filters == ()
-    assert mlp.with_changes(num_conv_blocks=2).filters == (32, 64)
-
-
+@pytest.mark.slow
 def test_hyperband_samples_a_range_within_its_budget_of_trials_and_epochs(dataset):
     spec = SweepSpec(vary={"dropout_rate": Range(0.1, 0.5)}, strategy="hyperband", max_trials=3, epochs_per_trial=3,
                      subset_size=1000, base_preset="softmax-regression")

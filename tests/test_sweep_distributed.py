@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # three processes each load TensorFlow and train
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 240  # seconds for the whole sweep; it takes about a minute on a busy 2-core machine
 GRID = {("0.001", "0.1"), ("0.001", "0.3"), ("0.0001", "0.1"), ("0.0001", "0.3")}

@@ -1,4 +1,5 @@
-"""Training on real Fashion-MNIST subsets: accuracy, events, stop requests, early stopping, reproducibility."""
+"""Training on real Fashion-MNIST subsets: accuracy, events, stop requests, early stopping, reproducibility, and
+the drawings (sketches, non-items) added to the training data."""
 
 import threading
 import time
@@ -9,12 +10,24 @@ import pytest
 
 from fmnist_core.hyperparameters import preset
 from fmnist_core.inference import Classifier
-from fmnist_core.training import BatchEnd, EpochEnd, TrainingFinished, TrainingStarted, _EventBridge, train
+from fmnist_core.training import (
+    NON_ITEM_LABEL,
+    BatchEnd,
+    EpochEnd,
+    ItemAccuracy,
+    TrainingFinished,
+    TrainingStarted,
+    _EventBridge,
+    _targets,
+    select_training_data,
+    train,
+)
 
 # The seed-000 architecture, small and quick: one epoch on 5,000 images takes a few seconds here.
 SMALL_RUN = preset("seed-000", train_subset_size=5000, epochs=1, batch_size=32)
 
 
+@pytest.mark.slow
 def test_one_epoch_on_5000_images_beats_75_percent_on_the_test_set(dataset):
     events = []
     result = train(SMALL_RUN, dataset, listeners=[events.append])
@@ -32,12 +45,14 @@ def test_one_epoch_on_5000_images_beats_75_percent_on_the_test_set(dataset):
     assert result.history[0]["val_accuracy"] == epochs[0].val_accuracy
 
 
+@pytest.mark.slow
 def test_several_listeners_all_hear_every_event(dataset):
     first, second = [], []
     train(preset("seed-004", train_subset_size=1000, epochs=1), dataset, listeners=[first.append, second.append])
     assert first == second and len(first) > 3
 
 
+@pytest.mark.slow
 def test_stop_request_is_honoured_at_the_next_batch(dataset):
     stop = threading.Event()
     batches_seen = []
@@ -56,6 +71,7 @@ def test_stop_request_is_honoured_at_the_next_batch(dataset):
     assert probabilities.shape == (5, 10) and np.isfinite(probabilities).all()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_first_epoch(dataset):
     hp = preset("seed-004", train_subset_size=2000, epochs=1)
     first, second = train(hp, dataset).history[0], train(hp, dataset).history[0]
@@ -90,6 +106,7 @@ def test_early_stopping_and_best_weights_are_restored():
         np.testing.assert_array_equal(restored, expected)
 
 
+@pytest.mark.slow
 def test_a_bfloat16_run_learns_saves_and_loads_with_the_same_predictions(dataset, tmp_path):
     from fmnist_core.model import build_model
     from fmnist_core.store import ModelStore
@@ -106,6 +123,7 @@ def test_a_bfloat16_run_learns_saves_and_loads_with_the_same_predictions(dataset
     np.testing.assert_allclose(after, before, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_time_limit_stops_the_run_like_a_user_stop(dataset):
     events = []
 
@@ -131,3 +149,27 @@ def test_a_time_limit_stops_the_run_like_a_user_stop(dataset):
 def test_a_time_limit_must_be_positive(dataset, limit):
     with pytest.raises(ValueError, match=rf"time_limit_seconds={limit}: expected a positive number"):
         train(SMALL_RUN, dataset, time_limit_seconds=limit)
+
+
+# ---- drawings in the training data ------------------------------------------------------------------
+def test_sketches_and_non_items_are_added_to_the_training_images_only(dataset):
+    hp = preset("quick", train_subset_size=2000, sketch_fraction=0.5, non_item_fraction=0.1)
+    plain = select_training_data(hp.with_changes(sketch_fraction=0.0, non_item_fraction=0.0), dataset)
+    data = select_training_data(hp, dataset)
+    train_count = len(plain.train_labels)
+    sketches = round(0.5 * train_count)
+    non_items = round(0.1 * (train_count + sketches))
+    assert len(data.train_labels) == train_count + sketches + non_items
+    assert np.sum(data.train_labels == NON_ITEM_LABEL) == non_items
+    np.testing.assert_array_equal(data.validation_images, plain.validation_images)  # validation stays real items
+    np.testing.assert_array_equal(data.train_images[:train_count], plain.train_images)
+
+
+def test_a_non_item_is_taught_no_class_and_is_left_out_of_the_accuracy():
+    labels = np.array([2, NON_ITEM_LABEL], np.int32)
+    targets = _targets(labels).numpy()
+    np.testing.assert_allclose(targets, [np.eye(10)[2], np.full(10, 0.1)])
+    metric = ItemAccuracy()
+    predictions = np.array([np.eye(10)[2], np.eye(10)[0]], np.float32)  # the item right; the non-item "class 0"
+    metric.update_state(targets, predictions)
+    assert float(metric.result()) == 1.0  # 1 of 1 items, not 2 of 2 (nor 1 of 2)

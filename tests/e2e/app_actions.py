@@ -1,21 +1,31 @@
 """What a user does in the app, as Playwright steps, and where they look for the answer.
 
-Every wait polls with a timeout (Playwright's `expect`, or `answered` below); none sleeps a fixed time.
+Every wait polls with a timeout (Playwright's `expect`, or `wait_on_page` below); none sleeps a fixed time.
 """
 
 from __future__ import annotations
 
-import io
 import re
+import sys
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from drawings import Stroke
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect
+
+# tests/, home of the helpers all tests share: pytest puts it on sys.path, the bench/ and docs/ scripts that import
+# this module put only tests/e2e there
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from images import encode  # noqa: E402
+from waiting import wait_until  # noqa: E402
+
+T = TypeVar("T")
 
 HEADINGS = {"": "Train a CNN", "evaluate": "Evaluate", "classify": "Classify", "runs": "Saved runs",
             "dataset": "Dataset explorer", "sweep": "Sweep hyperparameters"}
@@ -74,6 +84,14 @@ def wait_until_drawn(page: Page, heading: str) -> None:
     expect(page.locator('[data-testid="stSkeleton"]')).to_have_count(0, timeout=timeout)
 
 
+def wait_on_page(page: Page, condition: Callable[[], T], timeout_seconds: float, failure: str,
+                 interval_seconds: float = 0.2) -> T:
+    """`waiting.wait_until` for a browser test: between polls the page waits, so Playwright goes on handling its
+    events (a plain sleep would hold them up)."""
+    return wait_until(condition, timeout_seconds, failure, interval_seconds,
+                      pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
+
+
 @contextmanager
 def answered(page: Page, quiet_seconds: float = 0.6, timeout_seconds: float = 30) -> Iterator[None]:
     """Around an action that reruns part of the page: afterwards, wait until the app has answered and gone quiet.
@@ -84,11 +102,8 @@ def answered(page: Page, quiet_seconds: float = 0.6, timeout_seconds: float = 30
     messages = _messages[page]
     before = messages.count
     yield
-    deadline = time.monotonic() + timeout_seconds
-    while messages.count == before or time.monotonic() - messages.last < quiet_seconds:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the app did not answer and go quiet within {timeout_seconds} s")
-        page.wait_for_timeout(50)
+    wait_on_page(page, lambda: messages.count != before and time.monotonic() - messages.last >= quiet_seconds,
+                 timeout_seconds, "the app did not answer and go quiet", interval_seconds=0.05)
 
 
 def set_slider(page: Page, label: str, value: int) -> None:
@@ -210,9 +225,7 @@ def inked_pixels(page: Page) -> int:
 
 def png_file(name: str, image: np.ndarray | Image.Image) -> dict:
     """An in-memory PNG upload for `set_input_files`."""
-    buffer = io.BytesIO()
-    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="PNG")
-    return {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+    return {"name": name, "mimeType": "image/png", "buffer": encode(image)}
 
 
 def upload(page: Page, files: list[dict]) -> None:
@@ -235,6 +248,13 @@ def stop_button(page: Page) -> Locator:
 def progress_text(page: Page) -> Locator:
     """The run's progress bar with its line of text ("Epoch 1/5 · batch 17/422 · …", "Finished after …")."""
     return page.locator(f'{CURRENT} [data-testid="stProgress"]')
+
+
+def batches_done(page: Page) -> int:
+    """Batches trained so far, from the run's progress line "Epoch 2/10 · batch 17/422 · …"."""
+    line = progress_text(page).inner_text()
+    epoch, batch, per_epoch = re.search(r"Epoch (\d+)/\d+ · batch (\d+)/(\d+)", line).groups()
+    return (int(epoch) - 1) * int(per_epoch) + int(batch)
 
 
 def run_outcome(page: Page) -> Locator:

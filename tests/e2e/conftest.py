@@ -15,8 +15,17 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 ARTIFACTS = REPO / "test-artifacts"
+E2E = Path(__file__).resolve().parent
 
 expect.set_options(timeout=15_000)  # the CPU is shared with training runs and the server
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/e2e `browser`, so that `-m "not browser"` leaves them all out."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")

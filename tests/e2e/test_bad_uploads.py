@@ -4,11 +4,9 @@ each good one is classified, whether the refusal comes from Streamlit's uploader
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from app_actions import open_page, png_file, prediction, upload, upload_result
-from PIL import Image
+from images import encode
 from playwright.sync_api import expect
 
 from fmnist_core.data import CLASS_NAMES
@@ -18,9 +16,8 @@ ANKLE_BOOT, BAG = 4390, 5660  # test images the shipped model names correctly wi
 
 
 def tiff_file(name: str, image: np.ndarray) -> dict:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "TIFF")
-    return {"name": name, "mimeType": "image/tiff", "buffer": buffer.getvalue()}
+    """An in-memory TIFF upload for `set_input_files`."""
+    return {"name": name, "mimeType": "image/tiff", "buffer": encode(image, "TIFF")}
 
 
 def test_a_mix_of_bad_and_good_files_in_one_upload(page, app_server, dataset):

@@ -13,6 +13,7 @@ import time
 import pytest
 from app_actions import (
     RUN_SECONDS,
+    batches_done,
     current,
     open_page,
     png_file,
@@ -25,10 +26,11 @@ from app_actions import (
     stop_button,
     upload,
     upload_result,
+    wait_on_page,
     wait_until_drawn,
     wait_until_no_run,
 )
-from app_server import REPO, VIEWPORT
+from app_server import VIEWPORT
 from playwright.sync_api import expect
 
 from fmnist_core.data import CLASS_NAMES
@@ -42,25 +44,13 @@ LONG_RUN = "preset=quick&train_subset_size=0&epochs=10"  # minutes of work: sure
 ANSWER_SECONDS = 180  # ten sessions' uploads on two cores shared with a training run and eleven browser pages
 
 
-def batches_done(page) -> int:
-    """Batches trained so far, from the progress line "Epoch 2/10 · batch 17/422 · …"."""
-    line = progress_text(page).inner_text()
-    epoch, batch, per_epoch = re.search(r"Epoch (\d+)/\d+ · batch (\d+)/(\d+)", line).groups()
-    return (int(epoch) - 1) * int(per_epoch) + int(batch)
-
-
 def start_answer(page, seconds: float = 60) -> str:
     """What the Train page says after Start training was pressed: "started" (this session's run) or "refused"."""
     refused = current(page).get_by_text("A training run is in progress on this server, so yours was not started")
     started = current(page).get_by_text("started in this session")
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:  # polled: the run's part of the page redraws every second
-        if refused.count():
-            return "refused"
-        if started.count():
-            return "started"
-        page.wait_for_timeout(200)
-    raise AssertionError(f"the page said neither within {seconds} s that its run started nor that it was refused")
+    # polled, not awaited with `expect`: the run's part of the page redraws every second
+    return wait_on_page(page, lambda: "refused" if refused.count() else "started" if started.count() else None,
+                        seconds, "the page said neither that its run started nor that it was refused")
 
 
 def saved_models(models_dir) -> set[str]:
@@ -68,11 +58,9 @@ def saved_models(models_dir) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def expected_answers(dataset) -> dict[str, tuple[str, str]]:
+def expected_answers(dataset, shipped_model) -> dict[str, tuple[str, str]]:
     """Per file, the class and the probability text the page must show, computed here in one thread."""
-    from fmnist_core.inference import Classifier
-
-    classifier = Classifier(ModelStore(REPO / "models").load_model("default"))
+    classifier = shipped_model.classifier
     answers = {}
     for name, index in IMAGES.items():
         prepared = prepare_upload(png_file(name, dataset.test_images[index])["buffer"], name)
@@ -164,10 +152,9 @@ def test_a_run_whose_browser_went_away_keeps_going_and_the_next_visitor_can_stop
     open_page(visitor, app_server.url)
     expect(run_heading(visitor, "abandoned")).to_be_visible()
     expect(current(visitor).get_by_text("started from another session")).to_be_visible()
-    deadline = time.monotonic() + 60
-    while batches_done(visitor) <= batches_when_left:  # still training with nobody from its session watching
-        assert time.monotonic() < deadline, "the run made no progress after its browser went away"
-        visitor.wait_for_timeout(500)
+    # still training with nobody from its session watching
+    wait_on_page(visitor, lambda: batches_done(visitor) > batches_when_left, 60,
+                 "the run made no progress after its browser went away", interval_seconds=0.5)
 
     stop_button(visitor).click()
 

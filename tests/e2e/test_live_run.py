@@ -13,6 +13,7 @@ import time
 import pytest
 from app_actions import (
     RUN_SECONDS,
+    batches_done,
     current,
     keyed,
     open_page,
@@ -28,25 +29,20 @@ from app_actions import (
     stop_button,
     upload,
     upload_result,
+    wait_on_page,
     wait_until_drawn,
     wait_until_no_run,
     wait_until_settled,
 )
 from app_server import VIEWPORT
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 LIVE_RUN = "e2e-live"
 LIVE_EPOCHS = 10
 LIVE_QUERY = f"preset=quick&train_subset_size=0&epochs={LIVE_EPOCHS}"
 CLASSIFY_SECONDS = 15  # one upload's answer while the run keeps both CPU cores busy
 ANKLE_BOOT = 4390  # a test image the shipped model names correctly with 96 % probability
-
-
-def batches_done(page: Page) -> int:
-    """Batches trained so far, from the progress line "Epoch 2/10 · batch 17/422 · …"."""
-    line = progress_text(page).inner_text()
-    epoch, batch, per_epoch = re.search(r"Epoch (\d+)/\d+ · batch (\d+)/(\d+)", line).groups()
-    return (int(epoch) - 1) * int(per_epoch) + int(batch)
+UPDATE_SECONDS = 30  # the page redraws the progress every second and the curves every 3 s, on a busy CPU
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +71,10 @@ def test_the_progress_bar_and_curves_update_while_a_run_trains(training_page, ar
     chart_area = keyed(page, "batch_chart").bounding_box()
     batches_before, chart_before = batches_done(page), page.screenshot(clip=chart_area)
 
-    page.wait_for_timeout(2000)  # the page redraws the progress every second and the curves every 3 s
-    assert batches_done(page) > batches_before
-    deadline = time.monotonic() + 30
-    while page.screenshot(clip=chart_area) == chart_before:
-        assert time.monotonic() < deadline, "the batch chart did not change within 30 s of training"
-        page.wait_for_timeout(500)
+    wait_on_page(page, lambda: batches_done(page) > batches_before, UPDATE_SECONDS,
+                 "the progress line showed no new batch", interval_seconds=0.5)
+    wait_on_page(page, lambda: page.screenshot(clip=chart_area) != chart_before, UPDATE_SECONDS,
+                 "the batch chart did not change", interval_seconds=0.5)
     wait_until_settled(page)
     page.screenshot(path=artifacts / "train-running.png")
 

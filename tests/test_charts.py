@@ -1,0 +1,36 @@
+"""The app's Plotly charts (views/charts.py): the confusion matrix's clickable cells and the thinned batch curves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fmnist_core.data import CLASS_NAMES
+from fmnist_core.reporting import batch_values
+from views import charts
+
+
+def test_a_click_on_a_confusion_cell_selects_that_pair():
+    figure = charts.confusion_figure(np.arange(100).reshape(10, 10), CLASS_NAMES)
+    markers = figure.data[1]
+    point = 3 * 10 + 6  # true class 3, predicted class 6
+    event = {"selection": {"points": [{"x": markers.x[point], "y": markers.y[point],
+                                       "customdata": list(markers.customdata[point])}]}}
+    assert (markers.y[point], markers.x[point]) == (CLASS_NAMES[3], CLASS_NAMES[6])
+    assert charts.selected_cell(event) == (3, 6)
+    assert charts.selected_cell({"selection": {"points": []}}) is None
+    # what the browser gets: plain lists (a numpy array would travel as a typed array and come back as a dict)
+    assert json.loads(figure.to_json())["data"][1]["customdata"][point] == [3, 6]
+
+
+def test_the_live_batch_chart_draws_at_most_300_points_per_curve_and_always_the_latest():
+    batches_per_epoch = 100
+    points = [(epoch + batch / batches_per_epoch, 2.0 - 0.001 * (epoch * 100 + batch), 0.5)
+              for epoch in range(10) for batch in range(1, batches_per_epoch + 1)]
+    figure = charts.batch_curves(points, batches_per_epoch)
+    for trace in figure.data:
+        assert 250 <= len(trace.x) <= charts.MAX_DRAWN_POINTS + 1 and trace.x[-1] == 10.0
+    latest_loss = batch_values(points, batches_per_epoch)[-1, 1]
+    assert figure.data[0].y[-1] == pytest.approx(latest_loss)  # the latest batch, not a thinned-out neighbour

@@ -1,0 +1,24 @@
+"""Waiting for a condition instead of sleeping a fixed time: poll it until it holds or a timeout passes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout_seconds: float, failure: str, interval_seconds: float = 0.2,
+               pause: Callable[[float], object] = time.sleep) -> T:
+    """Call `condition` every `interval_seconds` until it returns something true, and return that.
+
+    After `timeout_seconds` without it, raise AssertionError("<failure> within N s"). Browser tests pass the page's
+    own pause (`lambda s: page.wait_for_timeout(s * 1000)`) so that Playwright keeps handling events meanwhile.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{failure} within {timeout_seconds:g} s")
+        pause(interval_seconds)
+    return result
