@@ -202,8 +202,9 @@ def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir
 def test_runs_lists_the_models_and_deletes_one_but_never_the_default(models_dir):
     shutil.copytree(models_dir / "default", models_dir / "spare-copy")
     at = open_page(PAGES[3])
-    table = at.dataframe[0].value
-    assert "default (shipped)" in list(table["name"]) and "spare-copy" in list(table["name"])
+    cards = texts(at.markdown)
+    assert "**default** · shipped" in cards and "**spare-copy**" in cards
+    assert "test loss **" in cards and "Test accuracy **" in cards
     assert "default" not in at.selectbox(key="delete_model").options
     at.sidebar.selectbox(key="active_model").set_value("spare-copy").run()
     at.selectbox(key="delete_model").set_value("spare-copy")

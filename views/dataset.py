@@ -29,21 +29,21 @@ def render() -> None:
     st.subheader("The mean image of each class")
     st.caption("Every training image of a class averaged pixel by pixel: the shape the class has in common. "
                "Blurry parts vary from image to image; sharp parts are where every item of the class is.")
-    for column, class_name, mean_image in zip(st.columns(len(CLASS_NAMES)), CLASS_NAMES, statistics["mean_images"],
-                                              strict=True):
-        column.image(charts.enlarge(mean_image.round().astype("uint8"), 3), caption=class_name)
+    with st.container(horizontal=True, wrap=True):  # as many per row as fit, each wide enough for its name
+        for class_name, mean_image in zip(CLASS_NAMES, statistics["mean_images"], strict=True):
+            st.image(charts.enlarge(mean_image.round().astype("uint8"), 3), caption=class_name, width=84)
 
     st.subheader("Random training images")
     seed = st.session_state.setdefault("explore_seed", 0)
-    left, right = st.columns([1, 5], vertical_alignment="center")
-    left.button("Shuffle", key="shuffle_examples", icon=":material/shuffle:", on_click=_shuffle)
-    right.caption(f"{EXAMPLES_PER_CLASS} images of each class, drawn with seed {seed}.")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button("Shuffle", key="shuffle_examples", icon=":material/shuffle:", on_click=_shuffle)
+        st.caption(f"{EXAMPLES_PER_CLASS} images of each class, drawn with seed {seed}.")
     for class_name, indices in zip(CLASS_NAMES, random_examples(data.train_labels, EXAMPLES_PER_CLASS, seed),
                                    strict=True):
-        label, images = st.columns([1, 8], vertical_alignment="center")
-        label.markdown(f"**{class_name}**")
-        # raw pixels, not stretched per image: these are exactly what the model is trained on
-        images.image(charts.enlarge(_row(data.train_images[indices]), 2))
+        # the class name above its row, so a narrow screen never breaks it; raw pixels, not stretched per image:
+        # these are exactly what the model is trained on
+        st.markdown(f"**{class_name}**")
+        st.image(charts.enlarge(_row(data.train_images[indices]), 2))
 
 
 def _row(images: np.ndarray) -> np.ndarray:

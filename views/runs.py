@@ -5,32 +5,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_core.reporting import full_epochs, summarize
+from fmnist_core.reporting import format_duration, full_epochs, summarize
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 from views import charts, deploy_panel, state
-from views.text import plain
+from views.text import count, plain
 
+CARD_WIDTH = 330  # px: one run's card; as many side by side as the screen holds
 SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this session last saw it
 
 
-def _row(saved: SavedModel) -> dict:
-    card = saved.card
-    created = saved.created
-    history = card.get("history") or []
-    # the long hyperparameter summary comes last, so a narrow table cuts that text rather than the numbers
-    return {
-        "name": saved.name + (" (shipped)" if saved.is_default else ""),
-        "family": saved.hyperparameters.family,  # CNN, MLP or softmax regression, side by side
-        "preset": card.get("preset") or "custom",
-        "test accuracy (%)": None if saved.test_accuracy is None else 100 * saved.test_accuracy,
-        "parameters": card.get("parameter_count"),
-        "epochs": "{} + part of one".format(*full_epochs(history)) if full_epochs(history)[1]
-        else str(full_epochs(history)[0]),
-        "test loss": card.get("test_loss"),  # plain cross-entropy for every model, whatever its label smoothing
-        "training time (s)": card.get("train_seconds"),
-        "date": created,
-        "hyperparameters": summarize(saved.hyperparameters),
-    }
+def _card(saved: SavedModel) -> None:
+    """One saved run as a card: its measures (the same for every model: accuracy, and a test loss without label
+    smoothing), how long it trained and what it is. Cards sit side by side as far as the screen allows."""
+    card, accuracy, loss = saved.card, saved.test_accuracy, saved.card.get("test_loss")
+    full, partial = full_epochs(card.get("history") or [])
+    took = f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else ""
+    with st.container(border=True, width=CARD_WIDTH):
+        st.markdown(f"**{plain(saved.name)}**" + (" · shipped" if saved.is_default else ""))
+        st.caption(f"{saved.hyperparameters.family} · preset {plain(card.get('preset') or 'custom')} · "
+                   f"{card.get('parameter_count', 0):,} parameters")
+        st.markdown(f"Test accuracy **{'–' if accuracy is None else f'{accuracy:.2%}'}** · test loss "
+                    f"**{'–' if loss is None else f'{loss:.3f}'}**")
+        st.caption(f"{count(full, 'epoch')}{' + part of one' if partial else ''}{took}"
+                   + (f" · {saved.created:%Y-%m-%d %H:%M} UTC" if saved.created else ""))
+        st.caption(summarize(saved.hyperparameters))
 
 
 def _delete_chosen() -> None:
@@ -52,18 +50,11 @@ def render() -> None:
     if not models:
         state.point_to_train("No saved models yet. Every finished training run is saved here.")
         return
-    st.dataframe(
-        [_row(saved) for saved in models], hide_index=True, key="runs_table",
-        column_config={
-            "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-            "training time (s)": st.column_config.NumberColumn(format="%.0f"),
-            "test loss": st.column_config.NumberColumn(format="%.3f", help="Cross-entropy on the test set without "
-                                                       "label smoothing, so it compares across models."),
-            "parameters": st.column_config.NumberColumn(format="localized"),
-            "date": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "hyperparameters": st.column_config.TextColumn(width="large"),
-        },
-    )
+    st.caption("Test loss is the cross-entropy on the test set without label smoothing, so it compares across "
+               "models.")
+    with st.container(horizontal=True, wrap=True, key="runs_cards"):
+        for saved in models:
+            _card(saved)
     histories = [(saved.name, saved.card.get("history") or []) for saved in models]
     plain_loss = [(saved.name, saved.card.get("history") or []) for saved in models
                   if not saved.hyperparameters.label_smoothing]

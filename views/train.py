@@ -40,6 +40,7 @@ MORE_SETTINGS = {
     "Optimisation": ["optimizer", "lr_schedule", "early_stopping_patience", "precision", "label_smoothing"],
     "Data": ["augment", "sketch_fraction", "non_item_fraction", "train_subset_size", "validation_fraction", "seed"],
 }
+SETTINGS_GROUP_WIDTH = 250  # px: one group of More settings, wide enough for its labels
 CONV_ONLY = ("convs_per_block", "kernel_size", "padding", "batch_norm")  # unused by an MLP (0 conv blocks)
 
 
@@ -243,12 +244,12 @@ def _form() -> None:
             for name in names:
                 _control(name)
     with st.expander("More settings: layers, optimiser, data", icon=":material/tune:"):
-        for column, (title, names) in zip(st.columns(len(MORE_SETTINGS), gap="medium"), MORE_SETTINGS.items(),
-                                          strict=True):
-            with column:
-                st.markdown(f"**{title}**")
-                for name in names:
-                    _control(name)
+        with st.container(horizontal=True, wrap=True, gap="large"):  # groups side by side where they fit
+            for title, names in MORE_SETTINGS.items():
+                with st.container(width=SETTINGS_GROUP_WIDTH):
+                    st.markdown(f"**{title}**")
+                    for name in names:
+                        _control(name)
     _keep_draft()
 
     try:

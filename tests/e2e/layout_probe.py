@@ -16,10 +16,12 @@ _PROBE = r"""
   const visible = (el) => {
     if (!el || !el.offsetParent) return false;
     const r = el.getBoundingClientRect();
-    return r.width > 0 && r.height > 0;
+    return r.width > 2 && r.height > 2;  // screen-reader-only labels are 1px boxes, clipped by design
   };
+  // icons are ligatures of a symbol font ("add", "close"): drawn as one glyph whatever their text
   const skipped = (el) => el.closest('pre, code, svg, [data-testid="stTooltipContent"], [role="tooltip"], '
-                                     + '[data-testid="stSidebar"][aria-expanded="false"], .stPlotlyChart');
+                                     + '[data-testid="stIconMaterial"], .stPlotlyChart')
+                          || getComputedStyle(el).fontFamily.includes('Material');
   const shown = (text) => JSON.stringify(text.trim().replace(/\s+/g, ' ').slice(0, 50));
   const page = document.documentElement;
   if (page.scrollWidth > window.innerWidth + 1) {
