@@ -1,0 +1,75 @@
+"""Every page at a phone's, a small laptop's and a wide screen's width: nothing a person reads is cut off.
+
+`layout_probe.layout_problems` names text cut by an ellipsis, words broken across lines, tables hiding columns and
+pages wider than the window. Classify is checked with an answer on screen (an uploaded test image). A screenshot
+of each page and width goes to test-artifacts/widths/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import pytest
+from app_actions import (
+    RUN_SECONDS,
+    current,
+    keyed,
+    open_page,
+    png_file,
+    run_heading,
+    start_run,
+    stop_any_run,
+    upload,
+    upload_result,
+    wait_until_settled,
+)
+from layout_probe import layout_problems
+from playwright.sync_api import expect
+
+from fmnist_core.data import load_fashion_mnist
+
+WIDTHS = {390: 844, 1024: 700, 1920: 1080}  # phone, small laptop, wide screen: width -> height
+PAGES = ["", "evaluate", "classify", "runs", "sweep", "dataset"]
+
+
+@pytest.fixture(scope="module")
+def coat_picture() -> dict:
+    data = load_fashion_mnist()
+    return png_file("coat.png", data.test_images[data.test_labels == 4][0])
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_page_reads_whole_at_this_width(new_page, app_server, artifacts, coat_picture, width):
+    page = new_page(viewport={"width": width, "height": WIDTHS[width]}, has_touch=width < 500)
+    folder = artifacts / "widths"
+    folder.mkdir(exist_ok=True)
+    found = {}
+    for path in PAGES:
+        open_page(page, app_server.url, path)
+        if path == "classify":
+            upload(page, [coat_picture])
+            expect(upload_result(page, "coat.png")).to_be_visible()
+        wait_until_settled(page)
+        page.screenshot(path=folder / f"{path or 'train'}-{width}.png")
+        problems = layout_problems(page)
+        if problems:
+            found[path or "train"] = problems
+    assert not found, f"at {width} px: {found}"
+
+
+def test_a_run_in_progress_is_in_view_without_scrolling_on_a_1366_screen(new_page, app_server):
+    page = new_page(viewport={"width": 1366, "height": 900})
+    stop_any_run(page, app_server.url)
+    open_page(page, app_server.url, query="preset=seed-004&train_subset_size=20000&epochs=3")
+    start_run(page, "in-view")
+    try:
+        for _ in range(2):  # as started, and on a later visit to the page
+            progress = current(page).locator('[data-testid="stProgress"]')
+            expect(progress).to_be_visible()
+            curves = keyed(page, "batch_chart")
+            expect(curves).to_be_visible(timeout=RUN_SECONDS * 1000)
+            for element in (run_heading(page, "in-view"), progress, curves):
+                box = element.bounding_box()
+                assert box is not None and box["y"] < 900 and box["y"] + box["height"] <= 900 + 200, (element, box)
+            expect(page.get_by_role("button", name="Start training")).to_be_attached()  # the form is still there
+            open_page(page, app_server.url)
+    finally:
+        stop_any_run(page, app_server.url)
