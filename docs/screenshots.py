@@ -2,7 +2,8 @@
 
 Starts the app on a temporary copy of the shipped model (the repository's models/ is never written), trains one
 small run so the Train and Runs pages have curves to show, and writes docs/train.png, docs/evaluate.png,
-docs/classify.png and docs/runs.png. Uses the browser tests' server and user actions (tests/e2e).
+docs/classify.png and docs/runs.png, and the Classify page at a phone's and a 1024 px laptop's width
+(docs/classify-phone.png, docs/classify-1024.png). Uses the browser tests' server and user actions (tests/e2e).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app_actions import (  # noqa: E402
     answered,
     current,
     draw,
+    draw_by_touch,
     keyed,
     open_page,
     prediction,
@@ -39,6 +41,8 @@ from fmnist_core.data import CLASS_NAMES  # noqa: E402
 RUN_NAME = "quick-10000-images"
 RUN_QUERY = "preset=quick&train_subset_size=10000&epochs=4"
 AWAY = (VIEWPORT["width"] - 40, VIEWPORT["height"] - 40)  # the mouse, off every control and chart
+PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+LAPTOP_1024 = dict(viewport={"width": 1024, "height": 700})
 
 
 def train(page: Page, base_url: str) -> None:
@@ -85,9 +89,20 @@ def classify(page: Page, base_url: str) -> None:
     page.screenshot(path=DOCS / "classify.png")
 
 
+def classify_at(page: Page, base_url: str, name: str, by_touch: bool) -> None:
+    """The same outline drawn at another size of screen: on a phone by touch, on a 1024 px laptop by mouse."""
+    open_page(page, base_url, "classify")
+    set_brush_width(page, OUTLINE_BRUSH_WIDTH)
+    with answered(page):
+        (draw_by_touch if by_touch else draw)(page, T_SHIRT_OUTLINE)
+    expect(prediction(page)).to_have_text("T-shirt/top")
+    wait_until_settled(page)
+    page.screenshot(path=DOCS / name)
+
+
 def runs(page: Page, base_url: str) -> None:
     open_page(page, base_url, "runs")
-    expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text(RUN_NAME)
+    expect(keyed(page, "runs_cards")).to_contain_text(RUN_NAME)
     wait_until_settled(page)
     page.screenshot(path=DOCS / "runs.png")
 
@@ -104,6 +119,12 @@ def main() -> None:
                 for take in (train, evaluate, classify, runs):
                     take(page, server.url)
                     print(f"wrote {DOCS / take.__name__}.png")
+                for name, screen, by_touch in (("classify-phone.png", PHONE, True),
+                                               ("classify-1024.png", LAPTOP_1024, False)):
+                    context = browser.new_context(**screen)
+                    classify_at(context.new_page(), server.url, name, by_touch)
+                    context.close()
+                    print(f"wrote {DOCS / name}")
                 browser.close()
         finally:
             server.stop()

@@ -41,12 +41,14 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
     answer = classifier.answer(model_input, saved.unsure_below)
     probabilities, top = answer.probabilities, answer.top
     # A row of fixed-width parts that wraps where the page is narrow (a phone, a 1024 px laptop beside the canvas),
-    # instead of columns that squeeze the answer to "T…".
+    # instead of columns that squeeze the answer to "T…". The answer comes first, so on a phone it is in view
+    # right under the drawing.
     row = st.container(horizontal=True, gap="medium", vertical_alignment="center")
+    answer_box = row.container(width=ANSWER_WIDTH)
     if original is not None:
         row.container(width=PICTURE_WIDTH).image(original, caption="Original", width="stretch")
     row.container(width=PICTURE_WIDTH).image(charts.enlarge(model_input, 5), caption="What the model sees (28x28)")
-    with row.container(width=ANSWER_WIDTH):
+    with answer_box:
         if answer.confident:
             st.metric("Prediction", CLASS_NAMES[top], delta=f"{probabilities[top]:.1%} probability",
                       delta_color="off", delta_arrow="off")
@@ -90,8 +92,10 @@ def _drawing(saved: SavedModel) -> None:
             height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw", return_image_data=True,
             key=f"canvas_{st.session_state.get('canvas_generation', 0)}",
         )
-        st.slider("Brush width", min_value=4, max_value=40, key="stroke_width")
-        st.button("Clear the drawing", key="clear_canvas", icon=":material/delete:", on_click=_clear_canvas)
+        with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):  # one row: the answer is near
+            st.slider("Brush width", min_value=4, max_value=40, key="stroke_width", width=150)
+            st.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear_canvas,
+                      help="Clear the drawing")
     with result:
         prepared = prepare_drawing(drawing.image_data)
         if prepared is None:

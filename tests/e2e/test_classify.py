@@ -66,7 +66,7 @@ def test_clearing_the_canvas_clears_the_drawing_and_its_result(page, app_server)
     assert inked_pixels(page) > 0
 
     with answered(page):
-        page.get_by_role("button", name="Clear the drawing").click()
+        page.get_by_role("button", name="Clear", exact=True).click()
 
     expect(prediction(page)).to_have_count(0)
     expect(model_input_image(page)).to_have_count(0)
