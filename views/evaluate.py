@@ -11,6 +11,7 @@ from fmnist_core.store import ModelStoreError
 from views import charts, explain_panel, state
 
 ALL = "All"
+MISTAKES_ANCHOR = "mistakes"
 PAGE_SIZE = 24
 TILE_WIDTH = 132  # px: a mistake's picture, caption and button together; as many per row as fit the screen
 METRIC_WIDTH, MATRIX_WIDTH, TABLE_WIDTH = 160, 560, 400  # px
@@ -107,13 +108,20 @@ def render() -> None:
         selected = (chosen[0], chosen[1] if chosen[1] is not None else chosen[0]) if chosen[0] is not None else None
         st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES, selected), key="confusion",
                         on_select=_on_cell_click, selection_mode="points", config=charts.CONFIG)
+        if selected is not None:  # the mistakes are listed further down: say so where the click was
+            true_name = CLASS_NAMES[selected[0]]
+            chosen_mistakes = evaluation.misclassified_indices(*chosen)
+            what = (f"{true_name} taken for {CLASS_NAMES[selected[1]]}" if selected[0] != selected[1]
+                    else f"{true_name} taken for another class")
+            st.markdown(f"**{len(chosen_mistakes):,}** test images of {what}: "
+                        f"[see them below](#{MISTAKES_ANCHOR}) :material/arrow_downward:")
     with table:
         st.subheader("Per class")
         st.table([{"Class": row["class"], "Precision": f"{row['precision']:.3f}", "Recall": f"{row['recall']:.3f}",
                    "F1": f"{row['f1']:.3f}", "Images": f"{row['support']:,}"}
                   for row in evaluation.per_class(CLASS_NAMES)], hide_index=True)
 
-    st.subheader("Mistakes, most confident first")
+    st.subheader("Mistakes, most confident first", anchor=MISTAKES_ANCHOR)
     options = [ALL, *CLASS_NAMES]
     left, right, count = st.columns([1, 1, 2], vertical_alignment="bottom")
     left.selectbox("True class", options, key="filter_true", on_change=_reset_browser)

@@ -30,8 +30,9 @@ def test_clicking_a_confusion_matrix_cell_shows_the_mistakes_of_that_pair(page, 
         draws = chart.evaluate("plot => plot.__draws")
         page.mouse.move(x - 5, y)
         page.mouse.move(x, y)
-        expect(hover).to_contain_text("true Shirt, predicted T-shirt/top")
-        images_in_cell = re.search(r": (\d+) images", hover.text_content()).group(1)
+        expect(hover).to_contain_text("True: Shirt")
+        expect(hover).to_contain_text("Predicted: T-shirt/top")
+        images_in_cell = re.search(r"(\d+) images", hover.text_content()).group(1)
         page.wait_for_timeout(300)
         if chart.evaluate("plot => plot.__draws") == draws:
             break
@@ -49,5 +50,9 @@ def test_clicking_a_confusion_matrix_cell_shows_the_mistakes_of_that_pair(page, 
     expect(captions).to_have_count(min(int(images_in_cell), 24))  # the gallery's first page
     expect(captions.filter(has_not_text=re.compile(r"^Shirt → T-shirt/top \(\d+%\)$"))).to_have_count(0)
     expect(page.get_by_text("True class: Shirt")).to_be_visible()  # the details of the most confident mistake
+    # where the click was, the page says how many and leads to them
+    expect(page.get_by_text(f"{images_in_cell} test images of Shirt taken for T-shirt/top")).to_be_visible()
+    page.get_by_role("link", name="see them below").click()
+    expect(page.get_by_role("heading", name="Mistakes, most confident first")).to_be_in_viewport()
     wait_until_settled(page)
     page.screenshot(path=artifacts / "evaluate.png")
