@@ -282,6 +282,15 @@ def stop_any_run(page: Page, base_url: str) -> None:
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
 
 
+def open_more_settings(page: Page) -> None:
+    """Unfold the Train form's "More settings" (layers, optimiser, data), where its less common sliders are."""
+    summary = page.get_by_text("More settings: layers, optimiser, data")
+    details = page.locator('[data-testid="stExpander"] details').filter(has=summary)
+    if details.get_attribute("open") is None:
+        summary.click()
+    expect(details).to_have_attribute("open", "")
+
+
 def run_heading(page: Page, run_name: str) -> Locator:
     return current(page).get_by_role("heading", name=f"Run “{run_name}”")
 
