@@ -64,7 +64,7 @@ def render() -> None:
     smoothed = [saved.name for saved in models if saved.hyperparameters.label_smoothing]
     if smoothed:
         loss.caption(f"Not in the loss chart: {', '.join(map(plain, smoothed))}, trained with label smoothing, whose "
-                     "validation loss is measured against softened targets and reads higher. The table's test loss "
+                     "validation loss is measured against softened targets and reads higher. Each card's test loss "
                      "compares every model.")
     deploy_panel.render(models)
 
