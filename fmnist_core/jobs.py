@@ -250,7 +250,8 @@ class TrainingManager:
         )
         with job._lock:
             job.saved, job.test_accuracy = saved, evaluation.test_accuracy
-        return job.stop_event.is_set() or job.stopped_by_time_limit
+        # what training did, as its card records it: a Stop pressed while the test set was scored changes nothing
+        return bool(saved.card.get("stopped_by_user") or saved.card.get("stopped_by_time_limit"))
 
     def _sweep(self, job: Job, time_limit_seconds: float) -> bool:
         """Run a sweep's trials; True when it was stopped (by a person or the time limit)."""

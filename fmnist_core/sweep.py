@@ -257,6 +257,11 @@ def run_sweep(
         tuner.search(verbose=0)
     except SweepStopped:
         pass
+    except RuntimeError:
+        # A stopped trial counts as failed for Keras Tuner, which ends a search of only failures with a RuntimeError
+        # ("consecutive failures exceeded"): after a stop, that is the stop, not a failure.
+        if not (tuner.stopped_by_time_limit or (stop_event is not None and stop_event.is_set())):
+            raise
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)

@@ -70,6 +70,8 @@ class SweepTuner(keras_tuner.Tuner):
         self.stopped_by_time_limit = False
 
     def pre_create_trial(self):
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped_by_time_limit = True  # no trial starts after the limit, not even for one batch
         if self.stopped_by_time_limit or (self.stop_event is not None and self.stop_event.is_set()):
             raise SweepStopped
 

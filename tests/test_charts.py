@@ -34,3 +34,21 @@ def test_the_live_batch_chart_draws_at_most_300_points_per_curve_and_always_the_
         assert 250 <= len(trace.x) <= charts.MAX_DRAWN_POINTS + 1 and trace.x[-1] == 10.0
     latest_loss = batch_values(points, batches_per_epoch)[-1, 1]
     assert figure.data[0].y[-1] == pytest.approx(latest_loss)  # the latest batch, not a thinned-out neighbour
+
+
+def test_the_sweep_chart_draws_before_any_trial_has_a_score_and_marks_tried_values_only():
+    from fmnist_core.events import TrialEnd
+
+    failed = TrialEnd("00", {"batch_size": 64}, None, 0, 0.0, "failed", "an impossible model")
+    assert charts.parallel_coordinates([failed], ["batch_size"]).data[0].dimensions[0].label == "Batch size"
+    done = [TrialEnd("00", {"batch_size": 128}, 0.9, 1, 1.0, "completed")]
+    only = charts.parallel_coordinates(done, ["batch_size"]).data[0].dimensions
+    assert list(only[0].tickvals) == [128] and list(only[0].range) == [127, 129]  # one value, mid-axis
+    assert only[1].label == "Validation accuracy (%)" and list(only[1].values) == [90.0]
+
+
+def test_a_partial_epoch_is_an_open_marker_labelled_partial():
+    epochs = [{"epoch": 1, "loss": 1.0, "val_loss": 0.9, "complete": True},
+              {"epoch": 2, "loss": 0.8, "val_loss": 0.7, "complete": False}]
+    training = charts.epoch_curves(epochs, "loss").data[0]
+    assert list(training.marker.symbol) == ["circle", "circle-open"] and "partial" in training.customdata[1]

@@ -25,6 +25,8 @@ def test_streamlit_still_has_the_private_cleanup_hook_we_replace():
 def test_a_script_run_of_the_app_never_clears_keras_state(monkeypatch):
     cleared = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
+    # as in a fresh server, whatever ran before in this process: a cleanup that clears Keras, until the app replaces it
+    monkeypatch.setattr(script_runner, state.STREAMLIT_CLEANUP_HOOK, lambda: keras.backend.clear_session())
     at = AppTest.from_file("../streamlit_app.py", default_timeout=60)
     at.switch_page("views/dataset.py").run()
     at.run()

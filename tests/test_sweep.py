@@ -136,3 +136,12 @@ def test_hyperband_samples_a_range_within_its_budget_of_trials_and_epochs(datase
     assert all(0.1 <= record.values["dropout_rate"] <= 0.5 for record in result.trials)
     assert [record.epochs for record in result.trials] == [1, 1, 1]  # the first round of its widest bracket
     assert result.best.val_accuracy == max(record.val_accuracy for record in result.trials)
+
+
+@pytest.mark.slow
+def test_a_one_trial_sweep_cut_by_the_time_limit_is_stopped_not_failed(dataset):
+    spec = SweepSpec(vary={"learning_rate": (1e-3,)}, max_trials=1, epochs_per_trial=3, subset_size=5000,
+                     base_preset="seed-004")
+    result = run_sweep(spec, lambda: dataset, time_limit_seconds=2.0)  # 3 epochs of a CNN take far longer
+    assert result.stopped_by_time_limit and not result.stopped_by_user
+    assert [record.status for record in result.trials] == ["failed"]  # Keras Tuner's word for a stopped trial

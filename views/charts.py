@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -9,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from fmnist_core.reporting import batch_values, exponential_moving_average
+from views.text import hyperparameter_label
 
 ACCENT, MUTED, SECOND = "#e4572e", "#9aa5b1", "#2e86ab"
 MAX_DRAWN_POINTS = 300  # per curve of the live batch chart
@@ -207,4 +209,34 @@ def runs_curves(histories: Iterable[tuple[str, Sequence[Mapping]]], metric: str)
         figure.update_yaxes(tickformat=".0%", range=[max(0.0, min(values, default=0.0) - 0.05), 1.0])
     else:
         figure.update_yaxes(rangemode="tozero")
+    return figure
+
+
+def parallel_coordinates(trials, names: list[str]) -> go.Figure:
+    """One line per completed trial through its swept values to its validation accuracy (in %)."""
+    done = [trial for trial in trials if trial.val_accuracy is not None]
+    dimensions = []
+    for name in names:
+        label = hyperparameter_label(name)
+        values = [trial.values.get(name) for trial in done]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            ticks = sorted(set(values))
+            if name == "learning_rate" and all(v > 0 for v in values):  # decades apart: a log axis
+                dimensions.append(dict(label=label, values=[math.log10(v) for v in values],
+                                       tickvals=[math.log10(v) for v in ticks], ticktext=[f"{v:g}" for v in ticks]))
+            elif not ticks:  # no trial scored yet
+                dimensions.append(dict(label=label, values=[]))
+            else:  # ticks at the tried values only; one value alone sits mid-axis, not on a made-up scale
+                low, high = (ticks[0], ticks[-1]) if len(ticks) > 1 else (ticks[0] - 1, ticks[0] + 1)
+                dimensions.append(dict(label=label, values=values, range=[low, high], tickvals=ticks,
+                                       ticktext=[f"{v:g}" for v in ticks]))
+        else:  # categories (optimizer, booleans): numbered, labelled
+            categories = sorted({str(v) for v in values})
+            dimensions.append(dict(label=label, values=[categories.index(str(v)) for v in values],
+                                   tickvals=list(range(len(categories))), ticktext=categories))
+    accuracy = [100 * trial.val_accuracy for trial in done]
+    dimensions.append(dict(label="Validation accuracy (%)", values=accuracy))
+    figure = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True),
+                                    dimensions=dimensions))
+    figure.update_layout(height=360, margin=dict(l=60, r=60, t=50, b=20))
     return figure

@@ -110,9 +110,10 @@ def render() -> None:
                         on_select=_on_cell_click, selection_mode="points", config=charts.CONFIG)
         if selected is not None:  # the mistakes are listed further down: say so where the click was
             true_name = CLASS_NAMES[selected[0]]
-            chosen_mistakes = evaluation.misclassified_indices(*chosen)
-            what = (f"{true_name} taken for {CLASS_NAMES[selected[1]]}" if selected[0] != selected[1]
-                    else f"{true_name} taken for another class")
+            other = selected[1] if selected[1] != selected[0] else None  # the diagonal: every mistake of the class
+            chosen_mistakes = evaluation.misclassified_indices(selected[0], other)
+            what = f"{true_name} taken for {CLASS_NAMES[other]}" if other is not None else (
+                f"{true_name} taken for another class")
             st.markdown(f"**{len(chosen_mistakes):,}** test images of {what}: "
                         f"[see them below](#{MISTAKES_ANCHOR}) :material/arrow_downward:")
     with table:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import fields
 from datetime import datetime
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
 from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, Job, JobSnapshot, JobState, TrainingBusyError
-from fmnist_core.reporting import progress_text
+from fmnist_core.reporting import outcome_text, progress_text
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import charts, state
@@ -41,10 +39,10 @@ def _form() -> SweepSpec | None:
     with left:
         st.selectbox("Base preset", list(PRESETS), key="sweep_preset",
                      help="Every trial starts from this preset and changes only the fields that vary.")
-        st.multiselect("Hyperparameters that vary", SWEEPABLE, key="sweep_fields",
+        st.multiselect("Hyperparameters that vary", SWEEPABLE, key="sweep_fields", format_func=hyperparameter_label,
                        default=list(STARTING_VALUES), max_selections=4)
         for name in st.session_state["sweep_fields"]:
-            st.text_input(f"Values of {name}", key=f"sweep_values_{name}",
+            st.text_input(f"Values of {hyperparameter_label(name).lower()}", key=f"sweep_values_{name}",
                           value=STARTING_VALUES.get(name, str(SPECS[name]["default"])),
                           help=f"{SPECS[name]['help']} Comma-separated values, or LOW..HIGH for random/hyperband.")
     with right:
@@ -68,34 +66,6 @@ def _form() -> SweepSpec | None:
                + (f" of {count(size, 'combination')}" if size else "")
                + f" · {count(spec.epochs_per_trial, 'epoch')} on {spec.subset_size or TRAIN_SET_SIZE:,} images each")
     return spec
-
-
-def parallel_coordinates(trials, names: list[str]) -> go.Figure:
-    """One line per completed trial through its swept values to its validation accuracy (in %)."""
-    done = [trial for trial in trials if trial.val_accuracy is not None]
-    dimensions = []
-    for name in names:
-        label = hyperparameter_label(name)
-        values = [trial.values.get(name) for trial in done]
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            ticks = sorted(set(values))
-            if name == "learning_rate" and all(v > 0 for v in values):  # decades apart: a log axis
-                dimensions.append(dict(label=label, values=[math.log10(v) for v in values],
-                                       tickvals=[math.log10(v) for v in ticks], ticktext=[f"{v:g}" for v in ticks]))
-            else:  # ticks at the tried values only; one value alone sits mid-axis, not on a made-up scale
-                low, high = (ticks[0], ticks[-1]) if len(ticks) > 1 else (ticks[0] - 1, ticks[0] + 1)
-                dimensions.append(dict(label=label, values=values, range=[low, high], tickvals=ticks,
-                                       ticktext=[f"{v:g}" for v in ticks]))
-        else:  # categories (optimizer, booleans): numbered, labelled
-            categories = sorted({str(v) for v in values})
-            dimensions.append(dict(label=label, values=[categories.index(str(v)) for v in values],
-                                   tickvals=list(range(len(categories))), ticktext=categories))
-    accuracy = [100 * trial.val_accuracy for trial in done]
-    dimensions.append(dict(label="Validation accuracy (%)", values=accuracy))
-    figure = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True),
-                                    dimensions=dimensions))
-    figure.update_layout(height=360, margin=dict(l=60, r=60, t=50, b=20))
-    return figure
 
 
 def _retrain_best(spec: SweepSpec, sweep_id: str, trial_id: str, values: dict) -> None:
@@ -130,6 +100,9 @@ def _retrain_section(snapshot: JobSnapshot) -> None:
                     f"{progress_text(retraining)}", icon=":material/replay:")
         elif retraining.state == JobState.FAILED:
             st.error(f"Retraining trial {trial} failed: {plain(retraining.error, 400)}")
+        elif retraining.state == JobState.STOPPED:
+            st.warning(f"Retraining trial {trial}: {outcome_text(retraining)} Test accuracy "
+                       f"**{retraining.test_accuracy:.2%}**, saved as **{plain(retraining.saved_name)}**.")
         else:
             st.success(f"Trial {trial} retrained on the full training set: test accuracy "
                        f"**{retraining.test_accuracy:.2%}**, saved as **{plain(retraining.saved_name)}**.")
@@ -149,8 +122,9 @@ def _retrain_section(snapshot: JobSnapshot) -> None:
 
 def _show_sweep(job: Job, was_busy: bool) -> None:
     snapshot = job.snapshot()
-    if was_busy and not state.training_manager().busy():
-        st.rerun()  # the whole page: the Start buttons come back and the auto refresh stops
+    busy = state.training_manager().busy()
+    if was_busy != busy:  # a job ended (the Start buttons come back) or began here (a retraining): refresh timing
+        st.rerun()
     spec = snapshot.spec
     whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
     st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
@@ -180,7 +154,7 @@ def _show_sweep(job: Job, was_busy: bool) -> None:
     st.dataframe(rows, hide_index=True, key="sweep_table", column_config={
         "validation accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})
-    st.plotly_chart(parallel_coordinates(snapshot.trials, names), key="sweep_parcoords", config=charts.CONFIG)
+    st.plotly_chart(charts.parallel_coordinates(snapshot.trials, names), key="sweep_parcoords", config=charts.CONFIG)
     if snapshot.best is not None:
         best = snapshot.best
         st.markdown(f"Best: trial **{trial_number(best.trial_id)}**, validation accuracy "

@@ -107,8 +107,6 @@ def _unused_because(name: str) -> str | None:
     blocks = st.session_state.get("hp_num_conv_blocks", 0)
     if name in CONV_ONLY and blocks == 0:
         return "Not used: with 0 conv blocks the model has no convolutions."
-    if name == "extra_dense_units" and st.session_state.get("hp_dense_units", 0) == 0:
-        return "Not used: with 0 dense units there is no first dense layer for these to follow."
     return None
 
 
@@ -190,7 +188,7 @@ def _show_job(job: Job, was_running: bool) -> None:
     if snapshot.is_running:
         st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
         st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=job.request_stop,
-                  disabled=snapshot.stop_requested,
+                  disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
                   help="Stops after the current batch; the best weights so far are evaluated and saved.")
     elif snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         outcome = outcome_text(snapshot)
@@ -299,7 +297,7 @@ def render() -> None:
         st.divider()
     _form()
     st.divider()
-    if job is None:
+    if job is None and manager.current() is None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
     elif not first:
         _run_section(job)
