@@ -58,18 +58,12 @@ def progress_fraction(snapshot: JobSnapshot) -> float:
     return min(1.0, done / max(batch.epochs * batch.batches_per_epoch, 1))
 
 
-def full_epochs(history) -> tuple[int, bool]:
-    """(complete epochs, whether a stop cut one more short) of a run's EpochEnd records as dicts."""
-    full = sum(1 for record in history if record.get("complete", True))
-    return full, bool(history) and not history[-1].get("complete", True)
-
-
 def epochs_trained(history, last_batch=None) -> str:
     """How much a run trained, in words: '8 epochs', or '2 epochs and 23 of 422 batches of epoch 3' when a stop
     cut the last epoch short (its record has complete=False). `history` is EpochEnd records as dicts."""
-    full, partial = full_epochs(history)
+    full = sum(1 for record in history if record.get("complete", True))
     text = f"{full} epoch{'s' if full != 1 else ''}"
-    if partial:
+    if history and not history[-1].get("complete", True):
         part = (f"{last_batch.batch} of {last_batch.batches_per_epoch} batches"
                 if last_batch is not None and last_batch.epoch == full + 1 else "part")
         text += f" and {part} of epoch {full + 1}"

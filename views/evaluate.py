@@ -99,22 +99,20 @@ def render() -> None:
     metrics.metric("Mistakes", f"{mistakes_total:,}", border=True, width=METRIC_WIDTH)
     metrics.metric("Parameters", f"{saved.card.get('parameter_count', 0):,}", border=True, width=METRIC_WIDTH)
 
+    true_class, predicted = _class_index("filter_true"), _class_index("filter_pred")
+    indices = evaluation.misclassified_indices(true_class, predicted)  # for the link under the matrix and the gallery
     row = st.container(horizontal=True, wrap=True, gap="large")  # side by side where both fit, else stacked
     matrix, table = row.container(width=MATRIX_WIDTH), row.container(width=TABLE_WIDTH)
     with matrix:
         st.subheader("Confusion matrix")
         st.caption("Rows: the true class; columns: what the model said. Click a cell to browse those mistakes.")
-        chosen = _class_index("filter_true"), _class_index("filter_pred")
-        selected = (chosen[0], chosen[1] if chosen[1] is not None else chosen[0]) if chosen[0] is not None else None
+        # the cell of the chosen true class (outlined): its predicted class, or its diagonal for "All"
+        selected = None if true_class is None else (true_class, true_class if predicted is None else predicted)
         st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES, selected), key="confusion",
                         on_select=_on_cell_click, selection_mode="points", config=charts.CONFIG)
-        if selected is not None:  # the mistakes are listed further down: say so where the click was
-            true_name = CLASS_NAMES[selected[0]]
-            other = selected[1] if selected[1] != selected[0] else None  # the diagonal: every mistake of the class
-            chosen_mistakes = evaluation.misclassified_indices(selected[0], other)
-            what = f"{true_name} taken for {CLASS_NAMES[other]}" if other is not None else (
-                f"{true_name} taken for another class")
-            st.markdown(f"**{len(chosen_mistakes):,}** test images of {what}: "
+        if true_class is not None:  # the mistakes are listed further down: say so where the click was
+            what = "another class" if predicted is None else CLASS_NAMES[predicted]
+            st.markdown(f"**{len(indices):,}** test images of {CLASS_NAMES[true_class]} taken for {what}: "
                         f"[see them below](#{MISTAKES_ANCHOR}) :material/arrow_downward:")
     with table:
         st.subheader("Per class")
@@ -127,7 +125,6 @@ def render() -> None:
     left, right, count = st.columns([1, 1, 2], vertical_alignment="bottom")
     left.selectbox("True class", options, key="filter_true", on_change=_reset_browser)
     right.selectbox("Predicted class", options, key="filter_pred", on_change=_reset_browser)
-    indices = evaluation.misclassified_indices(_class_index("filter_true"), _class_index("filter_pred"))
     count.markdown(f"**{len(indices):,}** misclassified test images")
     if len(indices) == 0:
         st.info("No mistakes with these filters.")

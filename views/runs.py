@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_core.reporting import format_duration, full_epochs, summarize
+from fmnist_core.reporting import epochs_trained, format_duration, summarize
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 from views import charts, deploy_panel, state
-from views.text import count, plain
+from views.text import plain
 
 CARD_WIDTH = 330  # px: one run's card; as many side by side as the screen holds
 SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this session last saw it
@@ -18,7 +18,6 @@ def _card(saved: SavedModel) -> None:
     """One saved run as a card: its measures (the same for every model: accuracy, and a test loss without label
     smoothing), how long it trained and what it is. Cards sit side by side as far as the screen allows."""
     card, accuracy, loss = saved.card, saved.test_accuracy, saved.card.get("test_loss")
-    full, partial = full_epochs(card.get("history") or [])
     took = f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else ""
     with st.container(border=True, width=CARD_WIDTH):
         st.markdown(f"**{plain(saved.name)}**" + (" · shipped" if saved.is_default else ""))
@@ -26,7 +25,7 @@ def _card(saved: SavedModel) -> None:
                    f"{card.get('parameter_count', 0):,} parameters")
         st.markdown(f"Test accuracy **{'–' if accuracy is None else f'{accuracy:.2%}'}** · test loss "
                     f"**{'–' if loss is None else f'{loss:.3f}'}**")
-        st.caption(f"{count(full, 'epoch')}{' + part of one' if partial else ''}{took}"
+        st.caption(f"{epochs_trained(card.get('history') or [])}{took}"
                    + (f" · {saved.created:%Y-%m-%d %H:%M} UTC" if saved.created else ""))
         st.caption(summarize(saved.hyperparameters))
 

@@ -283,24 +283,23 @@ def render() -> None:
     _restore_form()
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
-    manager = state.training_manager()
-    job = manager.current()
-    if job is not None and job.kind == SWEEP:
+    job = state.training_manager().current()
+    run = job if job is not None and job.kind != SWEEP else None
+    if job is not None and run is None:
         st.info("A hyperparameter sweep " + ("is running" if job.snapshot().is_running else "ran last")
                 + " on this server.")
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
-        job = None
     # A run in progress, or the one this session started, comes first: in view without scrolling.
-    first = job is not None and (job.snapshot().is_running or job.owner == state.session_id())
+    first = run is not None and (run.snapshot().is_running or run.owner == state.session_id())
     if first:
-        _run_section(job)
+        _run_section(run)
         st.divider()
     _form()
     st.divider()
-    if job is None and manager.current() is None:
+    if job is None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
-    elif not first:
-        _run_section(job)
+    elif run is not None and not first:
+        _run_section(run)
 
 
 render()
