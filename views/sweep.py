@@ -89,7 +89,7 @@ def _retraining(sweep: JobSnapshot) -> JobSnapshot | None:
     return snapshot if snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id else None
 
 
-def _retrain_section(snapshot: JobSnapshot) -> None:
+def _retrain_section(snapshot: JobSnapshot, busy: bool) -> None:
     """The best trial's retraining: a button while nothing trains, and what became of the retraining it started."""
     spec, best = snapshot.spec, snapshot.best
     retraining = _retraining(snapshot)
@@ -110,7 +110,6 @@ def _retrain_section(snapshot: JobSnapshot) -> None:
     refusal = st.session_state.pop(RETRAIN_REFUSAL_KEY, None)
     if refusal:
         st.warning(refusal)
-    busy = state.training_manager().busy()
     st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
               on_click=_retrain_best, args=(spec, snapshot.job_id, best.trial_id, best.values), type="primary",
               disabled=busy,
@@ -160,7 +159,7 @@ def _show_sweep(job: Job, was_busy: bool) -> None:
         st.markdown(f"Best: trial **{trial_number(best.trial_id)}**, validation accuracy "
                     f"**{best.val_accuracy:.2%}**, with {hyperparameter_values(best.values)}.")
         if not snapshot.is_running:
-            _retrain_section(snapshot)
+            _retrain_section(snapshot, busy)
 
 
 def render() -> None:
