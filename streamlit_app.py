@@ -11,6 +11,7 @@ st.set_page_config(page_title="Fashion-MNIST CNN Studio", page_icon="👕", layo
 state.init_session()
 state.keep_keras_state_between_reruns()
 state.warm_up()
+state.keep_worker_running()  # training happens in a worker process; one is started when jobs wait for it
 
 pages = [
     st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
@@ -22,5 +23,6 @@ pages = [
 ]
 navigation = st.navigation(pages)
 sidebar.render(train_page=pages[0])
+state.remember_visitor()
 state.show_flashes()
 navigation.run()

@@ -1,4 +1,4 @@
-"""Command line: `python -m fmnist_core train|evaluate|list|sweep|export|serve`, for people who do not want the UI.
+"""Command line: `python -m fmnist_core train|evaluate|list|sweep|export|serve|worker`, without the UI.
 
 Every hyperparameter is a flag, generated from the dataclass, so the CLI can never drift from it.
 """
@@ -251,6 +251,19 @@ def _command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_worker(args: argparse.Namespace) -> int:
+    import functools
+    import logging
+
+    from .data import load_fashion_mnist
+    from .store import ModelStore
+    from .worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
+    load_dataset = functools.cache(lambda: load_fashion_mnist(args.data_dir))
+    return run_worker(ModelStore(args.models_dir), load_dataset, None if args.forever else args.idle_exit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fmnist_core", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default=None, help="model store folder (default: ./models)")
@@ -322,6 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run each request on the model by itself (for comparison)")
     serve.add_argument("--access-log", action="store_true", help="log every request (costs some throughput)")
     serve.set_defaults(handler=_command_serve)
+    from .worker import IDLE_EXIT_SECONDS
+
+    worker = commands.add_parser(
+        "worker", help="train the jobs the app queues, in order (the app starts one itself when none runs)")
+    worker.add_argument("--idle-exit", type=float, default=IDLE_EXIT_SECONDS, metavar="SECONDS",
+                        help="exit after this long without a job, handing its memory back")
+    worker.add_argument("--forever", action="store_true", help="never exit for lack of jobs")
+    worker.set_defaults(handler=_command_worker)
     return parser
 
 

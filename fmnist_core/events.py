@@ -21,6 +21,14 @@ class TrainingStarted:
 
 
 @dataclass(frozen=True)
+class TrainingResumed:
+    """A run cut short (a crash, a restart) goes on from its last checkpoint; sent before `TrainingStarted`."""
+
+    epochs_done: int  # the epochs kept from before the interruption
+    history: tuple[dict, ...]  # their EpochEnd fields, one dict per epoch
+
+
+@dataclass(frozen=True)
 class BatchEnd:
     epoch: int  # 1-based
     batch: int  # 1-based, within the epoch
@@ -81,5 +89,5 @@ def best_trial(trials):
     return max(completed, key=lambda trial: trial.val_accuracy, default=None)
 
 
-TrainingEvent = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished | TrialEnd
+TrainingEvent = TrainingStarted | TrainingResumed | BatchEnd | EpochEnd | TrainingFinished | TrialEnd
 Listener = Callable[[TrainingEvent], None]

@@ -95,6 +95,13 @@ class SavedModel:
         return self.name, str(self.card.get("created")), self.modified_ns
 
     @property
+    def owner(self) -> str | None:
+        """The owner key of the visitor whose run saved this model (see ownership.py); None for the shipped model
+        and models trained with the CLI."""
+        owner = self.card.get("owner")
+        return owner if isinstance(owner, str) and owner else None
+
+    @property
     def is_default(self) -> bool:
         return self.name == DEFAULT_MODEL
 
@@ -315,6 +322,10 @@ class ModelStore:
         known = ", ".join(m.name for m in models) or "none"
         raise ModelStoreError(f"no saved model named {name!r} (saved models: {known}).")
 
+    def find_by_job(self, job_id: str) -> SavedModel | None:
+        """The model a queued job saved (its card records the job's id), if it was saved."""
+        return next((saved for saved in self.list_models()[0] if saved.card.get("job_id") == job_id), None)
+
     def load_model(self, name: str):
         """Load a saved model with Keras safe_mode on; raises ModelStoreError naming the folder if it fails."""
         import keras
@@ -376,6 +387,7 @@ def make_card(result, evaluation, dataset, run_name: str, preset: str | None = N
         "stopped_early": result.stopped_early,
         "stopped_by_time_limit": result.stopped_by_time_limit,
         "train_seconds": round(result.train_seconds, 2),
+        "resumed_at_epochs": list(result.resumed_at_epochs),  # a crash or restart interrupted it at these epochs
         "unsure_below": result.unsure_below,
         "inference_precision": result.model.get_layer("logits").dtype_policy.name,  # the saved, served copy
         **evaluation.metrics(),

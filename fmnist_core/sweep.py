@@ -96,6 +96,20 @@ class SweepSpec:
         return math.prod(len(values) for _, values in self.vary)
 
 
+def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
+    """The spec as plain JSON data (for the job queue); `spec_from_dict` reads it back, checked again."""
+    data = {item.name: getattr(spec, item.name) for item in fields(SweepSpec)}
+    data["vary"] = [[name, {"low": values.low, "high": values.high} if isinstance(values, Range) else list(values)]
+                    for name, values in spec.vary]
+    return data
+
+
+def spec_from_dict(data: dict[str, Any]) -> SweepSpec:
+    vary = tuple((name, Range(**values) if isinstance(values, dict) else tuple(values))
+                 for name, values in data["vary"])
+    return SweepSpec(**{**data, "vary": vary})
+
+
 def _check_budget(spec: SweepSpec) -> None:
     if spec.strategy not in STRATEGIES:
         raise SweepError(f"strategy={spec.strategy!r}: expected one of {', '.join(STRATEGIES)}.")
@@ -238,12 +252,14 @@ def run_sweep(
     stop_event: threading.Event | None = None,
     directory: Path | str | None = None,
     time_limit_seconds: float | None = None,
+    resume: bool = False,
 ) -> SweepResult:
     """Run the sweep here; with KERASTUNER_* set, as the chief (serves trials) or a worker (runs them).
 
     The tuner's files go to `directory` (a fresh temporary folder if None), one sub-folder per tuner id. With
     `time_limit_seconds`, the trial in progress stops like a user stop once the sweep has run that long, and no
-    further trial starts.
+    further trial starts. With `resume`, a sweep interrupted in `directory` goes on: Keras Tuner keeps the trials
+    that ended and runs the rest.
     """
     from .sweep_tuner import SweepTuner
 
@@ -251,7 +267,7 @@ def run_sweep(
     temporary = directory is None
     root = Path(tempfile.mkdtemp(prefix="fmnist-sweep-") if temporary else directory)
     tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds,
-                       directory=str(root / tuner_id), project_name="sweep", overwrite=True)
+                       directory=str(root / tuner_id), project_name="sweep", overwrite=not resume)
     result = SweepResult(directory=None if temporary else root)
     try:
         tuner.search(verbose=0)

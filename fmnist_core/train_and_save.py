@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from .data import FashionMNIST
 from .evaluation import Evaluation, evaluate
@@ -22,9 +23,13 @@ def train_evaluate_save(
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
     time_limit_seconds: float | None = None,
+    checkpoint_dir: Path | str | None = None,
+    card_extra: dict | None = None,
 ) -> tuple[SavedModel, Evaluation]:
-    """Train (stoppable, optionally capped in time), score the best weights on the test set, save model and card."""
-    result = train(hp, dataset, listeners=listeners, stop_event=stop_event, time_limit_seconds=time_limit_seconds)
+    """Train (stoppable, optionally capped in time, resumable from `checkpoint_dir`), score the best weights on the
+    test set, save model and card (with `card_extra`'s fields, e.g. the job and owner)."""
+    result = train(hp, dataset, listeners=listeners, stop_event=stop_event, time_limit_seconds=time_limit_seconds,
+                   checkpoint_dir=checkpoint_dir)
     evaluation = evaluate(Classifier(result.model), dataset.test_images, dataset.test_labels)
-    card = make_card(result, evaluation, dataset, run_name=run_name, preset=preset)
+    card = {**make_card(result, evaluation, dataset, run_name=run_name, preset=preset), **(card_extra or {})}
     return store.save(result.model, card, run_name), evaluation

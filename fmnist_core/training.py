@@ -4,6 +4,8 @@ The trainer knows nothing about any UI. It sends events (`TrainingStarted`, `Bat
 `TrainingFinished`) to any number of listeners, honours a stop request at the next batch boundary,
 stops the same way when an optional wall-clock limit is reached, stops early on validation loss,
 and always ends with the weights of the best validation epoch.
+Given a checkpoint folder, it writes a checkpoint after every epoch and when training ends, and a run started
+again with the same folder resumes from it (`TrainingResumed`), losing at most the epoch in progress.
 The test set is never touched here.
 """
 
@@ -13,14 +15,16 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from .checkpoints import TrainingCheckpoint, load_checkpoint, save_checkpoint
 from .data import NUM_CLASSES, FashionMNIST, stratified_split, stratified_subset
 from .drawings import non_item_inputs, sketch_inputs
-from .events import BatchEnd, EpochEnd, Listener, TrainingEvent, TrainingFinished, TrainingStarted
+from .events import BatchEnd, EpochEnd, Listener, TrainingEvent, TrainingFinished, TrainingResumed, TrainingStarted
 from .hyperparameters import HyperParameters
 from .inference import UNSURE_BELOW, Classifier
 from .model import build_model
@@ -40,6 +44,7 @@ class TrainingResult:
     stopped_early: bool = False
     stopped_by_time_limit: bool = False
     unsure_below: float = UNSURE_BELOW  # top probability under which an answer is "unsure / not an item"
+    resumed_at_epochs: tuple[int, ...] = ()  # epochs done each time the run was resumed from a checkpoint
 
 
 @dataclass(frozen=True)
@@ -135,25 +140,51 @@ class _EventBridge(keras.callbacks.Callback):
     """Turns Keras callbacks into our events, applies the stop request, early stopping and best weights."""
 
     def __init__(self, hp: HyperParameters, batches_per_epoch: int, listeners: list[Listener],
-                 stop_event: threading.Event | None, time_limit_seconds: float | None = None):
+                 stop_event: threading.Event | None, time_limit_seconds: float | None = None,
+                 checkpoint_dir: Path | None = None):
         super().__init__()
         self.hp, self.batches_per_epoch, self.listeners, self.stop_event = hp, batches_per_epoch, listeners, stop_event
-        self.time_limit_seconds = time_limit_seconds
+        self.time_limit_seconds, self.checkpoint_dir = time_limit_seconds, checkpoint_dir
         self.history: list[dict] = []
         self.best_val_loss, self.best_epoch, self.best_weights = np.inf, 0, None
         self.epochs_without_improvement = 0
         self.stopped_by_user = self.stopped_early = self.stopped_by_time_limit = False
         self.start = self.epoch_start = 0.0
+        self.elapsed_before = 0.0  # training seconds before a resume
         self.batches_done = 0  # over the whole run, for the ETA
         self.epoch = 0
         self.batches_this_epoch = 0
+
+    def restore(self, checkpoint: TrainingCheckpoint) -> None:
+        """Take up a checkpointed run: its history, best epoch, early-stopping count, clock and flags."""
+        self.history = list(checkpoint.history)
+        self.best_val_loss, self.best_epoch = checkpoint.best_val_loss, checkpoint.best_epoch
+        self.best_weights = checkpoint.best_weights
+        self.epochs_without_improvement = checkpoint.epochs_without_improvement
+        self.elapsed_before, self.batches_done = checkpoint.elapsed_seconds, checkpoint.batches_done
+        self.stopped_by_user, self.stopped_early = checkpoint.stopped_by_user, checkpoint.stopped_early
+        self.stopped_by_time_limit = checkpoint.stopped_by_time_limit
+
+    def write_checkpoint(self, training_over: bool = False) -> None:
+        if self.checkpoint_dir is None:
+            return
+        optimizer = self.model.optimizer
+        save_checkpoint(self.checkpoint_dir, TrainingCheckpoint(
+            epochs_done=len(self.history), history=self.history, best_val_loss=float(self.best_val_loss),
+            best_epoch=self.best_epoch, epochs_without_improvement=self.epochs_without_improvement,
+            elapsed_seconds=time.perf_counter() - self.start, batches_done=self.batches_done,
+            training_over=training_over, stopped_by_user=self.stopped_by_user, stopped_early=self.stopped_early,
+            stopped_by_time_limit=self.stopped_by_time_limit, weights=self.model.get_weights(),
+            optimizer_variables=[keras.ops.convert_to_numpy(v) for v in optimizer.variables] if optimizer.built else [],
+            best_weights=self.best_weights,
+        ))
 
     def emit(self, event: TrainingEvent) -> None:
         for listener in self.listeners:
             listener(event)
 
     def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - self.elapsed_before
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_start, self.batches_this_epoch = epoch + 1, time.perf_counter(), 0
@@ -205,11 +236,14 @@ class _EventBridge(keras.callbacks.Callback):
             if patience and self.epochs_without_improvement >= patience and not self.model.stop_training:
                 self.stopped_early = True
                 self.model.stop_training = True
+        if not self.model.stop_training and record.epoch < self.hp.epochs:
+            self.write_checkpoint()  # before the page hears of the epoch: what it shows survives a crash
         self.emit(record)
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+        self.write_checkpoint(training_over=True)  # a crash while scoring or saving resumes without training
 
 
 def train(
@@ -218,10 +252,13 @@ def train(
     listeners: Iterable[Listener] = (),
     stop_event: threading.Event | None = None,
     time_limit_seconds: float | None = None,
+    checkpoint_dir: Path | str | None = None,
 ) -> TrainingResult:
     """Train the model `hp` describes on `dataset`'s training set; return it with the best validation weights.
 
-    With `time_limit_seconds`, training stops after the first batch that ends past that many seconds.
+    With `time_limit_seconds`, training stops after the first batch that ends past that many seconds (counting
+    the seconds trained before a resume). With `checkpoint_dir`, a checkpoint is written there after every epoch
+    and at the end, and a checkpoint found there at the start is resumed.
     """
     if time_limit_seconds is not None and not time_limit_seconds > 0:
         raise ValueError(f"time_limit_seconds={time_limit_seconds!r}: expected a positive number of seconds or None.")
@@ -235,18 +272,30 @@ def train(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
         metrics=[ItemAccuracy()],
     )
-    bridge = _EventBridge(hp, batches_per_epoch, listeners, stop_event, time_limit_seconds)
+    checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    bridge = _EventBridge(hp, batches_per_epoch, listeners, stop_event, time_limit_seconds, checkpoint_dir)
+    checkpoint = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    if checkpoint is not None:
+        _restore(model, bridge, checkpoint)
+        bridge.emit(TrainingResumed(checkpoint.epochs_done, tuple(checkpoint.history)))
     bridge.emit(TrainingStarted(hp, len(data.train_labels), len(data.validation_labels), batches_per_epoch, hp.epochs))
     start = time.perf_counter()
-    if not (stop_event is not None and stop_event.is_set()):
+    if checkpoint is not None and checkpoint.training_over:
+        model.set_weights(checkpoint.weights)  # the best weights, set when training ended: only scoring remains
+    elif stop_event is not None and stop_event.is_set():
+        bridge.stopped_by_user = True
+        bridge.set_model(model)
+        bridge.on_train_begin()
+        bridge.on_train_end()
+    else:
+        bridge.set_model(model)
         model.fit(
             make_dataset(data.train_images, data.train_labels, hp.batch_size, seed=hp.seed),
-            epochs=hp.epochs, verbose=0, callbacks=[bridge], shuffle=False,  # shuffled by make_dataset
+            epochs=hp.epochs, initial_epoch=len(bridge.history), verbose=0, callbacks=[bridge],
+            shuffle=False,  # shuffled by make_dataset
             validation_data=make_dataset(data.validation_images, data.validation_labels, VALIDATION_BATCH_SIZE, None),
         )
-    else:
-        bridge.stopped_by_user = True
-    train_seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start + bridge.elapsed_before
     # What gets saved and served: the same weights without optimizer state, computing in float32. bfloat16 speeds
     # up training in batches, but one image at a time float32 is faster here (1.0 vs 1.5 ms per image).
     inference_model = build_model(hp.with_changes(precision="float32"))
@@ -254,5 +303,31 @@ def train(
     unsure_below = Classifier(inference_model).unsure_threshold(data.validation_images)
     bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
                                  bridge.stopped_early, train_seconds, bridge.stopped_by_time_limit))
+    resumed = tuple(checkpoint_resumes(checkpoint_dir)) if checkpoint_dir is not None else ()
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
-                          bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below)
+                          bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below,
+                          resumed)
+
+
+def _restore(model: keras.Model, bridge: _EventBridge, checkpoint: TrainingCheckpoint) -> None:
+    """Put a checkpoint's weights and optimizer state into the freshly compiled `model`, and its state into
+    `bridge`; a resume is noted in the checkpoint folder (see `checkpoint_resumes`)."""
+    model.set_weights(checkpoint.weights)
+    if checkpoint.optimizer_variables:
+        model.optimizer.build(model.trainable_variables)
+        for variable, value in zip(model.optimizer.variables, checkpoint.optimizer_variables, strict=True):
+            variable.assign(value)
+    bridge.restore(checkpoint)
+    with open(bridge.checkpoint_dir / RESUMES_FILE, "a") as log:
+        log.write(f"{checkpoint.epochs_done}\n")
+
+
+RESUMES_FILE = "resumes.txt"  # beside the checkpoint: one line per resume, the epochs done at that moment
+
+
+def checkpoint_resumes(checkpoint_dir: Path) -> list[int]:
+    """The epochs done at each resume of the run checkpointed in `checkpoint_dir`, oldest first."""
+    try:
+        return [int(line) for line in (checkpoint_dir / RESUMES_FILE).read_text().split()]
+    except (OSError, ValueError):
+        return []

@@ -53,11 +53,11 @@ def open_page(page: str | None = None, query: dict | None = None, model: str | N
     return at
 
 
-def training_manager():
-    """The app's one training job slot (views.state.training_manager), shared by every session."""
+def job_queue():
+    """The app's job queue (views.state.job_queue), on disk beside the model store the test serves."""
     from views import state
 
-    return state.training_manager()
+    return state.job_queue()
 
 
 def texts(elements) -> str:

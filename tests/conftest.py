@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("FMNIST_WORKER_IDLE_EXIT", "5")  # training workers the tests start exit soon after their jobs
 
 import pytest  # noqa: E402
 
@@ -19,6 +20,15 @@ if TYPE_CHECKING:  # TensorFlow is imported by the fixture, when a test first ne
     from fmnist_core.store import SavedModel
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_workers_left_behind(tmp_path_factory):
+    """After the session, stop any training worker still running on one of the tests' model stores."""
+    yield
+    import subprocess
+
+    subprocess.run(["pkill", "-KILL", "-f", f"--models-dir {tmp_path_factory.getbasetemp()}"], check=False)
 
 
 @pytest.fixture(scope="session")

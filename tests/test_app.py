@@ -7,9 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-from apptest_support import open_page, serving_models_from, texts, training_manager
+from apptest_support import job_queue, open_page, serving_models_from, texts
 from images import encode
 from streamlit.testing.v1 import AppTest
+from waiting import wait_until
 
 import fmnist_core.store
 from fmnist_core.data import CLASS_NAMES
@@ -34,12 +35,15 @@ def models_dir(tmp_path_factory, dataset):
         yield root
 
 
-def wait_for_job(at: AppTest):
-    job = training_manager().current()
-    assert job is not None and job.wait(TRAINING_TIMEOUT), "the training run did not finish in time"
+def wait_for_job(at: AppTest, job_id: str | None = None):
+    """Wait for the newest job (or `job_id`) to end in the worker process; the page redrawn then."""
+    job = job_queue().newest() if job_id is None else job_queue().snapshot(job_id)
+    assert job is not None
+    snapshot = job_queue().wait(job.job_id, TRAINING_TIMEOUT)
+    assert not snapshot.state.is_active, f"the job did not finish in time: {snapshot.state}"
     at.run()  # the page now draws the finished run
     assert not at.exception, [e.value for e in at.exception]
-    return job.snapshot()
+    return snapshot
 
 
 # ---- every page --------------------------------------------------------------------------------------
@@ -96,14 +100,14 @@ def test_the_form_survives_a_visit_to_another_page(models_dir):
 
 def test_impossible_settings_show_an_error_and_start_nothing(models_dir):
     at = open_page()
-    before = training_manager().current()
+    before = job_queue().newest()
     at.slider(key="hp_num_conv_blocks").set_value(4)
     at.select_slider(key="hp_kernel_size").set_value(7)
     at.selectbox(key="hp_padding").set_value("valid")
     at.button(key="start_training").click().run()
     assert not at.exception
     assert "cannot be trained" in texts(at.error) and "below 1x1" in texts(at.error)
-    assert training_manager().current() is before
+    assert job_queue().newest() == before
 
 
 @pytest.mark.slow
@@ -114,7 +118,7 @@ def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(
     at.slider(key="hp_epochs").set_value(1)
     at.text_input(key="run_name").set_value("app test run")
     at.button(key="start_training").click().run()
-    assert not at.exception and training_manager().current().run_name == "app test run"
+    assert not at.exception and job_queue().newest().run_name == "app test run"
     snapshot = wait_for_job(at)
     assert snapshot.saved_name == "app-test-run" and (models_dir / "app-test-run" / "model.keras").is_file()
     card = json.loads((models_dir / "app-test-run" / "card.json").read_text())
@@ -128,23 +132,36 @@ def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(
 
 
 @pytest.mark.slow
-def test_a_second_session_sees_the_running_job_cannot_start_another_and_can_stop_it(models_dir):
+def test_a_second_visitor_watches_the_run_queues_their_own_and_only_the_owner_can_stop_or_cancel(models_dir):
     first = open_page()
     first.selectbox(key="preset").set_value("seed-004").run()
     first.slider(key="hp_train_subset_size").set_value(20000)  # long enough to still be running below
     first.text_input(key="run_name").set_value("long run")
     first.button(key="start_training").click().run()
-    job = training_manager().current()
-    assert job.snapshot().is_running
+    job = job_queue().newest()
+    assert job.run_name == "long run" and job.state.is_active
+    wait_until(lambda: job_queue().snapshot(job.job_id).is_running, 60, "the worker did not start the run")
+    first.run()
+    assert first.button(key="stop_training")  # the owner may stop it
 
-    second = open_page()  # another browser session: the run shows there too
-    assert second.subheader[0].value == "Run “long run”" and "another session" in texts(second.caption)
-    second.button(key="start_training").click().run()
-    assert "A training run is in progress" in texts(second.warning)
-    assert training_manager().current() is job
+    second = open_page()  # another visitor's browser: the run shows there too, without a Stop button
+    assert second.subheader[0].value == "Run “long run”" and "started by another visitor" in texts(second.caption)
+    assert not [button for button in second.button if button.key == "stop_training"]
+    assert "Only the visitor who started it" in texts(second.caption)
+    second.text_input(key="run_name").set_value("queued run")
+    second.button(key="start_training").click().run()  # queued behind the run, not refused
+    queued = job_queue().newest()
+    assert queued.run_name == "queued run" and queued.state == JobState.QUEUED
+    assert "waits in the queue: number 1" in texts(second.info)
+    assert "**1.** run “queued run” (quick) · **yours**" in texts(second.markdown)
+    first.run()  # the first visitor sees it as another visitor's, with no Cancel button
+    assert "**1.** run “queued run” (quick) · another visitor" in texts(first.markdown)
+    assert not [button for button in first.button if button.key == f"cancel_{queued.job_id}"]
+    second.button(key=f"cancel_{queued.job_id}").click().run()
+    assert job_queue().snapshot(queued.job_id).state == JobState.CANCELLED and "Cancelled" in texts(second.info)
 
-    second.button(key="stop_training").click().run()
-    snapshot = wait_for_job(second)
+    first.button(key="stop_training").click().run()
+    snapshot = wait_for_job(second, job.job_id)
     assert snapshot.state == JobState.STOPPED and snapshot.saved_name == "long-run"
     assert len(snapshot.epochs) < preset("seed-004").epochs
     assert "Stopped early by request" in texts(second.success)

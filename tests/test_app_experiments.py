@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from apptest_support import open_page, serving_models_from, texts, training_manager
+from apptest_support import job_queue, open_page, serving_models_from, texts
 from streamlit.testing.v1 import AppTest
+from waiting import wait_until
 
 from fmnist_core.jobs import RUN, SWEEP, JobState
 
@@ -39,17 +40,17 @@ def test_the_page_starts_from_the_classic_grid_and_names_a_bad_value(empty_store
     assert "6 trials of 27 combinations" in texts(at.caption)
     at.text_input(key="sweep_values_dropout_rate").set_value("0.1,0.9").run()
     assert "dropout_rate=0.9 is outside 0.0-0.8" in at.error[0].value
-    assert at.button(key="sweep_start").disabled and training_manager().current() is None
+    assert at.button(key="sweep_start").disabled and job_queue().newest() is None
 
 
 @pytest.mark.slow
 def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_images(empty_store):
     at = tiny(open_page(PAGE), "1e-3,3e-3")
     at.button(key="sweep_start").click().run()
-    job = training_manager().current()
-    assert job.kind == SWEEP and job.wait(TIMEOUT)
+    job = job_queue().wait(job_queue().newest().job_id, TIMEOUT)
+    assert job.kind == SWEEP
     at.run()
-    assert not at.exception and job.snapshot().state == JobState.FINISHED
+    assert not at.exception and job.state == JobState.FINISHED
     table = at.dataframe[0].value
     assert sorted(table["Learning rate"]) == [1e-3, 3e-3] and list(table["status"]) == ["completed"] * 2
     assert list(table["trial"]) == ["1", "2"]  # numbered from 1, as the progress line counts them
@@ -57,36 +58,43 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
     assert chart["type"] == "parcoords" and [d["label"] for d in chart["dimensions"]] == [
         "Learning rate", "Validation accuracy (%)"]
     assert 10 < min(chart["dimensions"][1]["values"]) <= 100  # in %, as in the table
-    best = job.snapshot().best
+    best = job.best
     markdown = texts(at.markdown)
     assert f"trial **{int(best.trial_id) + 1}**" in markdown
     assert f"with Learning rate {best.values['learning_rate']:g}." in markdown  # words, not a Python dict
 
     at.button(key="retrain_best").click().run()
-    retrain = training_manager().current()
+    retrain = job_queue().newest()
     assert retrain.kind == RUN and retrain.from_sweep == (job.job_id, best.trial_id)
     hp = retrain.hyperparameters
     assert (hp.learning_rate, hp.train_subset_size, hp.epochs) == (best.values["learning_rate"], 0, 10)
-    # the sweep stays on its page, the retraining is shown beside it, and the button waits for it to end
+    wait_until(lambda: job_queue().snapshot(retrain.job_id).is_running, TIMEOUT, "the retraining did not start")
+    at.run()
+    # the sweep stays on its page and the retraining is shown beside it
     assert at.dataframe[0].value.shape[0] == 2 and "No sweep" not in "\n".join(c.value for c in at.caption)
-    assert f"Retraining trial {int(best.trial_id) + 1} on the full training set" in at.info[0].value
-    assert at.button(key="retrain_best").disabled
-    retrain.request_stop()  # the full run would take minutes; its settings are what this test checks
-    assert retrain.wait(TIMEOUT) and retrain.snapshot().saved_name.startswith("sweep-best-")
+    assert f"Retraining trial {int(best.trial_id) + 1} on the full training set" in texts(at.info)
+    job_queue().request_stop(retrain.job_id)  # the full run would take minutes; its settings are what this checks
+    retrain = job_queue().wait(retrain.job_id, TIMEOUT)
+    assert retrain.saved_name.startswith("sweep-best-")
     at.run()
     assert f"Retraining trial {int(best.trial_id) + 1}: Stopped early by request after" in texts(at.warning)
     assert at.dataframe[0].value.shape[0] == 2 and not at.button(key="retrain_best").disabled
 
 
-def test_a_second_session_sees_the_sweep_and_stops_it(empty_store):
+def test_another_visitor_watches_the_sweep_but_only_its_owner_stops_it(empty_store):
     first = tiny(open_page(PAGE), "1e-3,2e-3,3e-3", base="seed-004")  # a CNN: still running when stopped
     first.number_input(key="sweep_subset").set_value(5000).run()
     first.button(key="sweep_start").click().run()
+    job = job_queue().newest()
+    wait_until(lambda: job_queue().snapshot(job.job_id).is_running, TIMEOUT, "the sweep did not start")
     second = open_page(PAGE)
-    assert "another session" in texts(second.caption)
-    second.button(key="stop_sweep").click().run()
-    job = training_manager().current()
-    assert job.wait(TIMEOUT) and job.snapshot().state == JobState.STOPPED and len(job.snapshot().trials) <= 1
+    assert "started by another visitor" in texts(second.caption) and "Only the visitor who started it" in texts(
+        second.caption)
+    assert not [button for button in second.button if button.key == "stop_sweep"]
+    first.run()
+    first.button(key="stop_sweep").click().run()
+    job = job_queue().wait(job.job_id, TIMEOUT)
+    assert job.state == JobState.STOPPED and len(job.trials) <= 1
 
 
 # ---- model families ---------------------------------------------------------------------------------
@@ -99,7 +107,7 @@ def test_the_mlp_preset_fills_the_train_form_with_no_conv_blocks(empty_store):
     at.text_input(key="hp_extra_dense_units").set_value("128,1x")
     at.button(key="start_training").click().run()
     assert "extra dense layers '128,1x': expected whole numbers" in at.error[0].value
-    assert training_manager().current() is None
+    assert job_queue().newest() is None
 
 
 def test_the_runs_page_shows_each_runs_model_family(empty_store, dataset):

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from apptest_support import open_page, serving_models_from, texts, training_manager, with_shipped_model
+from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
 from images import encode
 from PIL import Image
 
@@ -177,20 +177,22 @@ def test_a_session_whose_active_model_is_deleted_by_another_is_told_and_uses_the
 @pytest.mark.slow
 # ---- the server's time limit --------------------------------------------------------------------------
 def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(models_dir, monkeypatch):
-    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s instead of 30 min; the run would take minutes
+    # 3 s instead of 30 min (the run would take minutes): for the page, and for the worker process it starts
+    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)
+    monkeypatch.setenv("FMNIST_MAX_TRAIN_MINUTES", str(3 / 60))
     at = open_page()
     assert "stop after 0.05 minutes of training at most" in texts(at.caption)
     at.selectbox(key="preset").set_value("seed-004").run()
     at.slider(key="hp_train_subset_size").set_value(20000)
     at.text_input(key="run_name").set_value("capped run")
     at.button(key="start_training").click().run()
-    job = training_manager().current()
-    assert job.run_name == "capped run" and job.wait(120)
+    job = job_queue().newest()
+    assert job.run_name == "capped run"
+    snapshot = job_queue().wait(job.job_id, 120)
     at.run()
 
     assert not at.exception
     assert "Stopped at the server's time limit of 0.05 minutes of training" in texts(at.success)
     assert "saved as **capped-run**" in texts(at.success)
-    snapshot = job.snapshot()
     assert snapshot.stopped_by_time_limit and len(snapshot.epochs) < 10
     assert (models_dir / "capped-run" / "model.keras").is_file()

@@ -1,94 +1,191 @@
-"""Background jobs: one at a time, stoppable, saved, visible as snapshots, memory handed back after each."""
+"""The job queue on disk and the worker's handling of a job: order, limits, cancel and stop, failures, the time
+limit, estimated starts, and giving up on a job that keeps killing its worker. The worker's own functions run here
+in the test's process; tests/test_worker_crash.py kills real worker processes."""
 
 import threading
+import time
 
 import pytest
 
-from fmnist_core import jobs
+from fmnist_core import job_queue, worker
 from fmnist_core.hyperparameters import preset
-from fmnist_core.jobs import RUN, JobState, TrainingBusyError, TrainingManager
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import (
+    MAX_RESUMES,
+    RUN,
+    SCORE_AND_SAVE_SECONDS,
+    SWEEP,
+    JobState,
+    QueueFullError,
+    estimated_starts,
+    images_to_train,
+)
 from fmnist_core.reporting import progress_text
 from fmnist_core.store import ModelStore
+from fmnist_core.sweep import SweepSpec
 
 TINY = preset("seed-004", train_subset_size=1000, epochs=1)
-pytestmark = pytest.mark.slow  # every test trains
 
 
-def test_a_job_trains_evaluates_and_saves_in_the_background(tmp_path, dataset):
-    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
-    seen = []
-    job = manager.start(TINY, "tiny run", owner="session-a", preset="seed-004")
-    while not job.wait(0.05):
-        seen.append(job.snapshot().state)
-    snapshot = job.snapshot()
-    assert snapshot.kind == RUN and snapshot.state == JobState.FINISHED and snapshot.error is None
-    assert JobState.TRAINING in seen and not snapshot.is_running and not manager.busy()
+def run_next(queue: JobQueue, store: ModelStore, dataset, slot: int = 0):
+    """What a worker does with the next job: claim it, run it; its final snapshot."""
+    job = queue.claim_next(slot, pid=1)
+    assert job is not None
+    worker.run_job(queue, store, job, lambda: dataset)
+    return queue.snapshot(job.job_id)
+
+
+@pytest.mark.slow
+def test_a_queued_run_is_trained_evaluated_and_saved_with_its_progress_on_disk(tmp_path, dataset):
+    store = ModelStore(tmp_path)
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "tiny run", "visitor-a", preset="seed-004", hyperparameters=TINY)
+    assert job.state == JobState.QUEUED and job.owner == "visitor-a" and job.hyperparameters == TINY
+    seen, done = [], threading.Event()
+
+    def watch():  # as a page would, from another thread
+        while not done.wait(0.02):
+            seen.append(queue.snapshot(job.job_id, with_curves=False).state)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    snapshot = run_next(queue, store, dataset)
+    done.set()
+    watcher.join()
+    assert snapshot.state == JobState.FINISHED and snapshot.error is None and not queue.active()
+    assert JobState.TRAINING in seen and JobState.EVALUATING in seen
     assert snapshot.saved_name == "tiny-run" and (tmp_path / "tiny-run" / "model.keras").is_file()
     assert 0.1 < snapshot.test_accuracy <= 1.0
     assert len(snapshot.epochs) == 1 and snapshot.batch_points[-1][0] == pytest.approx(1.0)
-    assert manager.current() is job
+    card = store.get("tiny-run").card
+    assert card["job_id"] == job.job_id and card["owner"] == "visitor-a" and card["resumed_at_epochs"] == []
+    assert not queue.checkpoint_dir(job.job_id).exists()  # removed once the model is saved
+    assert queue.latest().job_id == job.job_id
 
 
-def test_only_one_job_at_a_time_even_when_two_sessions_press_start_together(tmp_path, dataset):
-    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
-    barrier, started, refused = threading.Barrier(2), [], []
+def test_jobs_wait_in_order_and_two_workers_claiming_at_once_never_take_the_same(tmp_path):
+    queue = JobQueue(tmp_path)
+    submitted = [queue.submit(RUN, f"run {n}", f"visitor-{n}", hyperparameters=TINY).job_id for n in range(6)]
+    assert [job.job_id for job in queue.active()] == submitted
+    barrier, claimed = threading.Barrier(2), []
 
-    def press_train(owner):
+    def claim(slot):
         barrier.wait()
-        try:
-            started.append(manager.start(TINY.with_changes(epochs=2), f"run {owner}", owner=owner))
-        except TrainingBusyError as error:
-            refused.append(error)
+        for _ in range(3):
+            claimed.append(JobQueue(tmp_path).claim_next(slot, pid=slot).job_id)
 
-    threads = [threading.Thread(target=press_train, args=(owner,)) for owner in ("a", "b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(started) == 1 and len(refused) == 1
-    assert manager.busy() and refused[0].busy.job_id == started[0].job_id  # the refusal names the job in the way
-    assert "already in progress" in str(refused[0]) and "page" not in str(refused[0])  # the core names no UI page
-    started[0].request_stop()
-    assert started[0].wait(120)
-    assert started[0].snapshot().state == JobState.STOPPED and started[0].snapshot().saved_name
+    threads = [threading.Thread(target=claim, args=(slot,)) for slot in (0, 1)]
+    [thread.start() for thread in threads]
+    [thread.join() for thread in threads]
+    assert sorted(claimed) == sorted(submitted) and len(set(claimed)) == 6
+    assert queue.claim_next(0, pid=0) is None
 
 
-def test_a_failing_run_is_reported_not_raised_and_frees_the_slot(tmp_path, dataset):
-    blocker = tmp_path / "models"
-    blocker.write_text("a file where the store folder should be")
-    manager = TrainingManager(ModelStore(blocker), lambda: dataset)
-    job = manager.start(TINY, "doomed", owner="a")
-    assert job.wait(120)
-    snapshot = job.snapshot()
+def test_the_limits_per_visitor_and_in_total_say_which_was_reached(tmp_path, monkeypatch):
+    monkeypatch.setattr(job_queue, "MAX_JOBS_PER_VISITOR", 2)
+    monkeypatch.setattr(job_queue, "MAX_WAITING_JOBS", 4)
+    queue = JobQueue(tmp_path)
+    first = queue.submit(RUN, "one", "visitor-a", hyperparameters=TINY)
+    queue.submit(RUN, "two", "visitor-a", hyperparameters=TINY)
+    with pytest.raises(QueueFullError, match=r"you already have 2 jobs waiting or training.*\(2\)\. Cancel one"):
+        queue.submit(RUN, "three", "visitor-a", hyperparameters=TINY)
+    assert queue.cancel(first.job_id)  # a cancelled job no longer counts
+    queue.submit(RUN, "three", "visitor-a", hyperparameters=TINY)
+    queue.submit(RUN, "four", "visitor-b", hyperparameters=TINY)
+    queue.submit(RUN, "five", "visitor-c", hyperparameters=TINY)
+    with pytest.raises(QueueFullError, match=r"the queue is full: 4 jobs are waiting.*\(4\)"):
+        queue.submit(RUN, "six", "visitor-d", hyperparameters=TINY)
+
+
+def test_only_a_waiting_job_can_be_cancelled_and_only_a_running_one_stopped(tmp_path):
+    queue = JobQueue(tmp_path)
+    running = queue.submit(RUN, "running", "a", hyperparameters=TINY)
+    waiting = queue.submit(RUN, "waiting", "b", hyperparameters=TINY)
+    queue.claim_next(0, pid=1)
+    assert not queue.cancel(running.job_id) and queue.snapshot(running.job_id).state == JobState.STARTING
+    queue.request_stop(waiting.job_id)  # not running: nothing to stop
+    assert not queue.snapshot(waiting.job_id).stop_requested
+    queue.request_stop(running.job_id)
+    assert queue.stop_requested(running.job_id)
+    assert queue.cancel(waiting.job_id) and queue.snapshot(waiting.job_id).state == JobState.CANCELLED
+    assert not queue.cancel(waiting.job_id)  # already out of the queue
+
+
+def test_a_sweep_spec_survives_the_trip_through_the_database(tmp_path):
+    from fmnist_core.sweep import Range
+
+    spec = SweepSpec(vary={"learning_rate": Range(1e-4, 1e-2), "batch_size": (32, 64)}, strategy="random",
+                     max_trials=5, epochs_per_trial=2, subset_size=3000, base_preset="seed-004")
+    queue = JobQueue(tmp_path)
+    job = queue.submit(SWEEP, "sweep", "a", spec=spec)
+    assert queue.snapshot(job.job_id).spec == spec and job.kind == SWEEP
+
+
+@pytest.mark.slow
+def test_a_stop_written_to_the_queue_stops_the_run_after_a_batch_and_keeps_it(tmp_path, dataset):
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    job = queue.submit(RUN, "stopped", "a", hyperparameters=preset("seed-004", train_subset_size=20000, epochs=5))
+
+    def stop_when_training():
+        while not (queue.snapshot(job.job_id).last_batch or 0):
+            time.sleep(0.05)
+        queue.request_stop(job.job_id)
+
+    threading.Thread(target=stop_when_training, daemon=True).start()
+    snapshot = run_next(queue, store, dataset)
+    assert snapshot.state == JobState.STOPPED and snapshot.stop_requested and len(snapshot.epochs) <= 1
+    assert store.get(snapshot.saved_name).card["stopped_by_user"] is True
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_recorded_with_its_reason_and_the_next_job_still_runs(tmp_path, dataset):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the store's models should go")
+    queue = JobQueue(tmp_path / "queue")
+    queue.submit(RUN, "doomed", "a", hyperparameters=TINY)
+    snapshot = run_next(queue, ModelStore(blocked), dataset)
     assert snapshot.state == JobState.FAILED and "cannot create a folder" in snapshot.error
-    assert "Traceback" in job.traceback and not manager.busy()
-    second = manager.start(TINY.with_changes(train_subset_size=500), "next", owner="a")  # the slot is free again
-    second.request_stop()
-    assert second.wait(120) and second.snapshot().state == JobState.FAILED  # the same blocked store
+    assert "Traceback" in snapshot.traceback and progress_text(snapshot) == "Failed."
+    queue.submit(RUN, "next", "a", hyperparameters=TINY)
+    assert run_next(queue, ModelStore(tmp_path / "store"), dataset).state == JobState.FINISHED
 
 
-def test_a_server_run_stops_at_the_time_limit_and_is_saved_saying_so(tmp_path, dataset, monkeypatch):
-    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 2 / 60)  # 2 s; 10 epochs of 18,000 images take minutes here
-    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
-    job = manager.start(preset("seed-004", train_subset_size=20000, epochs=10), "capped", owner="a")
-    assert job.wait(120)
-    snapshot = job.snapshot()
+@pytest.mark.slow
+def test_a_run_stops_at_the_time_limit_and_is_saved_saying_so(tmp_path, dataset, monkeypatch):
+    monkeypatch.setattr(worker, "MAX_TRAIN_MINUTES", 2 / 60)  # 2 s; 10 epochs of 18,000 images take minutes here
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    queue.submit(RUN, "capped", "a", hyperparameters=preset("seed-004", train_subset_size=20000, epochs=10))
+    snapshot = run_next(queue, store, dataset)
     assert snapshot.state == JobState.STOPPED and snapshot.stopped_by_time_limit and not snapshot.stop_requested
     assert len(snapshot.epochs) <= 1 and snapshot.last_batch.elapsed_seconds >= 2.0
     assert progress_text(snapshot).startswith("Stopped at the time limit after ")
-    card = ModelStore(tmp_path).get("capped").card
+    card = store.get("capped").card
     assert card["stopped_by_time_limit"] is True and card["stopped_by_user"] is False
-    assert card["train_seconds"] < 30 and 0.1 < card["test_accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("outcome", ["finished", "failed"])
-def test_memory_is_handed_back_after_every_job_however_it_ends(tmp_path, dataset, monkeypatch, outcome):
-    releases = []
-    monkeypatch.setattr(jobs, "release_free_memory", lambda **options: releases.append(options))
-    store = ModelStore(tmp_path / "models")
-    if outcome == "failed":
-        store = ModelStore(tmp_path / "blocked")
-        (tmp_path / "blocked").write_text("not a folder")
-    job = TrainingManager(store, lambda: dataset).start(TINY, "run", owner="a")
-    assert job.wait(120) and job.snapshot().state.value == outcome
-    assert {} in releases  # the full release (garbage collection, then the allocator's free pages) at the end
+def test_an_interrupted_job_goes_back_to_its_place_and_one_that_keeps_killing_its_worker_fails(tmp_path):
+    queue = JobQueue(tmp_path)
+    first = queue.submit(RUN, "first", "a", hyperparameters=TINY)
+    second = queue.submit(RUN, "second", "b", hyperparameters=TINY)
+    for attempt in range(MAX_RESUMES):
+        assert queue.claim_next(0, pid=1).job_id == first.job_id  # first in the queue again after each crash
+        assert queue.requeue_interrupted(slot=0) == [first.job_id]
+        assert queue.snapshot(first.job_id).resumes == attempt + 1
+    queue.claim_next(0, pid=1)
+    assert queue.requeue_interrupted(slot=0) == []  # the worker died once more: it is not tried again
+    failed = queue.snapshot(first.job_id)
+    assert failed.state == JobState.FAILED and f"died {MAX_RESUMES + 1} times" in failed.error
+    assert queue.claim_next(0, pid=1).job_id == second.job_id
+
+
+def test_each_waiting_job_is_given_the_time_the_jobs_before_it_leave(tmp_path):
+    queue = JobQueue(tmp_path)
+    hp = preset("seed-004", train_subset_size=10000, epochs=2)  # 2 x 9,000 training images
+    running, second, third = (queue.submit(RUN, name, "a" + name, hyperparameters=hp) for name in "123")
+    queue.claim_next(0, pid=1)
+    active = queue.active()
+    assert [job.job_id for job in active] == [running.job_id, second.job_id, third.job_id]
+    assert images_to_train(active[1]) == 18000
+    starts = estimated_starts(active, images_per_second=1000.0, now=100.0)
+    one_job = 18000 / 1000.0 + SCORE_AND_SAVE_SECONDS  # the running job has no batch yet: estimated like the rest
+    assert starts == {second.job_id: pytest.approx(100 + one_job), third.job_id: pytest.approx(100 + 2 * one_job)}

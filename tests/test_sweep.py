@@ -4,7 +4,8 @@ import pytest
 
 from fmnist_core.events import TrialEnd
 from fmnist_core.hyperparameters import preset
-from fmnist_core.jobs import JobState, TrainingBusyError, TrainingManager
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import RUN, SWEEP, JobState
 from fmnist_core.store import ModelStore
 from fmnist_core.sweep import (
     SWEEPS_FOLDER,
@@ -98,32 +99,32 @@ def test_a_stop_request_ends_the_sweep_after_the_trial_in_progress(tmp_path, dat
 
 
 @pytest.mark.slow
-def test_the_job_slot_runs_a_sweep_and_refuses_a_training_run_meanwhile(tmp_path, dataset):
-    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
+def test_a_queued_sweep_runs_in_the_worker_and_a_run_queued_meanwhile_follows_it(tmp_path, dataset):
+    from test_jobs import run_next
+
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
     spec = SweepSpec(vary={"learning_rate": (1e-3, 3e-3)}, **TINY)
-    job = manager.start_sweep(spec, owner="session-a")
-    with pytest.raises(TrainingBusyError, match=r"a sweep \('sweep'\) is already in progress"):
-        manager.start(preset("seed-004"), "blocked", owner="session-b")
-    assert job.wait(180)
-    snapshot = job.snapshot()
+    sweep = queue.submit(SWEEP, "sweep", "visitor-a", spec=spec)
+    run = queue.submit(RUN, "after", "visitor-b", hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
+    snapshot = run_next(queue, store, dataset)
+    assert snapshot.job_id == sweep.job_id and snapshot.kind == SWEEP
     assert snapshot.state == JobState.FINISHED and len(snapshot.trials) == 2 and snapshot.error is None
     assert snapshot.best.val_accuracy == max(trial.val_accuracy for trial in snapshot.trials)
-    stopped = manager.start_sweep(spec, owner="session-b")  # the slot is free again; stop it before it trains
-    stopped.request_stop()
-    assert stopped.wait(120) and stopped.snapshot().state == JobState.STOPPED
+    assert run_next(queue, store, dataset).job_id == run.job_id
 
 
 @pytest.mark.slow
 def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeypatch):
-    from fmnist_core import jobs
+    from test_jobs import run_next
 
-    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s; 20 trials of 3 epochs take minutes here
-    manager = TrainingManager(ModelStore(tmp_path), lambda: dataset)
+    from fmnist_core import worker
+
+    monkeypatch.setattr(worker, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s; 20 trials of 3 epochs take minutes here
+    queue = JobQueue(tmp_path)
     spec = SweepSpec(vary={"learning_rate": Range(1e-4, 1e-2)}, strategy="random", max_trials=20,
                      epochs_per_trial=3, subset_size=5000, base_preset="seed-004")
-    job = manager.start_sweep(spec, owner="session-a")
-    assert job.wait(180)
-    snapshot = job.snapshot()
+    queue.submit(SWEEP, "sweep", "visitor-a", spec=spec)
+    snapshot = run_next(queue, ModelStore(tmp_path), dataset)
     assert snapshot.state == JobState.STOPPED and snapshot.stopped_by_time_limit and len(snapshot.trials) < 20
 
 

@@ -20,7 +20,8 @@ def _card(saved: SavedModel) -> None:
     card, accuracy, loss = saved.card, saved.test_accuracy, saved.card.get("test_loss")
     took = f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else ""
     with st.container(border=True, width=CARD_WIDTH):
-        st.markdown(f"**{plain(saved.name)}**" + (" · shipped" if saved.is_default else ""))
+        st.markdown(f"**{plain(saved.name)}**" + (" · shipped" if saved.is_default else "")
+                    + (" · yours" if state.visitor().owns(saved.owner) else ""))
         st.caption(f"{saved.hyperparameters.family} · preset {plain(card.get('preset') or 'custom')} · "
                    f"{card.get('parameter_count', 0):,} parameters")
         st.markdown(f"Test accuracy **{'–' if accuracy is None else f'{accuracy:.2%}'}** · test loss "
@@ -35,12 +36,27 @@ def _delete_chosen() -> None:
     has vanished since (then it says so), never a fallback the redrawn selectbox would pick instead."""
     name = st.session_state["delete_model"]
     try:
+        refusal = _delete_refusal(ModelStore().get(name))
+        if refusal:
+            raise ModelStoreError(refusal)
         ModelStore().delete(name, identity=st.session_state.get(SHOWN_KEY, {}).get(name))
     except ModelStoreError as error:
         state.flash("error", f"Could not delete '{plain(name)}': {plain(error, 400)}")
         return
     state.forget_models()
     state.flash("success", f"Deleted the model '{plain(name)}'.")
+
+
+def _delete_refusal(saved: SavedModel) -> str | None:
+    """Why this visitor may not delete `saved` now (the ownership policy, then other sessions using it), or None."""
+    refusal = state.visitor().delete_refusal(saved.owner)
+    if refusal:
+        return f"it is not yours to delete: {refusal}"
+    users = state.active_models().other_users(saved.name, state.streamlit_session_id())
+    if users:
+        return (f"{'another visitor has' if users == 1 else f'{users} other visitors have'} it as the active model "
+                "right now. Nothing was deleted; try again once they have moved on.")
+    return None
 
 
 def render() -> None:
@@ -68,9 +84,14 @@ def render() -> None:
     deploy_panel.render(models)
 
     st.subheader("Delete a run")
-    deletable = [saved.name for saved in models if not saved.is_default]
+    me = state.visitor()
+    deletable = [saved.name for saved in models if not saved.is_default and me.delete_refusal(saved.owner) is None]
+    others = sum(1 for saved in models if not saved.is_default and saved.name not in deletable)
+    if others:
+        st.caption(f"{others} saved run{'s' if others > 1 else ''} of other visitors {'are' if others > 1 else 'is'} "
+                   "not listed: only whoever trained a run, or the operator, may delete it.")
     if not deletable:
-        st.caption("Only the shipped default model is saved, and it cannot be deleted.")
+        st.caption("You have no saved run to delete; the shipped default model cannot be deleted.")
         return
     choice, button = st.columns([2, 1], vertical_alignment="bottom")
     st.session_state[SHOWN_KEY] = {saved.name: saved.identity for saved in models}  # what Delete may act on

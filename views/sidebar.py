@@ -33,7 +33,32 @@ def model_card(saved: SavedModel) -> None:
     st.caption(summarize(saved.hyperparameters))
 
 
+def _sign_in() -> None:
+    if not state.sign_in_operator(st.session_state.pop("operator_password_input", "")):
+        state.flash("warning", "That is not the operator password; you can still use everything that is yours.")
+
+
+def _operator_panel() -> None:
+    """Where the operator signs in (only on a server with an operator password); they may stop, cancel and delete
+    anything (fmnist_core/ownership.py)."""
+    if state.operator_password() is None:
+        return
+    if state.visitor().is_operator:
+        st.caption("Signed in as the operator: you may stop, cancel and delete any visitor's jobs and runs.")
+        st.button("Sign out", key="operator_sign_out", on_click=state.sign_in_operator, args=("",))
+        return
+    with st.expander("Operator", icon=":material/admin_panel_settings:"):
+        st.text_input("Operator password", type="password", key="operator_password_input")
+        st.button("Sign in", key="operator_sign_in", on_click=_sign_in)
+
+
 def render(train_page: st.Page) -> None:
+    _models_panel(train_page)
+    with st.sidebar:
+        _operator_panel()
+
+
+def _models_panel(train_page: st.Page) -> None:
     models, warnings = state.list_models()
     state.choose_active_model(models)
     by_name = {saved.name: saved for saved in models}

@@ -1,24 +1,39 @@
 """Shared resources and per-session state, set up in one place.
 
 Server-wide (`st.cache_resource`, shared by every session, safe across threads): the dataset, the
-training manager, loaded classifiers and their test-set evaluations, keyed by model folder and
-modification time. Per session (`st.session_state`): an owner id, the active model, flash messages.
-TensorFlow is imported only inside the functions that load or run a model, so pages paint first.
+job queue, which session has which model active, loaded classifiers and their test-set evaluations, keyed by
+model folder and modification time. Per session (`st.session_state`): the visitor's id (kept across reloads by
+a cookie), operator status, the active model, flash messages.
+TensorFlow is imported only inside the functions that load or run a model, so pages paint first; training
+runs in the worker process (fmnist_core/worker.py), never here.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+import re
+import secrets
 import threading
 import uuid
 
 import streamlit as st
 
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
-from fmnist_core.jobs import SWEEP, TrainingBusyError, TrainingManager
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import RUN, JobSnapshot
 from fmnist_core.memory import release_free_memory
+from fmnist_core.ownership import (
+    OPERATOR_PASSWORD_VARIABLE,
+    VISITOR_COOKIE,
+    ActiveModels,
+    Visitor,
+    owner_key,
+    password_matches,
+)
 from fmnist_core.store import ModelStore, SavedModel
+from fmnist_core.worker import ensure_worker
 from views.text import plain
 
 ACTIVE_MODEL_KEY = "active_model"  # the sidebar selectbox
@@ -36,14 +51,74 @@ def init_session() -> None:
 
 
 def _reclaim_closed_sessions() -> None:
-    """As a new visitor arrives and no run trains, free what the sessions of visitors who left still hold.
+    """As a new visitor arrives, free what the sessions of visitors who left still hold.
 
     A closed session (its uploads, up to 30 MB, and its state) is freed by Python's full garbage collection, which
-    this server does not run after each script (`postScriptGC = false` in .streamlit/config.toml: it stalled
-    training). Without this, 3 visitors uploading 3 pictures of 9.5 MB kept 86 MB each time, for good (#19 item 7).
+    this server does not run after each script (`postScriptGC = false` in .streamlit/config.toml). Without this,
+    3 visitors uploading 3 pictures of 9.5 MB kept 86 MB each time, for good (#19 item 7).
     """
-    if not training_manager().busy():
-        release_free_memory()
+    release_free_memory()
+
+
+# ---- who the visitor is -----------------------------------------------------------------------------
+_VISITOR_ID_KEY = "_visitor_id"
+_COOKIE_SET_KEY = "_visitor_cookie_set"
+_OPERATOR_KEY = "_operator"
+_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+VISITOR_COOKIE_DAYS = 365
+
+
+def _visitor_id() -> str:
+    """This browser's random id: from its cookie, or made now (and given to the browser by `remember_visitor`)."""
+    if _VISITOR_ID_KEY not in st.session_state:
+        cookie = (st.context.cookies or {}).get(VISITOR_COOKIE, "")
+        known = bool(_VISITOR_ID.fullmatch(cookie))
+        st.session_state[_VISITOR_ID_KEY] = cookie if known else secrets.token_urlsafe(18)
+        st.session_state[_COOKIE_SET_KEY] = known
+    return st.session_state[_VISITOR_ID_KEY]
+
+
+def remember_visitor() -> None:
+    """Once per session, when the browser had no id yet, store it in a cookie so a reload is the same visitor.
+    Streamlit's cookies are read-only, so a script writes it (the id is ours: [A-Za-z0-9_-] only)."""
+    visitor_id = _visitor_id()
+    if st.session_state.get(_COOKIE_SET_KEY):
+        return
+    st.session_state[_COOKIE_SET_KEY] = True
+    st.html(f"<script>document.cookie = '{VISITOR_COOKIE}={visitor_id}; path=/; "
+            f"max-age={VISITOR_COOKIE_DAYS * 86400}; SameSite=Lax';</script>", unsafe_allow_javascript=True)
+
+
+def operator_password() -> str | None:
+    """The operator's password, set in one place: the environment, else `.streamlit/secrets.toml`."""
+    password = os.environ.get(OPERATOR_PASSWORD_VARIABLE)
+    if password:
+        return password
+    try:
+        return st.secrets.get("operator_password") or None
+    except (FileNotFoundError, KeyError, RuntimeError, OSError):  # no secrets file: no operator
+        return None
+    except Exception:  # noqa: BLE001 - a malformed secrets.toml must not take the app down; it means no operator
+        _log.warning("could not read .streamlit/secrets.toml; no operator password is set")
+        return None
+
+
+def sign_in_operator(password: str) -> bool:
+    """Make this session the operator's if `password` is right; True if it was."""
+    ok = password_matches(password, operator_password())
+    st.session_state[_OPERATOR_KEY] = ok
+    return ok
+
+
+def visitor() -> Visitor:
+    """Who this session is, for the ownership policy (fmnist_core/ownership.py)."""
+    configured = operator_password() is not None
+    return Visitor(owner_key(_visitor_id()), is_operator=configured and bool(st.session_state.get(_OPERATOR_KEY)),
+                   operator_configured=configured)
+
+
+def whose(owner: str) -> str:
+    return "yours" if visitor().owns(owner) else "another visitor's"
 
 
 def show_load_error(saved: SavedModel, error: Exception) -> None:
@@ -56,12 +131,9 @@ def store_full_message(error: Exception, yours: str = "Your run") -> str:
     return f"{yours} was not started: {plain(error, 400)} Saved runs can be deleted on the Runs page."
 
 
-def busy_message(error: TrainingBusyError, yours: str = "yours") -> str:
-    """Why a job was not started, said once: which job holds the server's slot and where to watch it."""
-    busy = error.busy
-    what, page = ("A sweep", "Sweep") if busy.kind == SWEEP else ("A training run", "Train")
-    return (f"{what} is in progress on this server, so {yours} was not started: “{plain(busy.run_name)}” holds "
-            f"the server's one training slot. Watch it on the {page} page, and start {yours} when it has ended.")
+def queue_full_message(error: Exception, yours: str = "Your run") -> str:
+    """Why a job was not queued (a limit of the queue, which the error names)."""
+    return f"{yours} was not queued: {plain(error, 400)}"
 
 
 def session_id() -> str:
@@ -87,13 +159,47 @@ def dataset() -> FashionMNIST:
 
 
 @st.cache_resource
-def _training_manager(models_root: str) -> TrainingManager:
-    return TrainingManager(ModelStore(models_root), load_fashion_mnist)
+def _job_queue(models_root: str) -> JobQueue:
+    return JobQueue(models_root)
 
 
-def training_manager() -> TrainingManager:
-    """The server's single training slot (one per model folder, so one in practice)."""
-    return _training_manager(str(ModelStore().root))
+def job_queue() -> JobQueue:
+    """The queue of training jobs on disk, beside the model store (one per model folder, so one in practice)."""
+    return _job_queue(str(ModelStore().root))
+
+
+def keep_worker_running() -> None:
+    """Start the training worker process when jobs wait and none runs (after a crash, too). Cheap otherwise."""
+    ensure_worker(ModelStore())
+
+
+def submit(kind: str, run_name: str, **job) -> JobSnapshot:
+    """Queue a job of this visitor; raises QueueFullError, or StoreFullError for a run the store has no room for
+    (refused now, not after minutes of training)."""
+    if kind == RUN:
+        ModelStore().check_room()
+    snapshot = job_queue().submit(kind, run_name, visitor().key, **job)
+    keep_worker_running()
+    return snapshot
+
+
+def _session_alive(session_id: str) -> bool:
+    from streamlit import runtime
+
+    return not runtime.exists() or runtime.get_instance().is_active_session(session_id)
+
+
+@st.cache_resource
+def active_models() -> ActiveModels:
+    """Which live session has which model active (a delete never takes a model from under another session)."""
+    return ActiveModels(_session_alive)
+
+
+def streamlit_session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return context.session_id if context else session_id()
 
 
 STREAMLIT_CLEANUP_HOOK = "_clean_problem_modules"  # in streamlit.runtime.scriptrunner.script_runner (1.67)
@@ -215,6 +321,7 @@ def choose_active_model(models: list[SavedModel]) -> None:
                          "the pages now show the new one.")
     st.session_state[ACTIVE_MODEL_KEY] = active
     st.session_state[_ACTIVE_IDENTITY_KEY] = identities.get(active)
+    active_models().use(streamlit_session_id(), active)
 
 
 def use_model(name: str) -> None:

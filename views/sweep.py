@@ -8,11 +8,11 @@ from datetime import datetime
 import streamlit as st
 
 from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
-from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, Job, JobSnapshot, JobState, TrainingBusyError
+from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, SWEEP, JobSnapshot, JobState, QueueFullError
 from fmnist_core.reporting import outcome_text, progress_text
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
-from views import charts, state
+from views import charts, queue_panel, state
 from views.fragments import timed_fragment_home
 from views.text import count, hyperparameter_label, hyperparameter_values, plain, trial_number
 
@@ -73,23 +73,20 @@ def _retrain_best(spec: SweepSpec, sweep_id: str, trial_id: str, values: dict) -
     hp = retrain_hyperparameters(spec, values)
     name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        state.training_manager().start(hp, name, owner=state.session_id(), from_sweep=(sweep_id, trial_id))
-    except TrainingBusyError as error:
-        st.session_state[RETRAIN_REFUSAL_KEY] = state.busy_message(error, "the retraining")
+        state.submit(RUN, name, hyperparameters=hp, from_sweep=(sweep_id, trial_id))
+    except QueueFullError as error:
+        st.session_state[RETRAIN_REFUSAL_KEY] = state.queue_full_message(error, "The retraining")
     except StoreFullError as error:
         st.session_state[RETRAIN_REFUSAL_KEY] = state.store_full_message(error, "The retraining")
 
 
 def _retraining(sweep: JobSnapshot) -> JobSnapshot | None:
-    """The server's run that retrains a trial of `sweep`, if that is the job in the slot now (or last)."""
-    job = state.training_manager().current()
-    if job is None or job.kind != RUN:
-        return None
-    snapshot = job.snapshot()
-    return snapshot if snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id else None
+    """The server's run that retrains a trial of `sweep`, if that is the run training now (or last)."""
+    snapshot = state.job_queue().latest(RUN)
+    return snapshot if snapshot and snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id else None
 
 
-def _retrain_section(snapshot: JobSnapshot, busy: bool) -> None:
+def _retrain_section(snapshot: JobSnapshot) -> None:
     """The best trial's retraining: a button while nothing trains, and what became of the retraining it started."""
     spec, best = snapshot.spec, snapshot.best
     retraining = _retraining(snapshot)
@@ -112,29 +109,36 @@ def _retrain_section(snapshot: JobSnapshot, busy: bool) -> None:
         st.warning(refusal)
     st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
               on_click=_retrain_best, args=(spec, snapshot.job_id, best.trial_id, best.values), type="primary",
-              disabled=busy,
-              help="One job trains at a time on this server: this is possible once the job in progress has ended."
-              if busy else f"Trains the {spec.base_preset} preset with these values for its full "
-                           f"{count(spec.base.epochs, 'epoch')} on all training images, then saves it to the model "
-                           "store.")
+              help=f"Trains the {spec.base_preset} preset with these values for its full "
+                   f"{count(spec.base.epochs, 'epoch')} on all training images, then saves it to the model store. "
+                   "If a job is training, the retraining waits in the queue.")
 
 
-def _show_sweep(job: Job, was_busy: bool) -> None:
-    snapshot = job.snapshot()
-    busy = state.training_manager().busy()
-    if was_busy != busy:  # a job ended (the Start buttons come back) or began here (a retraining): refresh timing
+def _show_sweep(job_id: str, was_running: bool) -> None:
+    snapshot = state.job_queue().snapshot(job_id)
+    if was_running != snapshot.is_running:  # it began or ended: refresh the page's timing and buttons
         st.rerun()
     spec = snapshot.spec
-    whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
+    me = state.visitor()
+    whose = "yours" if me.owns(snapshot.owner) else "started by another visitor"
     st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
     st.caption(f"base preset {spec.base_preset} · {count(len(snapshot.trials), 'trial')} done · {whose}")
-    if snapshot.is_running:
+    if snapshot.resumes:
+        st.info("This sweep was interrupted (its training process stopped) and resumed: the trials that had ended "
+                "are kept; the one in progress ran again.", icon=":material/restart_alt:")
+    if snapshot.state == JobState.QUEUED:
+        st.info("Waiting in the queue: it starts by itself when the jobs before it have ended.")
+    elif snapshot.is_running:
         batch = snapshot.last_batch
         text = (f"Trial {len(snapshot.trials) + 1}: epoch {batch.epoch}/{batch.epochs}, "
                 f"batch {batch.batch}/{batch.batches_per_epoch}" if batch else f"Trial {len(snapshot.trials) + 1}")
         st.progress(batch.batch / batch.batches_per_epoch if batch else 0.0, text=text)
-        st.button("Stop sweep", key="stop_sweep", icon=":material/stop_circle:", on_click=job.request_stop,
-                  disabled=snapshot.stop_requested, help="Stops the trial in progress after its current batch.")
+        if me.may_control(snapshot.owner):
+            st.button("Stop sweep", key="stop_sweep", icon=":material/stop_circle:", on_click=queue_panel.stop,
+                      args=(job_id,), disabled=snapshot.stop_requested,
+                      help="Stops the trial in progress after its current batch.")
+        else:
+            st.caption(f"You can watch this sweep. {queue_panel.NOT_YOURS.format(verb='stop')}")
     elif snapshot.state == JobState.FAILED:
         st.error(f"The sweep failed: {plain(snapshot.error, 400)}")
     elif snapshot.stopped_by_time_limit:
@@ -158,31 +162,42 @@ def _show_sweep(job: Job, was_busy: bool) -> None:
         best = snapshot.best
         st.markdown(f"Best: trial **{trial_number(best.trial_id)}**, validation accuracy "
                     f"**{best.val_accuracy:.2%}**, with {hyperparameter_values(best.values)}.")
-        if not snapshot.is_running:
-            _retrain_section(snapshot, busy)
+        if not snapshot.is_running and snapshot.state != JobState.QUEUED:
+            _retrain_section(snapshot)
+
+
+def _shown_sweep() -> JobSnapshot | None:
+    """The sweep running now, else this visitor's newest waiting one, else the last that ran."""
+    queue = state.job_queue()
+    latest = queue.latest(SWEEP)
+    if latest is not None and latest.is_running:
+        return latest
+    mine = [job for job in queue.active() if job.kind == SWEEP and state.visitor().owns(job.owner)]
+    return mine[-1] if mine else latest
 
 
 def render() -> None:
     st.title("Sweep hyperparameters")
     st.caption("Keras Tuner picks each trial's values; every trial is a short training run on a subset. "
-               "One job runs at a time on this server: a sweep or a training run.")
+               "One job trains at a time on this server, a sweep or a training run; the others wait in the queue.")
     spec = _form()
-    job = state.training_manager().last_sweep()
-    busy = state.training_manager().busy()
     if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
                  disabled=spec is None) and spec is not None:
         try:
-            job = state.training_manager().start_sweep(spec, owner=state.session_id())
-            busy = True
-        except TrainingBusyError as error:
-            st.warning(state.busy_message(error, "your sweep"))
+            state.submit(SWEEP, "sweep", spec=spec)
+        except QueueFullError as error:
+            st.warning(state.queue_full_message(error, "Your sweep"))
     st.divider()
+    active = bool(state.job_queue().active())
+    with timed_fragment_home():
+        st.fragment(run_every=1.0 if active else None)(queue_panel.show_queue)(queue_panel.running_ids())
+    job = _shown_sweep()
     if job is None:
-        st.caption("A training run holds this server's slot; it shows on the Train page." if busy
+        st.caption("A training run is training; it shows on the Train page." if active
                    else "No sweep on this server yet.")
         return
     with timed_fragment_home():
-        st.fragment(run_every=1.0 if busy else None)(_show_sweep)(job, busy)
+        st.fragment(run_every=1.0 if job.state.is_active else None)(_show_sweep)(job.job_id, job.is_running)
 
 
 render()

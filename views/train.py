@@ -17,11 +17,11 @@ from fmnist_core.hyperparameters import (
     filters_for_blocks,
     parse_int_list,
 )
-from fmnist_core.jobs import MAX_TRAIN_MINUTES, SWEEP, Job, JobState, TrainingBusyError
-from fmnist_core.reporting import outcome_text, progress_fraction, progress_text, summarize
+from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, SWEEP, JobSnapshot, JobState, QueueFullError
+from fmnist_core.reporting import format_duration, outcome_text, progress_fraction, progress_text, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
-from views import charts, state
+from views import charts, queue_panel, state
 from views.fragments import timed_fragment_home
 from views.text import hyperparameter_label, plain, trial_number
 
@@ -159,37 +159,51 @@ def _share_link(hp: HyperParameters) -> None:
 
 
 def _start(hp: HyperParameters) -> bool:
-    """Start a run of `hp`; True if it started, else False after saying why."""
+    """Queue a run of `hp`; True if it was queued, else False after saying why."""
     preset_name = st.session_state.get("preset")
     preset_name = preset_name if preset_name in PRESETS and PRESETS[preset_name] == hp else None
     run_name = st.session_state["run_name"].strip() or f"{preset_name or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        state.training_manager().start(hp, run_name, owner=state.session_id(), preset=preset_name)
-    except TrainingBusyError as error:
-        st.warning(state.busy_message(error))
+        job = state.submit(RUN, run_name, preset=preset_name, hyperparameters=hp)
+    except QueueFullError as error:
+        st.warning(state.queue_full_message(error))
         return False
     except StoreFullError as error:
         st.warning(state.store_full_message(error))
         return False
+    waiting, starts = queue_panel.waiting_jobs()
+    position = next((number for number, other in enumerate(waiting, start=1) if other.job_id == job.job_id), None)
+    if position is not None and len(state.job_queue().active()) > 1:
+        wait = format_duration(max(starts.get(job.job_id, 0) - datetime.now().timestamp(), 0))
+        state.flash("info", f"Another job is training, so your run “{plain(run_name)}” waits in the queue: number "
+                            f"{position}, starting in about {wait}. It starts by itself; you may leave this page.")
     return True
 
 
 # ---- the run ------------------------------------------------------------------------------------
-def _show_job(job: Job, was_running: bool) -> None:
-    snapshot = job.snapshot()
+def _show_job(job_id: str, was_running: bool) -> None:
+    snapshot = state.job_queue().snapshot(job_id, with_curves=False)
     if was_running and not snapshot.is_running:
         st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
-    whose = "started in this session" if snapshot.owner == state.session_id() else "started from another session"
+    me = state.visitor()
+    whose = "yours" if me.owns(snapshot.owner) else "started by another visitor"
     if snapshot.from_sweep:
         whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
     st.subheader(f"Run “{plain(snapshot.run_name)}”")
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
+    if snapshot.resumes:
+        st.info(f"This run was interrupted (its training process stopped: a crash or a restart of the server) and "
+                f"resumed from its last finished epoch{'' if snapshot.resumes == 1 else f' ({snapshot.resumes} times)'}"
+                ". At most the epoch in progress was lost.", icon=":material/restart_alt:")
     if snapshot.is_running:
         st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
-        st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=job.request_stop,
-                  disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
-                  help="Stops after the current batch; the best weights so far are evaluated and saved.")
+        if me.may_control(snapshot.owner):
+            st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=queue_panel.stop,
+                      args=(job_id,), disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
+                      help="Stops after the current batch; the best weights so far are evaluated and saved.")
+        else:
+            st.caption(f"You can watch this run. {queue_panel.NOT_YOURS.format(verb='stop')}")
     elif snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         outcome = outcome_text(snapshot)
         if snapshot.stopped_by_time_limit:
@@ -203,14 +217,14 @@ def _show_job(job: Job, was_running: bool) -> None:
             st.rerun()
     elif snapshot.state == JobState.FAILED:
         st.error(f"Training failed: {plain(snapshot.error, 400)}")
-        if job.traceback:
+        if snapshot.traceback:
             with st.expander("Technical details"):
-                st.code(job.traceback, language=None)
+                st.code(snapshot.traceback, language=None)
 
 
-def _show_curves(job: Job) -> None:
-    snapshot = job.snapshot()
-    if not snapshot.batch_points:
+def _show_curves(job_id: str) -> None:
+    snapshot = state.job_queue().snapshot(job_id)
+    if not snapshot.batch_points or snapshot.last_batch is None:
         return
     batches, loss, accuracy = st.columns(3)
     batches.plotly_chart(charts.batch_curves(snapshot.batch_points, snapshot.last_batch.batches_per_epoch),
@@ -265,17 +279,25 @@ def _form() -> None:
                         placeholder="e.g. wide-dropout (default: the preset's name and the time)")
     if button.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
                      disabled=hp is None, width="stretch") and hp is not None and _start(hp):
-        st.rerun()  # the new run's progress goes to the top of the page
+        st.rerun()  # the new run's progress (or its place in the queue) goes to the top of the page
+    if state.job_queue().active():
+        st.caption("A job is training on this server: yours will wait in the queue and start by itself.")
     if hp is not None:
         _share_link(hp)
 
 
-def _run_section(job: Job) -> None:
-    running = job.snapshot().is_running
+def _run_section(run: JobSnapshot) -> None:
+    running = run.is_running
     with timed_fragment_home():
-        st.fragment(run_every=PROGRESS_REFRESH_SECONDS if running else None)(_show_job)(job, running)
+        st.fragment(run_every=PROGRESS_REFRESH_SECONDS if running else None)(_show_job)(run.job_id, running)
     with timed_fragment_home():
-        st.fragment(run_every=CURVES_REFRESH_SECONDS if running else None)(_show_curves)(job)
+        st.fragment(run_every=CURVES_REFRESH_SECONDS if running else None)(_show_curves)(run.job_id)
+
+
+def _queue_section(active: bool) -> None:
+    with timed_fragment_home():
+        st.fragment(run_every=PROGRESS_REFRESH_SECONDS if active else None)(queue_panel.show_queue)(
+            queue_panel.running_ids())
 
 
 def render() -> None:
@@ -283,16 +305,18 @@ def render() -> None:
     _restore_form()
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
-    job = state.training_manager().current()
+    queue = state.job_queue()
+    job = queue.latest()
     run = job if job is not None and job.kind != SWEEP else None
     if job is not None and run is None:
-        st.info("A hyperparameter sweep " + ("is running" if job.snapshot().is_running else "ran last")
-                + " on this server.")
+        st.info("A hyperparameter sweep " + ("is running" if job.is_running else "ran last") + " on this server.")
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
-    # A run in progress, or the one this session started, comes first: in view without scrolling.
-    first = run is not None and (run.snapshot().is_running or run.owner == state.session_id())
+    # A run in progress, or this visitor's last one, comes first: in view without scrolling.
+    first = run is not None and (run.is_running or state.visitor().owns(run.owner))
     if first:
         _run_section(run)
+    _queue_section(bool(queue.active()))
+    if first:
         st.divider()
     _form()
     st.divider()

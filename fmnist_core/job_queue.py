@@ -1,0 +1,291 @@
+"""The job queue on disk: SQLite (Python's own sqlite3, no server) in the model store's `.jobs` folder.
+
+It holds every job (waiting, running, ended), each run's per-epoch history and per-batch curve points, and each
+sweep's trials. Pages submit, watch, stop and cancel through it; the worker process claims jobs and records
+their progress in it. Every call opens its own connection, so any thread of any process may call any method;
+writes that must not interleave (a submit's limit check, a claim) run in one `BEGIN IMMEDIATE` transaction.
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from .events import BatchEnd, TrialEnd
+from .hyperparameters import HyperParameters
+from .jobs import (
+    MAX_BATCH_POINTS,
+    MAX_JOBS_PER_VISITOR,
+    MAX_RESUMES,
+    MAX_WAITING_JOBS,
+    RUN,
+    RUNNING_STATES,
+    SWEEP,
+    JobSnapshot,
+    JobState,
+    QueueFullError,
+)
+
+JOBS_FOLDER = ".jobs"  # inside the model store; dot folders are never listed as models
+DATABASE_FILE = "queue.sqlite3"
+CHECKPOINTS_FOLDER = "checkpoints"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the queue's order
+    job_id TEXT UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    run_name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    state TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    preset TEXT,
+    hyperparameters TEXT,  -- JSON, a run's
+    spec TEXT,  -- JSON, a sweep's
+    from_sweep TEXT,  -- JSON [sweep job id, trial id]
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    stopped_by_time_limit INTEGER NOT NULL DEFAULT 0,
+    slot INTEGER,  -- the worker slot running it
+    worker_pid INTEGER,
+    resumes INTEGER NOT NULL DEFAULT 0,
+    last_batch TEXT,  -- JSON BatchEnd
+    error TEXT,
+    traceback TEXT,
+    saved_name TEXT,
+    test_accuracy REAL
+);
+CREATE TABLE IF NOT EXISTS epochs (job_id TEXT NOT NULL, epoch INTEGER NOT NULL, data TEXT NOT NULL,
+                                   PRIMARY KEY (job_id, epoch));
+CREATE TABLE IF NOT EXISTS batch_points (job_id TEXT NOT NULL, position REAL, loss REAL, accuracy REAL);
+CREATE INDEX IF NOT EXISTS batch_points_job ON batch_points (job_id);
+CREATE TABLE IF NOT EXISTS trials (job_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS trials_job ON trials (job_id);
+"""
+_RUNNING = "(" + ",".join(f"'{state}'" for state in RUNNING_STATES) + ")"
+_ACTIVE = "(" + ",".join(f"'{state}'" for state in (JobState.QUEUED.value, *RUNNING_STATES)) + ")"
+
+
+class JobQueue:
+    """The queue of one model store (`root`): `<root>/.jobs/queue.sqlite3`."""
+
+    def __init__(self, root: Path | str):
+        self.folder = Path(root) / JOBS_FOLDER
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / DATABASE_FILE
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # readers (pages) never wait for the writer (the worker)
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=FULL")  # a committed write survives a crash of the machine, not only ours
+            yield db
+
+    @contextmanager
+    def _transaction(self):
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def checkpoint_dir(self, job_id: str) -> Path:
+        return self.folder / CHECKPOINTS_FOLDER / job_id
+
+    # ---- what pages do ---------------------------------------------------------------------------
+    def submit(self, kind: str, run_name: str, owner: str, preset: str | None = None,
+               hyperparameters: HyperParameters | None = None, spec=None,
+               from_sweep: tuple[str, str] | None = None) -> JobSnapshot:
+        """Put a job at the end of the queue; raises QueueFullError when the visitor or the queue is at its limit."""
+        if kind not in (RUN, SWEEP):
+            raise ValueError(f"kind={kind!r}: expected {RUN!r} or {SWEEP!r}.")
+        spec_json = None
+        if spec is not None:
+            from .sweep import spec_to_dict
+
+            spec_json = json.dumps(spec_to_dict(spec))
+        job_id = uuid.uuid4().hex[:12]
+        with self._transaction() as db:
+            mine = db.execute(f"SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN {_ACTIVE}", (owner,)).fetchone()[0]
+            if mine >= MAX_JOBS_PER_VISITOR:
+                raise QueueFullError(
+                    f"you already have {mine} jobs waiting or training, the most one visitor may have at once "
+                    f"({MAX_JOBS_PER_VISITOR}). Cancel one of yours, or wait until one has ended.")
+            waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE state=?", (JobState.QUEUED.value,)).fetchone()[0]
+            if waiting >= MAX_WAITING_JOBS:
+                raise QueueFullError(
+                    f"the queue is full: {waiting} jobs are waiting, the most this server takes "
+                    f"({MAX_WAITING_JOBS}). Try again when some have started.")
+            db.execute(
+                "INSERT INTO jobs (job_id, kind, run_name, owner, state, submitted_at, preset, hyperparameters, "
+                "spec, from_sweep) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (job_id, kind, run_name, owner, JobState.QUEUED.value, time.time(), preset,
+                 hyperparameters.to_json() if hyperparameters is not None else None, spec_json,
+                 json.dumps(list(from_sweep)) if from_sweep else None))
+        return self.snapshot(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        """Take a waiting job out of the queue; False when it had already started (or ended)."""
+        with self._connect() as db:
+            changed = db.execute("UPDATE jobs SET state=?, ended_at=? WHERE job_id=? AND state=?",
+                                 (JobState.CANCELLED.value, time.time(), job_id, JobState.QUEUED.value)).rowcount
+        return changed == 1
+
+    def request_stop(self, job_id: str) -> None:
+        """Ask the worker to stop a running job after its current batch (what it did is kept)."""
+        with self._connect() as db:
+            db.execute(f"UPDATE jobs SET stop_requested=1 WHERE job_id=? AND state IN {_RUNNING}", (job_id,))
+
+    def snapshot(self, job_id: str, with_curves: bool = True) -> JobSnapshot | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            return None if row is None else self._snapshot(db, row, with_curves)
+
+    def active(self) -> list[JobSnapshot]:
+        """Running jobs, then waiting ones in queue order; without curves (cheap)."""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT * FROM jobs WHERE state IN {_ACTIVE} ORDER BY "
+                              f"state NOT IN {_RUNNING}, seq").fetchall()
+            return [self._snapshot(db, row, with_curves=False) for row in rows]
+
+    def latest(self, kind: str | None = None) -> JobSnapshot | None:
+        """The running job (of `kind`), else the one that started last; waiting and cancelled jobs aside."""
+        kinds = (kind,) if kind else (RUN, SWEEP)
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT * FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND started_at IS NOT NULL "
+                f"ORDER BY state IN {_RUNNING} DESC, started_at DESC LIMIT 1", kinds).fetchone()
+            return None if row is None else self._snapshot(db, row, with_curves=True)
+
+    def newest(self) -> JobSnapshot | None:
+        """The job submitted last, whatever its state."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT 1").fetchone()
+            return None if row is None else self._snapshot(db, row, with_curves=True)
+
+    def wait(self, job_id: str, timeout: float, poll_seconds: float = 0.2) -> JobSnapshot:
+        """Block until the job has ended (or `timeout` seconds passed); its last snapshot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.snapshot(job_id)
+            if snapshot is None or not snapshot.state.is_active or time.monotonic() >= deadline:
+                return snapshot
+            time.sleep(poll_seconds)
+
+    def recent_images_per_second(self) -> float | None:
+        """Training speed on this server: the images/s of the last epoch any job finished, if any."""
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM epochs ORDER BY rowid DESC LIMIT 1").fetchone()
+        return json.loads(row["data"])["images_per_second"] if row else None
+
+    # ---- what the worker does --------------------------------------------------------------------
+    def claim_next(self, slot: int, pid: int) -> JobSnapshot | None:
+        """Take the first waiting job for worker `slot`, atomically (two workers never take the same job)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT job_id FROM jobs WHERE state=? ORDER BY seq LIMIT 1",
+                             (JobState.QUEUED.value,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET state=?, slot=?, worker_pid=?, started_at=COALESCE(started_at, ?) "
+                       "WHERE job_id=?", (JobState.STARTING.value, slot, pid, time.time(), row["job_id"]))
+        return self.snapshot(row["job_id"])
+
+    def requeue_interrupted(self, slot: int) -> list[str]:
+        """Put the jobs a dead worker of `slot` was running back at their place in the queue, to resume.
+        Only call it holding that slot's lock (see worker.py): then no live worker runs them."""
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT job_id, resumes FROM jobs WHERE slot=? AND state IN {_RUNNING}",
+                              (slot,)).fetchall()
+            ids = [row["job_id"] for row in rows if row["resumes"] < MAX_RESUMES]
+            db.executemany("UPDATE jobs SET state=?, resumes=resumes+1, slot=NULL, worker_pid=NULL WHERE job_id=?",
+                           [(JobState.QUEUED.value, job_id) for job_id in ids])
+            given_up = [row["job_id"] for row in rows if row["resumes"] >= MAX_RESUMES]
+            db.executemany("UPDATE jobs SET state=?, ended_at=?, error=? WHERE job_id=?", [
+                (JobState.FAILED.value, time.time(),
+                 f"its training process died {MAX_RESUMES + 1} times while running it (killed, perhaps for using too "
+                 "much memory); it was not started again. Try a smaller model or batch size.", job_id)
+                for job_id in given_up])
+        return ids
+
+    def set_state(self, job_id: str, state: JobState) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET state=? WHERE job_id=?", (state.value, job_id))
+
+    def stop_requested(self, job_id: str) -> bool:
+        with self._connect() as db:
+            row = db.execute("SELECT stop_requested FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def record_progress(self, job_id: str, last_batch: BatchEnd | None, points: list[tuple[float, float, float]],
+                        epochs: list[dict] = (), trials: list[TrialEnd] = ()) -> None:
+        """The worker's buffered events, in one transaction: the last batch, new curve points, epochs, trials."""
+        with self._transaction() as db:
+            if last_batch is not None:
+                db.execute("UPDATE jobs SET last_batch=? WHERE job_id=?", (json.dumps(last_batch.__dict__), job_id))
+            db.executemany("INSERT INTO batch_points VALUES (?,?,?,?)", [(job_id, *point) for point in points])
+            db.executemany("INSERT OR REPLACE INTO epochs VALUES (?,?,?)",
+                           [(job_id, epoch["epoch"], json.dumps(epoch)) for epoch in epochs])
+            if trials:
+                start = db.execute("SELECT COUNT(*) FROM trials WHERE job_id=?", (job_id,)).fetchone()[0]
+                db.executemany("INSERT INTO trials VALUES (?,?,?)", [
+                    (job_id, start + index, json.dumps(trial.__dict__)) for index, trial in enumerate(trials)])
+            if trials and last_batch is None:
+                db.execute("UPDATE jobs SET last_batch=NULL WHERE job_id=?", (job_id,))
+
+    def restart_history(self, job_id: str, history: list[dict]) -> None:
+        """A resumed run: its epochs become the checkpoint's; curve points past them are dropped."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM epochs WHERE job_id=?", (job_id,))
+            db.executemany("INSERT INTO epochs VALUES (?,?,?)",
+                           [(job_id, epoch["epoch"], json.dumps(epoch)) for epoch in history])
+            db.execute("DELETE FROM batch_points WHERE job_id=? AND position>?", (job_id, len(history)))
+
+    def finish(self, job_id: str, state: JobState, saved_name: str | None = None, test_accuracy: float | None = None,
+               stopped_by_time_limit: bool = False, error: str | None = None, traceback: str | None = None) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET state=?, ended_at=?, saved_name=?, test_accuracy=?, stopped_by_time_limit=?, "
+                       "error=?, traceback=? WHERE job_id=?",
+                       (state.value, time.time(), saved_name, test_accuracy, int(stopped_by_time_limit), error,
+                        traceback, job_id))
+
+    # ---- reading rows ----------------------------------------------------------------------------
+    def _snapshot(self, db: sqlite3.Connection, row: sqlite3.Row, with_curves: bool) -> JobSnapshot:
+        job_id = row["job_id"]
+        points, epochs, trials = (), (), ()
+        if with_curves:
+            points = [tuple(point) for point in db.execute(
+                "SELECT position, loss, accuracy FROM batch_points WHERE job_id=? ORDER BY rowid", (job_id,))]
+            step = -(-len(points) // MAX_BATCH_POINTS) if points else 1
+            points = tuple(points[::step])
+            epochs = tuple(json.loads(r["data"]) for r in db.execute(
+                "SELECT data FROM epochs WHERE job_id=? ORDER BY epoch", (job_id,)))
+            trials = tuple(TrialEnd(**json.loads(r["data"])) for r in db.execute(
+                "SELECT data FROM trials WHERE job_id=? ORDER BY seq", (job_id,)))
+        spec = None
+        if row["spec"]:
+            from .sweep import spec_from_dict
+
+            spec = spec_from_dict(json.loads(row["spec"]))
+        return JobSnapshot(
+            job_id=job_id, kind=row["kind"], run_name=row["run_name"], owner=row["owner"],
+            state=JobState(row["state"]), submitted_at=row["submitted_at"], started_at=row["started_at"],
+            last_batch=BatchEnd(**json.loads(row["last_batch"])) if row["last_batch"] else None,
+            stop_requested=bool(row["stop_requested"]), stopped_by_time_limit=bool(row["stopped_by_time_limit"]),
+            error=row["error"], traceback=row["traceback"], resumes=row["resumes"], ended_at=row["ended_at"],
+            preset=row["preset"],
+            hyperparameters=HyperParameters.from_json(row["hyperparameters"]) if row["hyperparameters"] else None,
+            batch_points=points, epochs=epochs, saved_name=row["saved_name"], test_accuracy=row["test_accuracy"],
+            from_sweep=tuple(json.loads(row["from_sweep"])) if row["from_sweep"] else None, spec=spec, trials=trials,
+        )

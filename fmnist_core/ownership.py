@@ -1,0 +1,84 @@
+"""Who may do what on a shared server: the policy in one place.
+
+- A visitor is recognised by a random id their browser keeps (a cookie, set by the app); only a key derived from
+  it (`owner_key`) is ever stored, in the job queue and on model cards, so neither reveals the id itself.
+- A job (run or sweep) and the model a run saves belong to the visitor who submitted the job. Anyone may watch
+  a job; only its owner may stop it or take it out of the queue, and only a model's owner may delete it.
+- Models with no owner (the shipped one is never deletable; the CLI's have no owner) may be deleted by anyone
+  while no operator is set, and by the operator alone once one is.
+- The operator, who knows the password set in one place (OPERATOR_PASSWORD_VARIABLE, or `operator_password` in
+  `.streamlit/secrets.toml`), may stop, cancel and delete anything.
+- A model another session has active is never deleted from under it: `ActiveModels` knows which session uses
+  which model, and a delete is refused while another live session uses it (the operator too is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OPERATOR_PASSWORD_VARIABLE = "FMNIST_OPERATOR_PASSWORD"
+VISITOR_COOKIE = "fmnist_visitor"
+
+
+def owner_key(visitor_id: str) -> str:
+    """What is stored as a job's or model's owner: a one-way key of the visitor's browser id."""
+    return hashlib.sha256(f"fmnist-visitor:{visitor_id}".encode()).hexdigest()[:16]
+
+
+def password_matches(given: str, expected: str | None) -> bool:
+    """True when an operator password is set and `given` is it (compared in constant time)."""
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass(frozen=True)
+class Visitor:
+    key: str  # owner_key of their browser id
+    is_operator: bool = False
+    operator_configured: bool = False  # whether this server has an operator password at all
+
+    def owns(self, owner: str | None) -> bool:
+        return owner is not None and owner == self.key
+
+    def may_control(self, owner: str) -> bool:
+        """May stop or cancel a job of `owner`."""
+        return self.is_operator or self.owns(owner)
+
+    def delete_refusal(self, owner: str | None) -> str | None:
+        """Why this visitor may not delete a model of `owner` (None: they may)."""
+        if self.is_operator or self.owns(owner):
+            return None
+        if owner is None:
+            return None if not self.operator_configured else (
+                "it was not trained from this app by you (the command line's models have no owner), and on this "
+                "server only the operator may delete such models.")
+        return "another visitor trained it; only they, or the operator, may delete it."
+
+
+class ActiveModels:
+    """Which live session has which model active, server-wide; thread-safe.
+
+    `is_alive(session_id)` tells whether a session is still connected (the app passes Streamlit's runtime
+    check), so a closed tab does not hold a model for ever."""
+
+    def __init__(self, is_alive: Callable[[str], bool]):
+        self._is_alive = is_alive
+        self._models: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def use(self, session_id: str, model_name: str | None) -> None:
+        with self._lock:
+            if model_name is None:
+                self._models.pop(session_id, None)
+            else:
+                self._models[session_id] = model_name
+
+    def other_users(self, model_name: str, session_id: str) -> int:
+        """How many live sessions other than `session_id` have `model_name` active (closed ones are forgotten)."""
+        with self._lock:
+            for closed in [sid for sid in self._models if not self._is_alive(sid)]:
+                del self._models[closed]
+            return sum(1 for sid, name in self._models.items() if name == model_name and sid != session_id)

@@ -1,0 +1,256 @@
+"""The training worker: a process of its own that takes jobs from the queue in order and runs them.
+
+`python -m fmnist_core worker` runs one by hand; the app starts one (`ensure_worker`) whenever jobs wait and no
+worker holds a slot. A worker holds one of CONCURRENT_JOBS slot locks (`.jobs/worker-N.lock`, an flock the
+kernel releases when the process dies, even by `kill -9`), so a slot whose lock is free has no live worker, and
+the jobs recorded as running in it were interrupted: the next worker puts them back in the queue, where they
+resume from their last checkpoint (at most the epoch in progress is lost). A finished run's model is saved by
+the store's atomic rename, so a crash while saving leaves no half-written folder, and a resumed run that finds
+its model already saved (by job id on the card) only records it.
+
+Training here, not in the web server: a crash or out-of-memory kill of training leaves the app serving, and the
+memory training used goes back to the system when the worker exits (after `idle_exit_seconds` with no job).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingResumed, TrainingStarted, TrialEnd
+from .job_queue import JobQueue
+from .jobs import CONCURRENT_JOBS, MAX_TRAIN_MINUTES, RUN, JobSnapshot, JobState
+
+SLOT_LOCK = "worker-{slot}.lock"
+WORKER_LOG = "worker.log"
+POLL_SECONDS = 0.25  # how often a waiting worker looks for a job, and a running job for a stop request
+FLUSH_SECONDS = 0.5  # how often a job's progress (last batch, curve points) is written to the queue
+# An app-started worker exits after this long without a job, handing its memory back (FMNIST_WORKER_IDLE_EXIT).
+IDLE_EXIT_SECONDS = float(os.environ.get("FMNIST_WORKER_IDLE_EXIT", "60"))
+SPAWN_GRACE_SECONDS = 15.0  # a worker just started takes this long at most to take its slot: don't start another
+
+_log = logging.getLogger(__name__)
+
+
+# ---- slots ----------------------------------------------------------------------------------------
+def _try_lock(path: Path):
+    """An open file holding an exclusive flock on `path`, or None if another process holds it."""
+    file = open(path, "a+")  # noqa: SIM115 - held open for the worker's life
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        return None
+    return file
+
+
+def take_slot(folder: Path, wait_seconds: float = 3.0) -> tuple[int, object] | None:
+    """(slot number, lock) for a free worker slot, trying for `wait_seconds`; None when every slot has a worker."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for slot in range(CONCURRENT_JOBS):
+            lock = _try_lock(folder / SLOT_LOCK.format(slot=slot))
+            if lock is not None:
+                return slot, lock
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def live_workers(folder: Path) -> int:
+    """How many slots have a live worker now (a probe: takes and releases each free lock at once)."""
+    alive = 0
+    for slot in range(CONCURRENT_JOBS):
+        lock = _try_lock(folder / SLOT_LOCK.format(slot=slot))
+        if lock is None:
+            alive += 1
+        else:
+            lock.close()
+    return alive
+
+
+def _requeue_dead_slots(queue: JobQueue, own_slot: int) -> None:
+    """Put back in the queue the jobs of slots with no live worker (ours included: we just took it)."""
+    for slot in range(CONCURRENT_JOBS):
+        lock = None if slot == own_slot else _try_lock(queue.folder / SLOT_LOCK.format(slot=slot))
+        if slot == own_slot or lock is not None:
+            for job_id in queue.requeue_interrupted(slot):
+                _log.warning("job %s was interrupted (its worker died); queued again to resume", job_id)
+            if lock is not None:
+                lock.close()
+
+
+# ---- running a job --------------------------------------------------------------------------------
+class _Recorder:
+    """The training listener of a job in the worker: buffers events and writes them to the queue in batches,
+    at most every FLUSH_SECONDS (an epoch, a trial and the start are written at once)."""
+
+    def __init__(self, queue: JobQueue, job: JobSnapshot):
+        self.queue, self.job = queue, job
+        self.last_batch: BatchEnd | None = None
+        self.points, self.epochs, self.trials = [], [], []
+        self.last_flush = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: TrainingEvent) -> None:
+        with self.lock:
+            if isinstance(event, TrainingResumed):
+                self.queue.restart_history(self.job.job_id, list(event.history))
+            elif isinstance(event, TrainingStarted):
+                self.queue.set_state(self.job.job_id, JobState.TRAINING)
+            elif isinstance(event, BatchEnd):
+                self.last_batch = event
+                if self.job.kind == RUN:
+                    self.points.append((event.epoch - 1 + event.batch / event.batches_per_epoch,
+                                        event.loss, event.accuracy))
+            elif isinstance(event, EpochEnd) and self.job.kind == RUN:
+                self.epochs.append(dict(event.__dict__))
+            elif isinstance(event, TrialEnd):
+                self.trials.append(event)
+                self.last_batch = None
+            urgent = isinstance(event, (EpochEnd, TrialEnd, TrainingFinished))
+            if urgent or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+                self._flush()
+            if isinstance(event, TrainingFinished) and self.job.kind == RUN:
+                self.queue.set_state(self.job.job_id, JobState.EVALUATING)
+
+    def _flush(self) -> None:
+        self.queue.record_progress(self.job.job_id, self.last_batch, self.points, self.epochs, self.trials)
+        self.points, self.epochs, self.trials = [], [], []
+        self.last_flush = time.monotonic()
+
+
+def _watch_for_stop(queue: JobQueue, job_id: str, stop_event: threading.Event, done: threading.Event) -> None:
+    """Turn a stop request written to the queue (by a page) into the trainer's stop event."""
+    while not done.wait(POLL_SECONDS):
+        if queue.stop_requested(job_id):
+            stop_event.set()
+            return
+
+
+def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset) -> JobState:
+    """Run one claimed job to its end and record how it ended; returns that state."""
+    stop_event, done = threading.Event(), threading.Event()
+    if job.stop_requested:
+        stop_event.set()
+    watcher = threading.Thread(target=_watch_for_stop, args=(queue, job.job_id, stop_event, done), daemon=True)
+    watcher.start()
+    recorder = _Recorder(queue, job)
+    try:
+        if job.kind == RUN:
+            state = _run(queue, store, job, load_dataset, recorder, stop_event)
+        else:
+            state = _sweep(queue, store, job, load_dataset, recorder, stop_event)
+    except Exception as error:  # noqa: BLE001 - every failure is recorded for the page instead of killing the worker
+        _log.exception("job %s failed", job.job_id)
+        state = JobState.FAILED
+        queue.finish(job.job_id, state, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+    finally:
+        done.set()
+    return state
+
+
+def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event) -> JobState:
+    from .train_and_save import train_evaluate_save
+
+    checkpoint_dir = queue.checkpoint_dir(job.job_id)
+    saved = store.find_by_job(job.job_id)  # saved before a crash cut the recording short
+    if saved is None:
+        saved, evaluation = train_evaluate_save(
+            job.hyperparameters, load_dataset(), store, job.run_name, preset=job.preset, listeners=[recorder],
+            stop_event=stop_event, time_limit_seconds=MAX_TRAIN_MINUTES * 60, checkpoint_dir=checkpoint_dir,
+            card_extra={"job_id": job.job_id, "owner": job.owner},
+        )
+    card = saved.card
+    stopped = bool(card.get("stopped_by_user") or card.get("stopped_by_time_limit"))
+    state = JobState.STOPPED if stopped else JobState.FINISHED
+    queue.finish(job.job_id, state, saved_name=saved.name, test_accuracy=card.get("test_accuracy"),
+                 stopped_by_time_limit=bool(card.get("stopped_by_time_limit")))
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return state
+
+
+def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event) -> JobState:
+    from .sweep import SWEEPS_FOLDER, run_sweep
+
+    result = run_sweep(job.spec, load_dataset, listeners=[recorder], stop_event=stop_event,
+                       directory=store.root / SWEEPS_FOLDER / job.job_id, time_limit_seconds=MAX_TRAIN_MINUTES * 60,
+                       resume=job.resumes > 0)
+    state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
+    queue.finish(job.job_id, state, stopped_by_time_limit=result.stopped_by_time_limit)
+    return state
+
+
+# ---- the worker's loop ------------------------------------------------------------------------------
+def run_worker(store, load_dataset, idle_exit_seconds: float | None = IDLE_EXIT_SECONDS) -> int:
+    """Take jobs from `store`'s queue until none has come for `idle_exit_seconds` (None: run for ever).
+    Returns 0; also when every slot already has a worker (nothing to do here)."""
+    queue = JobQueue(store.root)
+    taken = take_slot(queue.folder)
+    if taken is None:
+        _log.info("every worker slot (%d) has a live worker; exiting", CONCURRENT_JOBS)
+        return 0
+    slot, lock = taken
+    try:
+        _requeue_dead_slots(queue, slot)
+        idle_since = time.monotonic()
+        while True:
+            job = queue.claim_next(slot, os.getpid())
+            if job is None:
+                if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                    return 0
+                time.sleep(POLL_SECONDS)
+                continue
+            _log.info("job %s (%s %r of %s) started", job.job_id, job.kind, job.run_name, job.owner)
+            state = run_job(queue, store, job, load_dataset)
+            _log.info("job %s %s", job.job_id, state.value)
+            idle_since = time.monotonic()
+    finally:
+        lock.close()
+
+
+_last_spawn: dict[str, float] = {}
+_spawn_lock = threading.Lock()
+
+
+def ensure_worker(store) -> bool:
+    """Start a worker process for `store` if jobs wait (or were interrupted) and a slot has no worker; True if
+    one was started. Cheap when there is nothing to do: one query and a lock probe. Safe from many threads."""
+    queue = JobQueue(store.root)
+    active = queue.active()
+    if not active:
+        return False
+    with _spawn_lock:
+        key = str(queue.folder)
+        if time.monotonic() - _last_spawn.get(key, -1e9) < SPAWN_GRACE_SECONDS:
+            return False
+        running = sum(job.is_running for job in active)
+        alive = live_workers(queue.folder)
+        if alive >= CONCURRENT_JOBS or (alive >= running and len(active) == running):
+            return False  # every slot is busy, or every job has its live worker
+        _last_spawn[key] = time.monotonic()
+        spawn_worker(store.root)
+        return True
+
+
+def spawn_worker(root: Path | str) -> subprocess.Popen:
+    """`python -m fmnist_core --models-dir ROOT worker` in a session of its own (it outlives the web server: a
+    restart of the app does not cut a run), its output appended to `.jobs/worker.log`."""
+    root = Path(root)
+    folder = root / ".jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    with open(folder / WORKER_LOG, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fmnist_core", "--models-dir", str(root), "worker"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )

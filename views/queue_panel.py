@@ -1,0 +1,86 @@
+"""The server's job queue as every visitor sees it (Train and Sweep pages): what trains, what waits, whose it is,
+when it should start; Stop and Cancel for what is yours (or for the operator)."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from fmnist_core.jobs import (
+    DEFAULT_IMAGES_PER_SECOND,
+    MAX_JOBS_PER_VISITOR,
+    MAX_WAITING_JOBS,
+    SWEEP,
+    JobSnapshot,
+    JobState,
+    estimated_starts,
+)
+from fmnist_core.reporting import format_duration
+from views import state
+from views.text import plain
+
+NOT_YOURS = "Only the visitor who started it, or the operator, can {verb} it."
+
+
+def describe(job: JobSnapshot) -> str:
+    """'run “wide” (quick)' or 'sweep “sweep” (grid over learning rate)'."""
+    if job.kind == SWEEP:
+        return f"sweep “{plain(job.run_name)}” ({job.spec.strategy}, up to {job.spec.max_trials} trials)"
+    return f"run “{plain(job.run_name)}” ({job.preset or 'custom'})"
+
+
+def stop(job_id: str) -> None:
+    """Button callback: stop a running job of this visitor's (or any, for the operator)."""
+    job = state.job_queue().snapshot(job_id, with_curves=False)
+    if job is None or not state.visitor().may_control(job.owner):
+        state.flash("warning", NOT_YOURS.format(verb="stop"))
+        return
+    state.job_queue().request_stop(job_id)
+
+
+def cancel(job_id: str) -> None:
+    """Button callback: take a waiting job out of the queue."""
+    queue = state.job_queue()
+    job = queue.snapshot(job_id, with_curves=False)
+    if job is None or not state.visitor().may_control(job.owner):
+        state.flash("warning", NOT_YOURS.format(verb="cancel"))
+    elif queue.cancel(job_id):
+        state.flash("info", f"Cancelled: the {describe(job)} left the queue.")
+    else:
+        state.flash("warning", f"The {describe(job)} had already started, so it was not cancelled; stop it instead.")
+
+
+def waiting_jobs() -> tuple[list[JobSnapshot], dict[str, float]]:
+    """The waiting jobs in queue order, and when each should start (a time)."""
+    queue = state.job_queue()
+    active = queue.active()
+    rate = queue.recent_images_per_second() or DEFAULT_IMAGES_PER_SECOND
+    starts = estimated_starts(active, rate, time.time())
+    return [job for job in active if job.state == JobState.QUEUED], starts
+
+
+def running_ids() -> tuple[str, ...]:
+    return tuple(job.job_id for job in state.job_queue().active() if job.is_running)
+
+
+def show_queue(was_running: tuple[str, ...]) -> None:
+    """The waiting jobs, one line each; redrawn every second by the page while any job is active."""
+    state.keep_worker_running()
+    if running_ids() != was_running:  # a job ended or began: the page above shows the new one
+        st.rerun()
+    waiting, starts = waiting_jobs()
+    if not waiting:
+        return
+    me = state.visitor()
+    st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {MAX_WAITING_JOBS}; one job trains at a time, "
+                f"each visitor may have {MAX_JOBS_PER_VISITOR} waiting or training)")
+    for position, job in enumerate(waiting, start=1):
+        line, action = st.columns([5, 1], vertical_alignment="center")
+        start_in = max(starts.get(job.job_id, time.time()) - time.time(), 0)
+        resumed = " · interrupted, resumes from its last epoch" if job.resumes else ""
+        line.markdown(f"**{position}.** {describe(job)} · {'**yours**' if me.owns(job.owner) else 'another visitor'}"
+                      f" · starts in about {format_duration(start_in)}{resumed}")
+        if me.may_control(job.owner):
+            action.button("Cancel", key=f"cancel_{job.job_id}", icon=":material/close:", on_click=cancel,
+                          args=(job.job_id,), help="Takes it out of the queue; nothing was trained yet.")
