@@ -19,8 +19,8 @@ from fmnist_core.reporting import (
 
 
 def _snapshot(**changes):
-    values = dict(job_id="j", kind=RUN, run_name="r", owner="o", state=JobState.TRAINING, submitted_at=0.0, started_at=0.0,
-                  last_batch=None, stop_requested=False, stopped_by_time_limit=False, error=None,
+    values = dict(job_id="j", kind=RUN, run_name="r", owner="o", state=JobState.TRAINING, submitted_at=0.0,
+                  started_at=0.0, last_batch=None, stop_requested=False, stopped_by_time_limit=False, error=None,
                   hyperparameters=preset("quick"))
     return JobSnapshot(**{**values, **changes})
 
