@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def load_checkpoint(folder: Path | str) -> TrainingCheckpoint | None:
             for name in _ARRAY_LISTS:
                 if f"{name}_count" in data:
                     lists[name] = [data[f"{name}_{index}"] for index in range(int(data[f"{name}_count"]))]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
     state["best_val_loss"] = np.inf if state["best_val_loss"] is None else state["best_val_loss"]
     return TrainingCheckpoint(**state, **lists)

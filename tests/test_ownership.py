@@ -1,0 +1,44 @@
+"""Who may stop, cancel and delete what: the policy in fmnist_core/ownership.py, with known answers."""
+
+from fmnist_core.ownership import ActiveModels, Visitor, owner_key, password_matches
+
+
+def test_the_owner_key_is_stable_per_browser_id_and_does_not_reveal_it():
+    key = owner_key("browser-id-abc")
+    assert key == owner_key("browser-id-abc") != owner_key("browser-id-abd")
+    assert len(key) == 16 and "browser" not in key
+
+
+def test_a_visitor_controls_their_own_jobs_and_the_operator_everyones():
+    alice, bob = Visitor(owner_key("a")), Visitor(owner_key("b"))
+    operator = Visitor(owner_key("c"), is_operator=True, operator_configured=True)
+    assert alice.may_control(alice.key) and not alice.may_control(bob.key)
+    assert operator.may_control(alice.key) and operator.may_control(bob.key)
+
+
+def test_who_may_delete_a_model_depends_on_its_owner_and_whether_an_operator_is_set():
+    alice = Visitor(owner_key("a"))
+    assert alice.delete_refusal(alice.key) is None
+    assert "another visitor trained it" in alice.delete_refusal(owner_key("b"))
+    assert alice.delete_refusal(None) is None  # a CLI model, on a server without an operator
+    guarded = Visitor(owner_key("a"), operator_configured=True)
+    assert "only the operator" in guarded.delete_refusal(None)
+    assert Visitor(owner_key("z"), is_operator=True, operator_configured=True).delete_refusal(None) is None
+
+
+def test_the_operator_password_must_be_set_and_match():
+    assert password_matches("s3cret", "s3cret")
+    assert not password_matches("s3cret", "other") and not password_matches("", None) and not password_matches("", "")
+
+
+def test_a_model_is_in_use_only_by_other_live_sessions():
+    alive = {"s1", "s2", "s3"}
+    active = ActiveModels(lambda session: session in alive)
+    active.use("s1", "wide")
+    active.use("s2", "wide")
+    active.use("s3", "default")
+    assert active.other_users("wide", "s1") == 1 and active.other_users("default", "s3") == 0
+    alive.discard("s2")  # that tab was closed
+    assert active.other_users("wide", "s1") == 0
+    active.use("s1", None)
+    assert active.other_users("wide", "s9") == 0

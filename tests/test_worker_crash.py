@@ -1,0 +1,81 @@
+"""Real worker processes killed with SIGKILL: mid-epoch (the run resumes from its last epoch), mid-save (the model is
+saved once, nothing half-written is listed); and the worker the app starts exits when the queue is empty."""
+
+import os
+import signal
+import time
+
+import pytest
+from test_crash_safety import save_in_progress
+from waiting import wait_until
+
+from fmnist_core.hyperparameters import preset
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import RUN, JobState
+from fmnist_core.store import ModelStore
+from fmnist_core.worker import ensure_worker, live_workers, spawn_worker
+
+pytestmark = pytest.mark.slow  # each test starts worker processes that import TensorFlow and train
+TIMEOUT = 180
+
+
+def kill(process) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_resumes_from_its_last_epoch(tmp_path):
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    job = queue.submit(RUN, "killed", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
+                                                                          epochs=5))
+    worker = spawn_worker(tmp_path)
+    try:
+        # two epochs recorded and the third under way
+        wait_until(lambda: (s := queue.snapshot(job.job_id)).last_batch and s.last_batch.epoch == 3 and len(s.epochs)
+                   == 2, TIMEOUT, "the run did not reach epoch 3", interval_seconds=0.02)
+    finally:
+        kill(worker)
+    interrupted = queue.snapshot(job.job_id)
+    assert interrupted.state == JobState.TRAINING and live_workers(queue.folder) == 0  # recorded as running, dead
+    assert ensure_worker(store)  # as the app does on its next page view: a worker is started, and it resumes the run
+    done = queue.wait(job.job_id, TIMEOUT)
+    assert done.state == JobState.FINISHED and done.resumes == 1
+    assert [epoch["epoch"] for epoch in done.epochs] == [1, 2, 3, 4, 5]  # epoch 3 was lost and trained again, once
+    assert done.epochs[:2] == interrupted.epochs[:2]
+    card = store.get(done.saved_name).card
+    assert card["resumed_at_epochs"] == [2] and [record["epoch"] for record in card["history"]] == [1, 2, 3, 4, 5]
+    assert [saved.name for saved in store.list_models()[0]] == ["killed"]
+
+
+def test_a_worker_killed_while_saving_leaves_nothing_half_written_and_the_model_is_saved_once(tmp_path):
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    job = queue.submit(RUN, "saving", "visitor-a", hyperparameters=preset("best", train_subset_size=2000, epochs=1))
+    worker = spawn_worker(tmp_path)
+    try:
+        wait_until(lambda: save_in_progress(tmp_path, None), TIMEOUT, "no save was seen in progress",
+                   interval_seconds=0.002)
+    finally:
+        kill(worker)
+    assert queue.snapshot(job.job_id).state == JobState.EVALUATING
+    models, warnings = store.list_models()
+    assert warnings == [] and all(store.load_model(saved.name) for saved in models)  # nothing broken is listed
+    spawn_worker(tmp_path)
+    done = queue.wait(job.job_id, TIMEOUT)
+    assert done.state == JobState.FINISHED and done.resumes == 1 and len(done.epochs) == 1  # not trained again
+    models, warnings = store.list_models()
+    assert warnings == [] and [saved.card["job_id"] for saved in models] == [job.job_id]
+    assert store.load_model(done.saved_name).output_shape == (None, 10)
+
+
+def test_the_worker_the_app_starts_exits_once_the_queue_is_empty(tmp_path, monkeypatch):
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    assert not ensure_worker(store)  # nothing waits: no worker
+    monkeypatch.setenv("FMNIST_WORKER_IDLE_EXIT", "1")
+    job = queue.submit(RUN, "tiny", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
+    assert ensure_worker(store)
+    wait_until(lambda: live_workers(queue.folder) == 1, 30, "the worker did not take its slot")
+    assert not ensure_worker(store)  # one is running: no second one
+    assert queue.wait(job.job_id, TIMEOUT).state == JobState.FINISHED
+    started = time.monotonic()
+    wait_until(lambda: live_workers(queue.folder) == 0, 30, "the idle worker did not exit")
+    assert time.monotonic() - started < 30
