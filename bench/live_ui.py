@@ -7,8 +7,9 @@ each side's epochs: a stall only ever slows an epoch, while a real overhead slow
 
 1. The page: one `quick` run started from the Train page, whose page is open and closed in turn every
    `WINDOW_SECONDS` in the app's server process; epochs wholly inside a window (after `SETTLE_SECONDS`) count.
-2. The worker: in one fresh process, the app's `TrainingManager` (background thread, progress listeners) and
-   plain `model.fit` in the main thread take turns, on the same model, tf.data pipeline and batch size.
+2. The worker: in one fresh process, the worker's job code (`worker.run_job`: the queue on disk, progress
+   recorded, checkpoints every epoch) and plain `model.fit` take turns, on the same model, tf.data pipeline and
+   batch size.
 The product of the two ratios is the app's training path with its page open against plain fit.
 """
 
@@ -38,14 +39,17 @@ import json, tempfile, time
 import keras
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.hyperparameters import preset
-from fmnist_core.jobs import TrainingManager
+from fmnist_core import worker as job_worker
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import RUN
 from fmnist_core.model import build_model
 from fmnist_core.store import ModelStore
 from fmnist_core.training import VALIDATION_BATCH_SIZE, make_dataset, make_optimizer, select_training_data
 
 hp = preset("quick", epochs=%(epochs)d)
 dataset = load_fashion_mnist()
-manager = TrainingManager(ModelStore(tempfile.mkdtemp()), lambda: dataset)
+root = tempfile.mkdtemp()
+queue, store = JobQueue(root), ModelStore(root)
 
 def plain_fit():
     split = select_training_data(hp, dataset)
@@ -69,9 +73,9 @@ def plain_fit():
 
 worker, plain = [], []
 for round_number in range(%(rounds)d):
-    job = manager.start(hp, f"worker-{round_number}", owner="bench")
-    job.wait()
-    worker += [epoch["images_per_second"] for epoch in job.snapshot().epochs][1:]  # epoch 1 includes tracing
+    job = queue.submit(RUN, f"worker-{round_number}", "bench", hyperparameters=hp)
+    job_worker.run_job(queue, store, queue.claim_next(0, 0), lambda: dataset)
+    worker += [epoch["images_per_second"] for epoch in queue.snapshot(job.job_id).epochs][1:]  # 1: tracing
     plain += plain_fit()[1:]
 print(json.dumps({"worker": worker, "plain": plain}))
 """

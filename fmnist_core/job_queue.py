@@ -154,7 +154,7 @@ class JobQueue:
             return None if row is None else self._snapshot(db, row, with_curves)
 
     def active(self) -> list[JobSnapshot]:
-        """Running jobs, then waiting ones in queue order; without curves (cheap)."""
+        """Running jobs, then waiting ones in queue order; without their batch points (cheap)."""
         with self._connect() as db:
             rows = db.execute(f"SELECT * FROM jobs WHERE state IN {_ACTIVE} ORDER BY "
                               f"state NOT IN {_RUNNING}, seq").fetchall()
@@ -169,11 +169,16 @@ class JobQueue:
                 f"ORDER BY state IN {_RUNNING} DESC, started_at DESC LIMIT 1", kinds).fetchone()
             return None if row is None else self._snapshot(db, row, with_curves=True)
 
+    def recent(self, count: int) -> list[JobSnapshot]:
+        """The `count` jobs submitted last, whatever their state, oldest first; without their batch points."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (count,)).fetchall()
+            return [self._snapshot(db, row, with_curves=False) for row in reversed(rows)]
+
     def newest(self) -> JobSnapshot | None:
         """The job submitted last, whatever its state."""
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT 1").fetchone()
-            return None if row is None else self._snapshot(db, row, with_curves=True)
+        newest = self.recent(1)
+        return self.snapshot(newest[0].job_id) if newest else None
 
     def wait(self, job_id: str, timeout: float, poll_seconds: float = 0.2) -> JobSnapshot:
         """Block until the job has ended (or `timeout` seconds passed); its last snapshot."""
@@ -263,16 +268,16 @@ class JobQueue:
     # ---- reading rows ----------------------------------------------------------------------------
     def _snapshot(self, db: sqlite3.Connection, row: sqlite3.Row, with_curves: bool) -> JobSnapshot:
         job_id = row["job_id"]
-        points, epochs, trials = (), (), ()
-        if with_curves:
+        points = ()
+        if with_curves:  # the per-batch points, thinned to MAX_BATCH_POINTS: only the curves need them
             points = [tuple(point) for point in db.execute(
                 "SELECT position, loss, accuracy FROM batch_points WHERE job_id=? ORDER BY rowid", (job_id,))]
             step = -(-len(points) // MAX_BATCH_POINTS) if points else 1
             points = tuple(points[::step])
-            epochs = tuple(json.loads(r["data"]) for r in db.execute(
-                "SELECT data FROM epochs WHERE job_id=? ORDER BY epoch", (job_id,)))
-            trials = tuple(TrialEnd(**json.loads(r["data"])) for r in db.execute(
-                "SELECT data FROM trials WHERE job_id=? ORDER BY seq", (job_id,)))
+        epochs = tuple(json.loads(r["data"]) for r in db.execute(
+            "SELECT data FROM epochs WHERE job_id=? ORDER BY epoch", (job_id,)))
+        trials = tuple(TrialEnd(**json.loads(r["data"])) for r in db.execute(
+            "SELECT data FROM trials WHERE job_id=? ORDER BY seq", (job_id,)))
         spec = None
         if row["spec"]:
             from .sweep import spec_from_dict

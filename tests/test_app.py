@@ -123,7 +123,7 @@ def test_a_tiny_run_started_on_the_train_page_finishes_is_saved_and_can_be_used(
     assert snapshot.saved_name == "app-test-run" and (models_dir / "app-test-run" / "model.keras").is_file()
     card = json.loads((models_dir / "app-test-run" / "card.json").read_text())
     assert card["hyperparameters"]["train_subset_size"] == 1000 and card["preset"] is None  # changed from seed-004
-    assert "saved as **app-test-run**" in texts(at.success)
+    assert "Finished after 1 epoch in" in texts(at.success) and "saved as **app-test-run**" in texts(at.success)
     assert len(at.get("plotly_chart")) == 3  # batch curve, epoch loss, epoch accuracy
     at.button(key="use_trained_model").click().run()
     assert at.sidebar.selectbox(key="active_model").value == "app-test-run"
@@ -152,7 +152,7 @@ def test_a_second_visitor_watches_the_run_queues_their_own_and_only_the_owner_ca
     second.button(key="start_training").click().run()  # queued behind the run, not refused
     queued = job_queue().newest()
     assert queued.run_name == "queued run" and queued.state == JobState.QUEUED
-    assert "waits in the queue: number 1" in texts(second.info)
+    assert "1 job is ahead of yours, so your run “queued run” waits in the queue: number 1" in texts(second.info)
     assert "**1.** run “queued run” (quick) · **yours**" in texts(second.markdown)
     first.run()  # the first visitor sees it as another visitor's, with no Cancel button
     assert "**1.** run “queued run” (quick) · another visitor" in texts(first.markdown)

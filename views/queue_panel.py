@@ -40,7 +40,7 @@ def stop(job_id: str) -> None:
 
 
 def cancel(job_id: str) -> None:
-    """Button callback: take a waiting job out of the queue."""
+    """Take a waiting job out of the queue, if it is this visitor's (or for the operator); the outcome is flashed."""
     queue = state.job_queue()
     job = queue.snapshot(job_id, with_curves=False)
     if job is None or not state.visitor().may_control(job.owner):
@@ -81,6 +81,7 @@ def show_queue(was_running: tuple[str, ...]) -> None:
         resumed = " · interrupted, resumes from its last epoch" if job.resumes else ""
         line.markdown(f"**{position}.** {describe(job)} · {'**yours**' if me.owns(job.owner) else 'another visitor'}"
                       f" · starts in about {format_duration(start_in)}{resumed}")
-        if me.may_control(job.owner):
-            action.button("Cancel", key=f"cancel_{job.job_id}", icon=":material/close:", on_click=cancel,
-                          args=(job.job_id,), help="Takes it out of the queue; nothing was trained yet.")
+        if me.may_control(job.owner) and action.button("Cancel", key=f"cancel_{job.job_id}", icon=":material/close:",
+                                                       help="Takes it out of the queue; nothing was trained yet."):
+            cancel(job.job_id)
+            st.rerun(scope="app")  # the whole page: the message, and the form's note about the queue

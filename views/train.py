@@ -23,7 +23,7 @@ from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
 from views import charts, queue_panel, state
 from views.fragments import timed_fragment_home
-from views.text import hyperparameter_label, plain, trial_number
+from views.text import count, hyperparameter_label, plain, trial_number
 
 SPECS = field_specs()
 DEFAULT_PRESET = "quick"
@@ -173,10 +173,12 @@ def _start(hp: HyperParameters) -> bool:
         return False
     waiting, starts = queue_panel.waiting_jobs()
     position = next((number for number, other in enumerate(waiting, start=1) if other.job_id == job.job_id), None)
-    if position is not None and len(state.job_queue().active()) > 1:
+    ahead = len(state.job_queue().active()) - len(waiting) + (position or 1) - 1  # training, then waiting before it
+    if position is not None and ahead:
         wait = format_duration(max(starts.get(job.job_id, 0) - datetime.now().timestamp(), 0))
-        state.flash("info", f"Another job is training, so your run “{plain(run_name)}” waits in the queue: number "
-                            f"{position}, starting in about {wait}. It starts by itself; you may leave this page.")
+        state.flash("info", f"{count(ahead, 'job')} {'is' if ahead == 1 else 'are'} ahead of yours, so your run "
+                            f"“{plain(run_name)}” waits in the queue: number {position}, starting in about {wait}. "
+                            "It starts by itself; you may leave this page.")
     return True
 
 

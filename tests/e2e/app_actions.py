@@ -273,13 +273,29 @@ def wait_until_no_run(page: Page, base_url: str) -> None:
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
 
 
-def stop_any_run(page: Page, base_url: str) -> None:
-    """Stop the server's training run, if one is in progress, and wait until it has ended."""
-    open_page(page, base_url)
-    expect(stop_button(page).or_(_no_run_in_progress(page)).first).to_be_visible()
-    if stop_button(page).count():
-        stop_button(page).click()
+def stop_any_run(page: Page, app_server) -> None:
+    """Clear the server's queue between tests, as its operator would: cancel every waiting job, stop the running
+    ones (through the queue on disk: a page may only stop its own visitor's runs), and wait until none is left."""
+    from fmnist_core.job_queue import JobQueue
+
+    queue = JobQueue(app_server.models_dir)
+    for job in queue.active():
+        queue.cancel(job.job_id)
+        queue.request_stop(job.job_id)
+    wait_until(lambda: not queue.active(), RUN_SECONDS, "the server's jobs did not end")
+    open_page(page, app_server.url)
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
+
+
+def sign_in_as_operator(page: Page) -> None:
+    """Sign in as the operator in the sidebar (the browser tests' server has OPERATOR_PASSWORD)."""
+    from app_server import OPERATOR_PASSWORD
+
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Operator", exact=True).click()
+    sidebar.get_by_label("Operator password").fill(OPERATOR_PASSWORD)
+    sidebar.get_by_role("button", name="Sign in").click()
+    expect(sidebar.get_by_text("Signed in as the operator")).to_be_visible()
 
 
 def open_more_settings(page: Page) -> None:

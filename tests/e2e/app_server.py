@@ -25,6 +25,7 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_SECONDS = 90
 VIEWPORT = {"width": 1400, "height": 1000}
+OPERATOR_PASSWORD = "e2e-operator"  # the browser tests' server has an operator, who signs in with this
 
 
 class AppServerError(RuntimeError):
@@ -46,11 +47,15 @@ def copy_shipped_model(models_dir: Path) -> Path:
 class AppServer:
     """A `streamlit run streamlit_app.py` process serving the models in `models_dir`, and its log."""
 
-    def __init__(self, models_dir: Path, log_path: Path, one_tensorflow_thread: bool = True, port: int | None = None):
+    def __init__(self, models_dir: Path, log_path: Path, one_tensorflow_thread: bool = True, port: int | None = None,
+                 operator_password: str | None = None, repo: Path = REPO):
         self.port = port or free_port()  # a port of its own, or a stopped server's, to restart it where it was
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
+        self.log_path, self.models_dir = log_path, models_dir
         env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env.pop("FMNIST_OPERATOR_PASSWORD", None)
+        if operator_password:
+            env["FMNIST_OPERATOR_PASSWORD"] = operator_password
         if one_tensorflow_thread:
             # For the tests: a run then leaves a core to the browser, which otherwise takes a minute to load
             # a page's scripts while training saturates both cores of a small machine. The benchmarks measure
@@ -62,7 +67,7 @@ class AppServer:
             # differs, and headless keeps Streamlit from opening a browser of its own
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),
              "--server.headless", "true"],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=repo, env=env, stdout=self.log, stderr=subprocess.STDOUT,  # another checkout, to compare builds
         )
 
     def log_text(self) -> str:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app_server import REPO, VIEWPORT, AppServer, AppServerError, copy_shipped_model, launch_chromium
+from app_server import (
+    OPERATOR_PASSWORD,
+    REPO,
+    VIEWPORT,
+    AppServer,
+    AppServerError,
+    copy_shipped_model,
+    launch_chromium,
+)
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
@@ -41,7 +49,7 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def app_server(models_dir, artifacts):
-    server = AppServer(models_dir, artifacts / "server.log")
+    server = AppServer(models_dir, artifacts / "server.log", operator_password=OPERATOR_PASSWORD)
     try:
         server.wait_until_healthy()
     except AppServerError as error:

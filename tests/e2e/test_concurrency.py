@@ -1,5 +1,6 @@
 """Many users at once on the real server: ten sessions classify while an eleventh trains, two sessions press
-Start training at the same moment, and a run whose browser went away.
+Start training at the same moment (one trains, the other waits its turn), and a run whose browser went away (another
+visitor may watch it; only the operator may stop it).
 
 Every session is its own browser context (its own cookies and websocket, so its own Streamlit session).
 The answers are compared with what fmnist_core computes here, single-threaded, from the same files.
@@ -21,6 +22,7 @@ from app_actions import (
     progress_text,
     run_heading,
     run_outcome,
+    sign_in_as_operator,
     start_run,
     stop_any_run,
     stop_button,
@@ -34,6 +36,8 @@ from app_server import VIEWPORT
 from playwright.sync_api import expect
 
 from fmnist_core.data import CLASS_NAMES
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import JobState
 from fmnist_core.preprocessing import prepare_upload
 from fmnist_core.store import ModelStore
 
@@ -45,12 +49,13 @@ ANSWER_SECONDS = 180  # ten sessions' uploads on two cores shared with a trainin
 
 
 def start_answer(page, seconds: float = 60) -> str:
-    """What the Train page says after Start training was pressed: "started" (this session's run) or "refused"."""
-    refused = current(page).get_by_text("A training run is in progress on this server, so yours was not started")
-    started = current(page).get_by_text("started in this session")
+    """What the Train page says after Start training was pressed: "started" (its own run is training or done) or
+    "queued" (it waits behind another job)."""
+    queued = current(page).get_by_text(re.compile(r"ahead of yours, so your run “.*” waits in the queue"))
+    started = current(page).get_by_text(re.compile(r"parameters · yours$"))
     # polled, not awaited with `expect`: the run's part of the page redraws every second
-    return wait_on_page(page, lambda: "refused" if refused.count() else "started" if started.count() else None,
-                        seconds, "the page said neither that its run started nor that it was refused")
+    return wait_on_page(page, lambda: "queued" if queued.count() else "started" if started.count() else None,
+                        seconds, "the page said neither that its run started nor that it was queued")
 
 
 def saved_models(models_dir) -> set[str]:
@@ -107,11 +112,12 @@ def test_ten_sessions_classify_at_once_while_another_trains_and_all_get_the_sing
     finally:
         for context in contexts:
             context.close()
-        stop_any_run(trainer, app_server.url)
+        stop_any_run(trainer, app_server)
         trainer_context.close()
 
 
-def test_two_sessions_pressing_start_at_the_same_moment_start_exactly_one_run(new_page, app_server, models_dir):
+def test_two_sessions_pressing_start_at_the_same_moment_each_get_one_run_in_queue_order(
+        new_page, app_server, models_dir):
     first, second = new_page(), new_page()
     wait_until_no_run(first, app_server.url)
     before = saved_models(models_dir)
@@ -127,15 +133,20 @@ def test_two_sessions_pressing_start_at_the_same_moment_start_exactly_one_run(ne
         button.click(no_wait_after=True)
 
     answers = [start_answer(page) for page in (first, second)]
-    assert sorted(answers) == ["refused", "started"], answers
-    winner, loser = (first, second) if answers[0] == "started" else (second, first)
-    run_name = "race-a" if winner is first else "race-b"
-    expect(run_heading(loser, run_name)).to_be_visible()  # the loser watches the winner's run
-    expect(run_outcome(winner)).to_be_visible(timeout=RUN_SECONDS * 1000)
-    assert saved_models(models_dir) - before == {run_name}  # one run, one saved model
+    assert sorted(answers) == ["queued", "started"], answers  # one trains, the other waits its turn
+    queue = JobQueue(models_dir)
+    jobs = queue.recent(2)
+    assert sorted(job.run_name for job in jobs) == ["race-a", "race-b"]
+    for job in jobs:
+        assert queue.wait(job.job_id, RUN_SECONDS).state == JobState.FINISHED
+    jobs = [queue.snapshot(job.job_id) for job in jobs]
+    assert jobs[0].started_at < jobs[1].started_at  # trained in the order they were queued, one at a time
+    assert saved_models(models_dir) - before == {"race-a", "race-b"}  # each run trained and saved once
+    for page in (first, second):
+        expect(run_outcome(page)).to_be_visible(timeout=RUN_SECONDS * 1000)
 
 
-def test_a_run_whose_browser_went_away_keeps_going_and_the_next_visitor_can_stop_it(
+def test_a_run_whose_browser_went_away_keeps_going_and_only_its_owner_or_the_operator_can_stop_it(
         browser, new_page, app_server, models_dir):
     starter_context = browser.new_context(viewport=VIEWPORT)
     starter = starter_context.new_page()
@@ -151,11 +162,15 @@ def test_a_run_whose_browser_went_away_keeps_going_and_the_next_visitor_can_stop
     visitor = new_page()
     open_page(visitor, app_server.url)
     expect(run_heading(visitor, "abandoned")).to_be_visible()
-    expect(current(visitor).get_by_text("started from another session")).to_be_visible()
+    expect(current(visitor).get_by_text("started by another visitor")).to_be_visible()
     # still training with nobody from its session watching
     wait_on_page(visitor, lambda: batches_done(visitor) > batches_when_left, 60,
                  "the run made no progress after its browser went away", interval_seconds=0.5)
+    expect(stop_button(visitor)).to_have_count(0)  # not theirs to stop
+    only_owner = "Only the visitor who started it, or the operator, can stop it."
+    expect(current(visitor).get_by_text(only_owner)).to_be_visible()
 
+    sign_in_as_operator(visitor)
     stop_button(visitor).click()
 
     expect(run_outcome(visitor)).to_have_text(re.compile(r"^Stopped early by request after .*saved as abandoned\.$"),

@@ -59,7 +59,7 @@ def training_page(browser, app_server):
         expect(keyed(page, "batch_chart").locator(".scatterlayer .trace").first).to_be_attached()
         yield page
     finally:
-        stop_any_run(page, app_server.url)  # normally stopped already by the last test
+        stop_any_run(page, app_server)  # normally stopped already by the last test
         context.close()
 
 
@@ -91,22 +91,33 @@ def test_another_user_classifies_while_the_run_trains(training_page, new_page, a
     expect(stop_button(training_page)).to_be_visible()  # the run goes on: the answer did not wait for it
 
 
-def test_another_user_is_told_a_run_is_in_progress_and_cannot_start_one(training_page, new_page, app_server):
-    other = new_page()
+def test_another_visitor_watches_without_a_stop_button_and_their_run_waits_in_the_queue(
+        training_page, new_page, app_server):
+    other = new_page()  # another browser context: another visitor
     open_page(other, app_server.url)
     expect(run_heading(other, LIVE_RUN)).to_be_visible()
-    expect(current(other).get_by_text("started from another session")).to_be_visible()
+    expect(current(other).get_by_text("started by another visitor")).to_be_visible()
+    expect(stop_button(other)).to_have_count(0)
 
+    other.get_by_label("Run name").fill("waiting-turn")
     other.get_by_role("button", name="Start training").click()
 
-    refused = current(other).get_by_text("A training run is in progress on this server, so yours was not started")
-    expect(refused).to_be_visible()
-    expect(run_heading(other, LIVE_RUN)).to_be_visible()
-    expect(stop_button(other)).to_be_visible()
+    expect(current(other).get_by_text(re.compile(r"1 job is ahead of yours, so your run “waiting-turn” waits in the "
+                                                 r"queue: number 1, starting in about"))).to_be_visible()
+    queued = current(other).get_by_text(re.compile(r"^1\. run “waiting-turn” \(quick\) · yours · starts in about"))
+    expect(queued).to_be_visible()
+    # the run's owner sees it as another visitor's, without Cancel
+    expect(current(training_page).get_by_text(re.compile(r"^1\. run “waiting-turn” \(quick\) · another visitor")
+                                              )).to_be_visible(timeout=UPDATE_SECONDS * 1000)
+    expect(current(training_page).get_by_role("button", name="Cancel")).to_have_count(0)
+    current(other).get_by_role("button", name="Cancel").click()
+    expect(current(other).get_by_text(re.compile("^Cancelled: the run “waiting-turn”"))).to_be_visible()
+    expect(queued).to_have_count(0)
+    expect(stop_button(training_page)).to_be_visible()  # the run itself goes on
 
 
-def test_reloading_the_page_shows_the_run_still_going(training_page):
-    page = training_page
+def test_reloading_the_page_shows_the_run_still_going_and_still_the_visitors_own(training_page):
+    page = training_page  # the browser keeps the visitor's id in a cookie: after a reload, Stop is still theirs
     batches_before = batches_done(page)
 
     page.reload()

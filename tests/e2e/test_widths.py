@@ -60,7 +60,7 @@ def test_every_page_reads_whole_at_this_width(new_page, app_server, artifacts, c
 
 def test_a_run_in_progress_is_in_view_without_scrolling_on_a_1366_screen(new_page, app_server):
     page = new_page(viewport={"width": 1366, "height": 900})
-    stop_any_run(page, app_server.url)
+    stop_any_run(page, app_server)
     open_page(page, app_server.url, query="preset=seed-004&train_subset_size=20000&epochs=3")
     start_run(page, "in-view")
     try:
@@ -75,4 +75,4 @@ def test_a_run_in_progress_is_in_view_without_scrolling_on_a_1366_screen(new_pag
             expect(page.get_by_role("button", name="Start training")).to_be_attached()  # the form is still there
             open_page(page, app_server.url)
     finally:
-        stop_any_run(page, app_server.url)
+        stop_any_run(page, app_server)

@@ -1,0 +1,76 @@
+"""AppTests of one server shared by visitors: whose runs a visitor may delete, the operator's sign-in and what it
+allows, and a job of another visitor's on the Train page. Each AppTest session is another visitor (its own id)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
+from waiting import wait_until
+
+from fmnist_core.hyperparameters import preset
+from fmnist_core.jobs import RUN, JobState
+from fmnist_core.ownership import OPERATOR_PASSWORD_VARIABLE, owner_key
+
+PASSWORD = "let-me-in"
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    """The shipped model, and a copy of it as "someone-elses", saved by another visitor's run."""
+    root = with_shipped_model(tmp_path)
+    shutil.copytree(root / "default", root / "someone-elses")
+    card = json.loads((root / "someone-elses" / "card.json").read_text())
+    (root / "someone-elses" / "card.json").write_text(json.dumps({**card, "owner": owner_key("another browser")}))
+    with serving_models_from(root):
+        yield root
+
+
+def sign_in(at, password: str):
+    at.sidebar.text_input(key="operator_password_input").set_value(password)
+    return at.sidebar.button(key="operator_sign_in").click().run()
+
+
+def test_a_visitor_is_not_offered_another_visitors_run_to_delete(models_dir):
+    at = open_page("views/runs.py")
+    assert "1 saved run of other visitors is not listed" in texts(at.caption)
+    assert "You have no saved run to delete" in texts(at.caption)
+    assert not [box for box in at.selectbox if box.key == "delete_model"]
+
+
+def test_without_an_operator_password_there_is_no_operator_box(models_dir, monkeypatch):
+    monkeypatch.delenv(OPERATOR_PASSWORD_VARIABLE, raising=False)
+    at = open_page()
+    assert not [box for box in at.sidebar.text_input if box.key == "operator_password_input"]
+
+
+@pytest.mark.slow  # the worker trains a run for the operator to stop
+def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anything(models_dir, monkeypatch):
+    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)
+    at = sign_in(open_page("views/runs.py"), "guess")
+    assert "That is not the operator password" in texts(at.warning)
+    assert not [box for box in at.selectbox if box.key == "delete_model"]
+
+    at = sign_in(at, PASSWORD)
+    assert "Signed in as the operator" in texts(at.sidebar.caption)
+    assert at.selectbox(key="delete_model").options == ["someone-elses"]
+    at.button(key="delete_button").click().run()
+    assert "Deleted the model 'someone-elses'." in texts(at.success)
+    assert not (models_dir / "someone-elses").exists()
+
+    # another visitor's runs, one training and one waiting: the operator may stop the first and cancel the second
+    other = owner_key("another browser")
+    training = job_queue().submit(RUN, "theirs", other, hyperparameters=preset("seed-004", train_subset_size=20000))
+    waiting = job_queue().submit(RUN, "theirs too", other, hyperparameters=preset("seed-004", train_subset_size=1000))
+    at.switch_page("views/train.py").run()  # the page view starts the worker
+    wait_until(lambda: job_queue().snapshot(training.job_id).is_running, 60, "the worker did not start the run")
+    at.run()
+    assert "started by another visitor" in texts(at.caption) and "another visitor" in texts(at.markdown)
+    at.button(key=f"cancel_{waiting.job_id}").click().run()
+    assert job_queue().snapshot(waiting.job_id).state == JobState.CANCELLED
+    at.button(key="stop_training").click().run()
+    assert job_queue().wait(training.job_id, 120).state == JobState.STOPPED
+    at.sidebar.button(key="operator_sign_out").click().run()
+    assert "Signed in as the operator" not in texts(at.sidebar.caption)
