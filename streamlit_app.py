@@ -23,6 +23,5 @@ pages = [
 ]
 navigation = st.navigation(pages)
 sidebar.render(train_page=pages[0])
-state.remember_visitor()
 state.show_flashes()
 navigation.run()

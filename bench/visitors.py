@@ -108,7 +108,7 @@ def train_page_while_training(browser, repo: Path, models_dir: Path, log: Path) 
         return draw_seconds(browser, server)
     finally:
         server.stop()
-        subprocess.run(["pkill", "-KILL", "-f", f"--models-dir {models_dir} worker"], check=False)
+        subprocess.run(["pkill", "-KILL", "-f", "--", f"--models-dir {models_dir} worker"], check=False)
 
 
 def _epoch_points(page) -> int:
@@ -176,6 +176,6 @@ def run() -> list[Row]:
             rows += epoch_and_stop_delays(browser, server)
         finally:
             server.stop()
-            subprocess.run(["pkill", "-KILL", "-f", f"--models-dir {server.models_dir} worker"], check=False)
+            subprocess.run(["pkill", "-KILL", "-f", "--", f"--models-dir {server.models_dir} worker"], check=False)
         browser.close()
     return rows

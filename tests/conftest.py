@@ -28,7 +28,7 @@ def no_workers_left_behind(tmp_path_factory):
     yield
     import subprocess
 
-    subprocess.run(["pkill", "-KILL", "-f", f"--models-dir {tmp_path_factory.getbasetemp()}"], check=False)
+    subprocess.run(["pkill", "-KILL", "-f", "--", f"--models-dir {tmp_path_factory.getbasetemp()}"], check=False)
 
 
 @pytest.fixture(scope="session")

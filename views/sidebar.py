@@ -56,6 +56,7 @@ def render(train_page: st.Page) -> None:
     _models_panel(train_page)
     with st.sidebar:
         _operator_panel()
+        state.remember_visitor()
 
 
 def _models_panel(train_page: st.Page) -> None:

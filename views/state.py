@@ -62,7 +62,6 @@ def _reclaim_closed_sessions() -> None:
 
 # ---- who the visitor is -----------------------------------------------------------------------------
 _VISITOR_ID_KEY = "_visitor_id"
-_COOKIE_SET_KEY = "_visitor_cookie_set"
 _OPERATOR_KEY = "_operator"
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 VISITOR_COOKIE_DAYS = 365
@@ -72,20 +71,16 @@ def _visitor_id() -> str:
     """This browser's random id: from its cookie, or made now (and given to the browser by `remember_visitor`)."""
     if _VISITOR_ID_KEY not in st.session_state:
         cookie = (st.context.cookies or {}).get(VISITOR_COOKIE, "")
-        known = bool(_VISITOR_ID.fullmatch(cookie))
-        st.session_state[_VISITOR_ID_KEY] = cookie if known else secrets.token_urlsafe(18)
-        st.session_state[_COOKIE_SET_KEY] = known
+        st.session_state[_VISITOR_ID_KEY] = cookie if _VISITOR_ID.fullmatch(cookie) else secrets.token_urlsafe(18)
     return st.session_state[_VISITOR_ID_KEY]
 
 
 def remember_visitor() -> None:
-    """Once per session, when the browser had no id yet, store it in a cookie so a reload is the same visitor.
-    Streamlit's cookies are read-only, so a script writes it (the id is ours: [A-Za-z0-9_-] only)."""
-    visitor_id = _visitor_id()
-    if st.session_state.get(_COOKIE_SET_KEY):
-        return
-    st.session_state[_COOKIE_SET_KEY] = True
-    st.html(f"<script>document.cookie = '{VISITOR_COOKIE}={visitor_id}; path=/; "
+    """Keep this browser's visitor id in a cookie, so a reload is the same visitor. Streamlit's cookies are read-only,
+    so a script writes it (the id is ours: [A-Za-z0-9_-] only). Drawn on every run, in the same place (the sidebar's
+    end): an element that appeared only once would shift the page's elements on the next run, and Streamlit would
+    redraw them afresh (a tab chosen, a slider being moved)."""
+    st.html(f"<script>document.cookie = '{VISITOR_COOKIE}={_visitor_id()}; path=/; "
             f"max-age={VISITOR_COOKIE_DAYS * 86400}; SameSite=Lax';</script>", unsafe_allow_javascript=True)
 
 

@@ -24,7 +24,7 @@ RUNS = {"first": preset("seed-004", train_subset_size=8000, epochs=4),  # about 
 
 
 def worker_pids(models_dir) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", f"--models-dir {models_dir} worker"], capture_output=True, text=True)
+    found = subprocess.run(["pgrep", "-f", "--", f"--models-dir {models_dir} worker"], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]
 
 
@@ -59,9 +59,11 @@ def test_runs_survive_the_server_and_the_worker_being_killed(browser, tmp_path, 
         # 2. both die mid-epoch, as in a reboot: two epochs done and the third under way
         wait_until(lambda: (s := queue.snapshot(first)).last_batch and s.last_batch.epoch == 3 and len(s.epochs) == 2,
                    RUN_SECONDS, "the run did not reach its third epoch", interval_seconds=0.02)
-        for pid in worker_pids(models_dir):
-            os.kill(pid, signal.SIGKILL)
+        workers = worker_pids(models_dir)
+        assert len(workers) == 1, workers
+        os.kill(workers[0], signal.SIGKILL)
         sigkill_server(server)
+        wait_until(lambda: not worker_pids(models_dir), 30, "the worker did not die")
         assert queue.snapshot(first).state == JobState.TRAINING  # as the dead worker left it
 
         server = AppServer(models_dir, artifacts / "restarts-server-3.log", port=server.port)
