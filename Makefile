@@ -32,9 +32,13 @@ data: $(VENV)/.runtime
 	|| { command -v apt-get >/dev/null && $(SUDO) apt-get update -q && $(APT_INSTALL) dataset-fashion-mnist; } \
 	|| { echo "Fashion-MNIST not found and apt-get unavailable: set FMNIST_DATA_DIR to a folder with the four IDX files."; exit 1; }
 
-# The browser tests drive Debian's Chromium; Playwright cannot download its own browser here.
+# The browser tests drive Debian's Chromium; Playwright cannot download its own browser here. Headless Chromium needs
+# none of its Recommends (avahi, printer setup, upower, udev, polkit, notification daemon: 149 packages on a minimal
+# Debian 12) except a font: the pages draw some symbols (the Undo arrow) with DejaVu Sans, and Chromium's Arial and
+# Times are Liberation. Both are named: asked for alone, fonts-liberation would stand in for fonts-dejavu-core.
 browser:
-	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q \
+	  && $(APT_INSTALL) --no-install-recommends chromium fonts-dejavu-core fonts-liberation; }
 
 run: setup
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT) --server.address $(ADDRESS)
