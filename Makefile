@@ -59,6 +59,10 @@ bench: setup-dev
 # Refresh the locks: resolve requirements*.txt afresh in a scratch environment and pin what it installed. Then run
 # `make clean test` and commit the locks only if the suite passes with them.
 LOCK_VENV := .lock-venv
+# PyPI has tensorflow-cpu for Linux x86-64 only (run `make lock` there): elsewhere the lock pins plain tensorflow of the
+# same version, as requirements.txt asks.
+TF_CPU_PINS := tensorflow_cpu==\1 ; sys_platform == "linux" and platform_machine == "x86_64"\ntensorflow==\1 ; \
+  sys_platform != "linux" or platform_machine != "x86_64"
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q --upgrade pip
@@ -68,6 +72,7 @@ lock:
 	$(LOCK_VENV)/bin/pip install -q -r requirements-dev.txt
 	{ echo "# The test tools on top of requirements.lock; refresh with make lock."; echo "-r requirements.lock"; \
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -vxFf requirements.lock; } > requirements-dev.lock
+	sed -i 's/^tensorflow_cpu==\(.*\)$$/$(TF_CPU_PINS)/' requirements.lock
 	rm -rf $(LOCK_VENV)
 
 clean:
