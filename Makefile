@@ -32,9 +32,13 @@ data: $(VENV)/.runtime
 	|| { command -v apt-get >/dev/null && $(SUDO) apt-get update -q && $(APT_INSTALL) dataset-fashion-mnist; } \
 	|| { echo "Fashion-MNIST not found and apt-get unavailable: set FMNIST_DATA_DIR to a folder with the four IDX files."; exit 1; }
 
-# The browser tests drive Debian's Chromium; Playwright cannot download its own browser here.
+# The browser tests drive Debian's Chromium; Playwright cannot download its own browser here. Headless Chromium needs
+# none of its Recommends (avahi, printer setup, upower, udev, polkit, notification daemon: 149 packages on a minimal
+# Debian 12) except a font: the pages draw some symbols (the Undo arrow) with DejaVu Sans, and Chromium's Arial and
+# Times are Liberation. Both are named: asked for alone, fonts-liberation would stand in for fonts-dejavu-core.
 browser:
-	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q \
+	  && $(APT_INSTALL) --no-install-recommends chromium fonts-dejavu-core fonts-liberation; }
 
 run: setup
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT) --server.address $(ADDRESS)
@@ -55,6 +59,10 @@ bench: setup-dev
 # Refresh the locks: resolve requirements*.txt afresh in a scratch environment and pin what it installed. Then run
 # `make clean test` and commit the locks only if the suite passes with them.
 LOCK_VENV := .lock-venv
+# PyPI has tensorflow-cpu for Linux x86-64 only (run `make lock` there): elsewhere the lock pins plain tensorflow of the
+# same version, as requirements.txt asks.
+TF_CPU_PINS := tensorflow_cpu==\1 ; sys_platform == "linux" and platform_machine == "x86_64"\ntensorflow==\1 ; \
+  sys_platform != "linux" or platform_machine != "x86_64"
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q --upgrade pip
@@ -64,6 +72,7 @@ lock:
 	$(LOCK_VENV)/bin/pip install -q -r requirements-dev.txt
 	{ echo "# The test tools on top of requirements.lock; refresh with make lock."; echo "-r requirements.lock"; \
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -vxFf requirements.lock; } > requirements-dev.lock
+	sed -i 's/^tensorflow_cpu==\(.*\)$$/$(TF_CPU_PINS)/' requirements.lock
 	rm -rf $(LOCK_VENV)
 
 clean:

@@ -55,13 +55,24 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def machine() -> dict[str, str]:
-    """Cores, CPU, memory, date and the versions the figures depend on."""
+def package_version(name: str) -> str:
+    """The installed version of the distribution `name`. TensorFlow is installed as tensorflow-cpu on Linux x86-64
+    (requirements.txt): the same module under another distribution name, said so in the version."""
     import importlib.metadata as metadata
 
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        if name != "tensorflow":
+            raise
+        return f"{metadata.version('tensorflow-cpu')} (tensorflow-cpu)"
+
+
+def machine() -> dict[str, str]:
+    """Cores, CPU, memory, date and the versions the figures depend on."""
     memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                        if line.startswith("MemTotal")), 0)
-    versions = {name: metadata.version(name) for name in
+    versions = {name: package_version(name) for name in
                 ("tensorflow", "keras", "streamlit", "numpy", "pillow", "playwright")}
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
