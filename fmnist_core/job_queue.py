@@ -72,16 +72,26 @@ _RUNNING = "(" + ",".join(f"'{state}'" for state in RUNNING_STATES) + ")"
 _ACTIVE = "(" + ",".join(f"'{state}'" for state in (JobState.QUEUED.value, *RUNNING_STATES)) + ")"
 
 
+class JobQueueError(RuntimeError):
+    """The queue's database cannot be opened or written; the message says why and what to check."""
+
+
 class JobQueue:
     """The queue of one model store (`root`): `<root>/.jobs/queue.sqlite3`."""
 
     def __init__(self, root: Path | str):
         self.folder = Path(root) / JOBS_FOLDER
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / DATABASE_FILE
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # readers (pages) never wait for the writer (the worker)
-            db.executescript(_SCHEMA)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")  # readers (pages) never wait for the writer (the worker)
+                db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:  # named by folder: the server's paths are never shown to visitors
+            reason = getattr(error, "strerror", None) or str(error)
+            raise JobQueueError(
+                f"the job queue ({JOBS_FOLDER}/{DATABASE_FILE} in the model folder) cannot be opened ({reason}). "
+                "Check that the model folder is writable and its disk has space, then reload the page.") from error
 
     @contextmanager
     def _connect(self):

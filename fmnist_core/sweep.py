@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import FashionMNIST
-from .events import Listener, best_trial
+from .events import Listener, TrialEnd, best_trial
 from .hyperparameters import (
     MAX_EPOCHS,
     PRESETS,
@@ -252,22 +252,24 @@ def run_sweep(
     stop_event: threading.Event | None = None,
     directory: Path | str | None = None,
     time_limit_seconds: float | None = None,
-    resume: bool = False,
+    ended_trials: Iterable[TrialEnd] = (),
 ) -> SweepResult:
     """Run the sweep here; with KERASTUNER_* set, as the chief (serves trials) or a worker (runs them).
 
     The tuner's files go to `directory` (a fresh temporary folder if None), one sub-folder per tuner id. With
     `time_limit_seconds`, the trial in progress stops like a user stop once the sweep has run that long, and no
-    further trial starts. With `resume`, a sweep interrupted in `directory` goes on: Keras Tuner keeps the trials
-    that ended and runs the rest.
+    further trial starts. `ended_trials` resumes an interrupted sweep: the oracle chooses the same trials again (in
+    the same order, from the same seed), and those that had ended give their recorded results without training or
+    events; the rest run. (Keras Tuner's own reload cannot resume a grid: its GridSearchOracle does not save where
+    it was, and fails with a KeyError.)
     """
     from .sweep_tuner import SweepTuner
 
     tuner_id = current_tuner_id()
     temporary = directory is None
     root = Path(tempfile.mkdtemp(prefix="fmnist-sweep-") if temporary else directory)
-    tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds,
-                       directory=str(root / tuner_id), project_name="sweep", overwrite=not resume)
+    tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds, ended_trials,
+                       directory=str(root / tuner_id), project_name="sweep", overwrite=True)
     result = SweepResult(directory=None if temporary else root)
     try:
         tuner.search(verbose=0)

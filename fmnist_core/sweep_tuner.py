@@ -9,9 +9,10 @@ is always ours.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import keras_tuner
 
@@ -24,6 +25,11 @@ from .training import train
 # Keras Tuner's trial status -> ours (TrialEnd.status); a trial stopped on request ends as FAILED in Keras Tuner.
 TRIAL_STATUS = {"COMPLETED": COMPLETED_TRIAL, "FAILED": FAILED_TRIAL, "INVALID": FAILED_TRIAL,
                 "STOPPED": STOPPED_TRIAL, "RUNNING": "running", "IDLE": "waiting"}
+
+
+def values_key(values: dict) -> str:
+    """A trial's swept values as a key that two runs of the same sweep give alike."""
+    return json.dumps(sorted(values.items()))
 
 
 def search_space(spec: SweepSpec) -> keras_tuner.HyperParameters:
@@ -63,11 +69,14 @@ class SweepTuner(keras_tuner.Tuner):
     (`time_limit_seconds` of training in all, counted from the tuner's creation)."""
 
     def __init__(self, spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], listeners: list[Listener],
-                 stop_event: threading.Event | None, time_limit_seconds: float | None, **tuner_options):
+                 stop_event: threading.Event | None, time_limit_seconds: float | None,
+                 ended_trials: Iterable[TrialEnd] = (), **tuner_options):
         super().__init__(oracle=make_oracle(spec), hypermodel=None, **tuner_options)
         self.spec, self.load_dataset, self.listeners, self.stop_event = spec, load_dataset, listeners, stop_event
         self.deadline = None if time_limit_seconds is None else time.monotonic() + time_limit_seconds
         self.stopped_by_time_limit = False
+        # A resumed sweep's trials that ended before the interruption, by their values: not trained again
+        self.ended = {values_key(trial.values): trial for trial in ended_trials}
 
     def pre_create_trial(self):
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -82,6 +91,12 @@ class SweepTuner(keras_tuner.Tuner):
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
         values = swept_values(trial.hyperparameters.values)
+        ended = self.ended.pop(values_key(values), None)
+        if ended is not None:  # the oracle asks again for what a resumed sweep did already: its result, no event
+            if ended.status != COMPLETED_TRIAL or ended.val_accuracy is None:
+                raise keras_tuner.errors.FailedTrialError(ended.message or "failed before the sweep was resumed")
+            return {self.spec.objective: ended.val_accuracy, "epochs_run": ended.epochs,
+                    "train_seconds": ended.seconds}
         try:
             hyperparameters = trial_hyperparameters(self.spec, trial.hyperparameters.values)
         except HyperParameterError as error:  # e.g. 4 'valid' conv blocks of 7x7 kernels

@@ -183,7 +183,7 @@ def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, sto
 
     result = run_sweep(job.spec, load_dataset, listeners=[recorder], stop_event=stop_event,
                        directory=store.root / SWEEPS_FOLDER / job.job_id, time_limit_seconds=MAX_TRAIN_MINUTES * 60,
-                       resume=job.resumes > 0)
+                       ended_trials=job.trials)  # a resumed sweep's trials before the interruption: not run again
     state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
     queue.finish(job.job_id, state, stopped_by_time_limit=result.stopped_by_time_limit)
     return state

@@ -74,3 +74,15 @@ def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anythi
     assert job_queue().wait(training.job_id, 120).state == JobState.STOPPED
     at.sidebar.button(key="operator_sign_out").click().run()
     assert "Signed in as the operator" not in texts(at.sidebar.caption)
+
+
+def test_a_job_queue_that_cannot_be_opened_stops_training_only_and_says_what_to_check(tmp_path):
+    root = with_shipped_model(tmp_path)
+    (root / ".jobs").write_text("a file where the queue's folder should be")
+    with serving_models_from(root):
+        at = open_page()
+        assert "Training is unavailable on this server: the job queue (.jobs/queue.sqlite3 in the model folder) "\
+               "cannot be opened" in texts(at.error) and "Check that the model folder is writable" in texts(at.error)
+        assert str(root) not in texts(at.error)
+        at.switch_page("views/classify.py").run()
+        assert not at.exception and at.title[0].value == "Classify"

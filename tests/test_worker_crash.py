@@ -79,3 +79,26 @@ def test_the_worker_the_app_starts_exits_once_the_queue_is_empty(tmp_path, monke
     started = time.monotonic()
     wait_until(lambda: live_workers(queue.folder) == 0, 30, "the idle worker did not exit")
     assert time.monotonic() - started < 30
+
+
+def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(tmp_path):
+    from fmnist_core.jobs import SWEEP
+    from fmnist_core.sweep import SweepSpec
+
+    queue = JobQueue(tmp_path)
+    spec = SweepSpec(vary={"learning_rate": (1e-3, 2e-3, 3e-3)}, max_trials=3, epochs_per_trial=2, subset_size=3000,
+                     base_preset="seed-004")
+    job = queue.submit(SWEEP, "sweep", "visitor-a", spec=spec)
+    worker = spawn_worker(tmp_path)
+    try:  # one trial over, the second under way
+        wait_until(lambda: (s := queue.snapshot(job.job_id)).trials and s.last_batch, TIMEOUT,
+                   "the second trial did not start", interval_seconds=0.02)
+    finally:
+        kill(worker)
+    first_trial = queue.snapshot(job.job_id).trials[0]
+    spawn_worker(tmp_path)
+    done = queue.wait(job.job_id, TIMEOUT)
+    assert done.state == JobState.FINISHED and done.resumes == 1
+    assert done.trials[0] == first_trial  # kept, not trained again
+    assert sorted(trial.values["learning_rate"] for trial in done.trials) == [1e-3, 2e-3, 3e-3]
+    assert all(trial.status == "completed" for trial in done.trials)

@@ -21,7 +21,7 @@ import uuid
 import streamlit as st
 
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
-from fmnist_core.job_queue import JobQueue
+from fmnist_core.job_queue import JobQueue, JobQueueError
 from fmnist_core.jobs import RUN, JobSnapshot
 from fmnist_core.memory import release_free_memory
 from fmnist_core.ownership import (
@@ -159,13 +159,27 @@ def _job_queue(models_root: str) -> JobQueue:
 
 
 def job_queue() -> JobQueue:
-    """The queue of training jobs on disk, beside the model store (one per model folder, so one in practice)."""
+    """The queue of training jobs on disk, beside the model store (one per model folder, so one in practice);
+    raises JobQueueError when it cannot be opened."""
     return _job_queue(str(ModelStore().root))
+
+
+def job_queue_or_stop() -> JobQueue:
+    """The job queue, or (for the Train and Sweep pages) an error saying why training is unavailable, and the page
+    ends there; the other pages go on working."""
+    try:
+        return job_queue()
+    except JobQueueError as error:
+        st.error(f"Training is unavailable on this server: {plain(error, 400)}")
+        st.stop()
 
 
 def keep_worker_running() -> None:
     """Start the training worker process when jobs wait and none runs (after a crash, too). Cheap otherwise."""
-    ensure_worker(ModelStore())
+    try:
+        ensure_worker(ModelStore())
+    except (JobQueueError, OSError) as error:  # the Train page says so; every other page must still work
+        _log.warning("cannot check the training worker: %s", error)
 
 
 def submit(kind: str, run_name: str, **job) -> JobSnapshot:

@@ -180,6 +180,7 @@ def render() -> None:
     st.title("Sweep hyperparameters")
     st.caption("Keras Tuner picks each trial's values; every trial is a short training run on a subset. "
                "One job trains at a time on this server, a sweep or a training run; the others wait in the queue.")
+    state.job_queue_or_stop()
     spec = _form()
     if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
                  disabled=spec is None) and spec is not None:

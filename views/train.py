@@ -307,7 +307,7 @@ def render() -> None:
     _restore_form()
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
-    queue = state.job_queue()
+    queue = state.job_queue_or_stop()
     job = queue.latest()
     run = job if job is not None and job.kind != SWEEP else None
     if job is not None and run is None:
