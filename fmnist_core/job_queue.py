@@ -10,6 +10,7 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 import uuid
@@ -151,12 +152,22 @@ class JobQueue:
         with self._connect() as db:
             changed = db.execute("UPDATE jobs SET state=?, ended_at=? WHERE job_id=? AND state=?",
                                  (JobState.CANCELLED.value, time.time(), job_id, JobState.QUEUED.value)).rowcount
+        if changed:
+            shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
         return changed == 1
 
     def request_stop(self, job_id: str) -> None:
-        """Ask the worker to stop a running job after its current batch (what it did is kept)."""
+        """Ask the worker to stop a running job after its current batch (what it did is kept). A run waiting to
+        resume after a crash may be stopped too: the worker then saves what it had trained without training on."""
         with self._connect() as db:
-            db.execute(f"UPDATE jobs SET stop_requested=1 WHERE job_id=? AND state IN {_RUNNING}", (job_id,))
+            db.execute(f"UPDATE jobs SET stop_requested=1 WHERE job_id=? AND (state IN {_RUNNING} OR "
+                       "(state=? AND resumes>0))", (job_id, JobState.QUEUED.value))
+
+    def running_slots(self) -> set[int]:
+        """The worker slots that jobs recorded as running are in (a slot may be beyond today's CONCURRENT_JOBS)."""
+        with self._connect() as db:
+            return {row[0] for row in db.execute(f"SELECT DISTINCT slot FROM jobs WHERE state IN {_RUNNING} "
+                                                 "AND slot IS NOT NULL")}
 
     def snapshot(self, job_id: str, with_curves: bool = True) -> JobSnapshot | None:
         with self._connect() as db:
@@ -232,6 +243,8 @@ class JobQueue:
                  f"its training process died {MAX_RESUMES + 1} times while running it (killed, perhaps for using too "
                  "much memory); it was not started again. Try a smaller model or batch size.", job_id)
                 for job_id in given_up])
+        for job_id in given_up:
+            shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
         return ids
 
     def set_state(self, job_id: str, state: JobState) -> None:
@@ -260,30 +273,36 @@ class JobQueue:
                 db.execute("UPDATE jobs SET last_batch=NULL WHERE job_id=?", (job_id,))
 
     def restart_history(self, job_id: str, history: list[dict]) -> None:
-        """A resumed run: its epochs become the checkpoint's; curve points past them are dropped."""
+        """A resumed run: its epochs become the checkpoint's (none, when it had no checkpoint yet); curve points past
+        them, and the last batch, are dropped."""
         with self._transaction() as db:
             db.execute("DELETE FROM epochs WHERE job_id=?", (job_id,))
             db.executemany("INSERT INTO epochs VALUES (?,?,?)",
                            [(job_id, epoch["epoch"], json.dumps(epoch)) for epoch in history])
             db.execute("DELETE FROM batch_points WHERE job_id=? AND position>?", (job_id, len(history)))
+            db.execute("UPDATE jobs SET last_batch=NULL WHERE job_id=?", (job_id,))
 
     def finish(self, job_id: str, state: JobState, saved_name: str | None = None, test_accuracy: float | None = None,
                stopped_by_time_limit: bool = False, error: str | None = None, traceback: str | None = None) -> None:
+        """Record how a job ended; its checkpoint, of no use any more, is removed."""
         with self._connect() as db:
             db.execute("UPDATE jobs SET state=?, ended_at=?, saved_name=?, test_accuracy=?, stopped_by_time_limit=?, "
                        "error=?, traceback=? WHERE job_id=?",
                        (state.value, time.time(), saved_name, test_accuracy, int(stopped_by_time_limit), error,
                         traceback, job_id))
+        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
 
     # ---- reading rows ----------------------------------------------------------------------------
     def _snapshot(self, db: sqlite3.Connection, row: sqlite3.Row, with_curves: bool) -> JobSnapshot:
         job_id = row["job_id"]
         points = ()
-        if with_curves:  # the per-batch points, thinned to MAX_BATCH_POINTS: only the curves need them
-            points = [tuple(point) for point in db.execute(
-                "SELECT position, loss, accuracy FROM batch_points WHERE job_id=? ORDER BY rowid", (job_id,))]
-            step = -(-len(points) // MAX_BATCH_POINTS) if points else 1
-            points = tuple(points[::step])
+        if with_curves:  # the per-batch points, thinned in SQL to at most MAX_BATCH_POINTS: only the curves need them
+            total = db.execute("SELECT COUNT(*) FROM batch_points WHERE job_id=?", (job_id,)).fetchone()[0]
+            step = max(1, -(-total // MAX_BATCH_POINTS))
+            points = tuple(tuple(point) for point in db.execute(
+                "SELECT position, loss, accuracy FROM (SELECT position, loss, accuracy, ROW_NUMBER() OVER "
+                "(ORDER BY rowid) - 1 AS n FROM batch_points WHERE job_id=?) WHERE n % ? = 0 ORDER BY n",
+                (job_id, step)))
         epochs = tuple(json.loads(r["data"]) for r in db.execute(
             "SELECT data FROM epochs WHERE job_id=? ORDER BY epoch", (job_id,)))
         trials = tuple(TrialEnd(**json.loads(r["data"])) for r in db.execute(

@@ -126,25 +126,25 @@ def images_to_train(snapshot: JobSnapshot) -> int:
     return round(hp.epochs * images * (1 - hp.validation_fraction) * (1 + hp.sketch_fraction + hp.non_item_fraction))
 
 
-def seconds_left(snapshot: JobSnapshot, images_per_second: float) -> float:
-    """About how long until `snapshot` ends: its own ETA while it trains, else from its size and a rate."""
-    if snapshot.is_running and snapshot.last_batch is not None and snapshot.kind == RUN:
-        return snapshot.last_batch.eta_seconds + SCORE_AND_SAVE_SECONDS
-    done = 0.0
-    if snapshot.is_running and snapshot.last_batch is not None:  # a sweep: the time it has taken so far counts
-        done = snapshot.last_batch.elapsed_seconds
+def seconds_left(snapshot: JobSnapshot, images_per_second: float, now: float) -> float:
+    """About how long until `snapshot` ends: a training run's own ETA, else its size at `images_per_second` less
+    the time it has run (a sweep's trials each have their own clock); never past the time limit."""
     limit = MAX_TRAIN_MINUTES * 60
-    return min(images_to_train(snapshot) / images_per_second, limit) - min(done, limit) + SCORE_AND_SAVE_SECONDS
+    if snapshot.is_running and snapshot.last_batch is not None and snapshot.kind == RUN:
+        batch = snapshot.last_batch
+        return min(batch.eta_seconds, max(limit - batch.elapsed_seconds, 0)) + SCORE_AND_SAVE_SECONDS
+    done = now - snapshot.started_at if snapshot.is_running and snapshot.started_at else 0.0
+    return max(min(images_to_train(snapshot) / images_per_second, limit) - done, 0) + SCORE_AND_SAVE_SECONDS
 
 
 def estimated_starts(active: list[JobSnapshot], images_per_second: float, now: float) -> dict[str, float]:
     """When each waiting job of `active` (running ones first, then the queue in order) should start, as a time."""
-    running = [now + seconds_left(job, images_per_second) for job in active if job.is_running]
+    running = [now + seconds_left(job, images_per_second, now) for job in active if job.is_running]
     slots = running + [now] * max(CONCURRENT_JOBS - len(running), 0)
     starts = {}
     for job in active:
         if job.state == JobState.QUEUED:
             slots.sort()
             starts[job.job_id] = slots[0]
-            slots[0] += seconds_left(job, images_per_second)
+            slots[0] += seconds_left(job, images_per_second, now)
     return starts

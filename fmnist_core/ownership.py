@@ -34,6 +34,12 @@ def password_matches(given: str, expected: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def operator_token(password: str) -> str:
+    """What a signed-in session keeps: valid only while the operator password is this one (a change or removal of
+    the password signs every operator out)."""
+    return hmac.new(password.encode(), b"fmnist-operator", "sha256").hexdigest()
+
+
 @dataclass(frozen=True)
 class Visitor:
     key: str  # owner_key of their browser id

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -78,8 +77,9 @@ def live_workers(folder: Path) -> int:
 
 
 def _requeue_dead_slots(queue: JobQueue, own_slot: int) -> None:
-    """Put back in the queue the jobs of slots with no live worker (ours included: we just took it)."""
-    for slot in range(CONCURRENT_JOBS):
+    """Put back in the queue the jobs of slots with no live worker (ours included: we just took it), also of slots
+    beyond CONCURRENT_JOBS (it may have been lowered since)."""
+    for slot in sorted(set(range(CONCURRENT_JOBS)) | queue.running_slots()):
         lock = None if slot == own_slot else _try_lock(queue.folder / SLOT_LOCK.format(slot=slot))
         if slot == own_slot or lock is not None:
             for job_id in queue.requeue_interrupted(slot):
@@ -152,16 +152,24 @@ def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset) -> JobState:
     except Exception as error:  # noqa: BLE001 - every failure is recorded for the page instead of killing the worker
         _log.exception("job %s failed", job.job_id)
         state = JobState.FAILED
-        queue.finish(job.job_id, state, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        queue.finish(job.job_id, state, error=_without_paths(f"{type(error).__name__}: {error}", store),
+                     traceback=traceback.format_exc())
     finally:
         done.set()
     return state
+
+
+def _without_paths(message: str, store) -> str:
+    """A failure as visitors may read it: the server's folders named, not their paths."""
+    return message.replace(str(store.root.resolve()), "the model folder").replace(str(store.root), "the model folder")
 
 
 def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event) -> JobState:
     from .train_and_save import train_evaluate_save
 
     checkpoint_dir = queue.checkpoint_dir(job.job_id)
+    if job.resumes:  # what the interrupted attempt recorded past its checkpoint (all of it, without one) is dropped
+        queue.restart_history(job.job_id, [])
     saved = store.find_by_job(job.job_id)  # saved before a crash cut the recording short
     if saved is None:
         saved, evaluation = train_evaluate_save(
@@ -174,15 +182,16 @@ def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_
     state = JobState.STOPPED if stopped else JobState.FINISHED
     queue.finish(job.job_id, state, saved_name=saved.name, test_accuracy=card.get("test_accuracy"),
                  stopped_by_time_limit=bool(card.get("stopped_by_time_limit")))
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return state
 
 
 def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event) -> JobState:
     from .sweep import SWEEPS_FOLDER, run_sweep
 
+    used = sum(trial.seconds for trial in job.trials)  # by the trials that ended before an interruption
     result = run_sweep(job.spec, load_dataset, listeners=[recorder], stop_event=stop_event,
-                       directory=store.root / SWEEPS_FOLDER / job.job_id, time_limit_seconds=MAX_TRAIN_MINUTES * 60,
+                       directory=store.root / SWEEPS_FOLDER / job.job_id,
+                       time_limit_seconds=max(MAX_TRAIN_MINUTES * 60 - used, 1e-3),
                        ended_trials=job.trials)  # a resumed sweep's trials before the interruption: not run again
     state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
     queue.finish(job.job_id, state, stopped_by_time_limit=result.stopped_by_time_limit)
@@ -194,31 +203,51 @@ def run_worker(store, load_dataset, idle_exit_seconds: float | None = IDLE_EXIT_
     """Take jobs from `store`'s queue until none has come for `idle_exit_seconds` (None: run for ever).
     Returns 0; also when every slot already has a worker (nothing to do here)."""
     queue = JobQueue(store.root)
-    taken = take_slot(queue.folder)
-    if taken is None:
-        _log.info("every worker slot (%d) has a live worker; exiting", CONCURRENT_JOBS)
-        return 0
-    slot, lock = taken
-    try:
-        _requeue_dead_slots(queue, slot)
+    while True:
+        taken = take_slot(queue.folder)
+        if taken is None:
+            _log.info("every worker slot (%d) has a live worker; exiting", CONCURRENT_JOBS)
+            return 0
+        slot, lock = taken
+        try:
+            _work_in_slot(queue, store, load_dataset, slot, idle_exit_seconds)
+        finally:
+            lock.close()
+        # A job submitted after the last look and before the lock was released saw a live worker and started none:
+        # look once more, now that pages would start one.
+        if not any(job.state == JobState.QUEUED for job in queue.active()):
+            return 0
+
+
+def _work_in_slot(queue: JobQueue, store, load_dataset, slot: int, idle_exit_seconds: float | None) -> None:
+    """Holding `slot`'s lock: put back interrupted jobs, then run jobs until none came for `idle_exit_seconds`."""
+    _requeue_dead_slots(queue, slot)
+    idle_since = time.monotonic()
+    while True:
+        job = queue.claim_next(slot, os.getpid())
+        if job is None:
+            if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                return
+            time.sleep(POLL_SECONDS)
+            continue
+        _log.info("job %s (%s %r of %s) started", job.job_id, job.kind, job.run_name, job.owner)
+        state = run_job(queue, store, job, load_dataset)
+        _log.info("job %s %s", job.job_id, state.value)
         idle_since = time.monotonic()
-        while True:
-            job = queue.claim_next(slot, os.getpid())
-            if job is None:
-                if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
-                    return 0
-                time.sleep(POLL_SECONDS)
-                continue
-            _log.info("job %s (%s %r of %s) started", job.job_id, job.kind, job.run_name, job.owner)
-            state = run_job(queue, store, job, load_dataset)
-            _log.info("job %s %s", job.job_id, state.value)
-            idle_since = time.monotonic()
-    finally:
-        lock.close()
 
 
-_last_spawn: dict[str, float] = {}
+_spawned: dict[str, tuple[float, subprocess.Popen]] = {}  # per queue folder: the last worker started, and when
 _spawn_lock = threading.Lock()
+FAILED_SPAWN_BACKOFF_SECONDS = 120.0  # after a worker exited with an error, wait this long before starting another
+
+
+def last_worker_failure(store) -> str | None:
+    """Why the worker this process started last has exited with an error, if it did (the page shows it)."""
+    spawned = _spawned.get(str(Path(store.root) / ".jobs"))
+    if spawned is None or spawned[1].poll() in (None, 0):
+        return None
+    return (f"the training worker exited with code {spawned[1].returncode} (its log is .jobs/{WORKER_LOG} in the "
+            "model folder); another will be started in a few minutes.")
 
 
 def ensure_worker(store) -> bool:
@@ -230,14 +259,15 @@ def ensure_worker(store) -> bool:
         return False
     with _spawn_lock:
         key = str(queue.folder)
-        if time.monotonic() - _last_spawn.get(key, -1e9) < SPAWN_GRACE_SECONDS:
+        started, process = _spawned.get(key, (-1e9, None))
+        failed = process is not None and process.poll() not in (None, 0)
+        if time.monotonic() - started < (FAILED_SPAWN_BACKOFF_SECONDS if failed else SPAWN_GRACE_SECONDS):
             return False
         running = sum(job.is_running for job in active)
         alive = live_workers(queue.folder)
         if alive >= CONCURRENT_JOBS or (alive >= running and len(active) == running):
             return False  # every slot is busy, or every job has its live worker
-        _last_spawn[key] = time.monotonic()
-        spawn_worker(store.root)
+        _spawned[key] = (time.monotonic(), spawn_worker(store.root))
         return True
 
 

@@ -76,6 +76,16 @@ def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anythi
     assert "Signed in as the operator" not in texts(at.sidebar.caption)
 
 
+def test_a_change_of_the_operator_password_signs_the_operator_out(models_dir, monkeypatch):
+    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)
+    at = sign_in(open_page("views/runs.py"), PASSWORD)
+    assert "Signed in as the operator" in texts(at.sidebar.caption)
+    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, "a new one")
+    at.run()
+    assert "Signed in as the operator" not in texts(at.sidebar.caption)
+    assert not [box for box in at.selectbox if box.key == "delete_model"]
+
+
 def test_a_job_queue_that_cannot_be_opened_stops_training_only_and_says_what_to_check(tmp_path):
     root = with_shipped_model(tmp_path)
     (root / ".jobs").write_text("a file where the queue's folder should be")

@@ -186,6 +186,30 @@ def test_each_waiting_job_is_given_the_time_the_jobs_before_it_leave(tmp_path):
     active = queue.active()
     assert [job.job_id for job in active] == [running.job_id, second.job_id, third.job_id]
     assert images_to_train(active[1]) == 18000
-    starts = estimated_starts(active, images_per_second=1000.0, now=100.0)
-    one_job = 18000 / 1000.0 + SCORE_AND_SAVE_SECONDS  # the running job has no batch yet: estimated like the rest
-    assert starts == {second.job_id: pytest.approx(100 + one_job), third.job_id: pytest.approx(100 + 2 * one_job)}
+    now = active[0].started_at + 5.0  # the running job started 5 s ago and has no batch yet: estimated like the rest
+    starts = estimated_starts(active, images_per_second=1000.0, now=now)
+    one_job = 18000 / 1000.0 + SCORE_AND_SAVE_SECONDS
+    assert starts == {second.job_id: pytest.approx(now + one_job - 5),
+                      third.job_id: pytest.approx(now + 2 * one_job - 5)}
+
+
+@pytest.mark.slow
+def test_a_run_waiting_to_resume_can_be_stopped_and_is_saved_with_the_epochs_it_had(tmp_path, dataset):
+    from test_checkpoints import Crash, crash_after_epoch
+
+    from fmnist_core.training import train
+
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    hp = preset("seed-004", train_subset_size=2000, epochs=5)
+    job = queue.submit(RUN, "interrupted", "a", hyperparameters=hp)
+    claimed = queue.claim_next(0, pid=1)
+    with pytest.raises(Crash):  # the worker dies after epoch 2
+        train(hp, dataset, [worker._Recorder(queue, claimed), crash_after_epoch(2)],
+              checkpoint_dir=queue.checkpoint_dir(job.job_id))
+    queue.requeue_interrupted(slot=0)
+    queue.request_stop(job.job_id)  # its owner presses Stop while it waits to resume
+    assert queue.snapshot(job.job_id).stop_requested
+    snapshot = run_next(queue, store, dataset)
+    assert snapshot.state == JobState.STOPPED and [epoch["epoch"] for epoch in snapshot.epochs] == [1, 2]
+    assert store.get(snapshot.saved_name).card["resumed_at_epochs"] == [2]
+    assert not queue.checkpoint_dir(job.job_id).exists()

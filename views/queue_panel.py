@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from fmnist_core.jobs import (
+    CONCURRENT_JOBS,
     DEFAULT_IMAGES_PER_SECOND,
     MAX_JOBS_PER_VISITOR,
     MAX_WAITING_JOBS,
@@ -18,7 +19,7 @@ from fmnist_core.jobs import (
 )
 from fmnist_core.reporting import format_duration
 from views import state
-from views.text import plain
+from views.text import count, plain
 
 NOT_YOURS = "Only the visitor who started it, or the operator, can {verb} it."
 
@@ -73,15 +74,28 @@ def show_queue(was_running: tuple[str, ...]) -> None:
     if not waiting:
         return
     me = state.visitor()
-    st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {MAX_WAITING_JOBS}; one job trains at a time, "
+    at_once = "one job trains at a time" if CONCURRENT_JOBS == 1 else f"{CONCURRENT_JOBS} jobs train at a time"
+    st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {MAX_WAITING_JOBS}; {at_once}, "
                 f"each visitor may have {MAX_JOBS_PER_VISITOR} waiting or training)")
+    failure = state.worker_failure()
+    if failure:
+        st.warning(f"Training is held up: {failure}")
     for position, job in enumerate(waiting, start=1):
         line, action = st.columns([5, 1], vertical_alignment="center")
         start_in = max(starts.get(job.job_id, time.time()) - time.time(), 0)
-        resumed = " · interrupted, resumes from its last epoch" if job.resumes else ""
+        resumed = (f" · interrupted after {count(len(job.epochs), 'epoch')}, resumes from there" if job.resumes
+                   else "")
         line.markdown(f"**{position}.** {describe(job)} · {'**yours**' if me.owns(job.owner) else 'another visitor'}"
                       f" · starts in about {format_duration(start_in)}{resumed}")
-        if me.may_control(job.owner) and action.button("Cancel", key=f"cancel_{job.job_id}", icon=":material/close:",
-                                                       help="Takes it out of the queue; nothing was trained yet."):
+        if not me.may_control(job.owner):
+            continue
+        if job.resumes and job.epochs:  # trained before: stopping keeps that, as Stop does for a running run
+            if action.button("Stop", key=f"stop_{job.job_id}", icon=":material/stop_circle:",
+                             disabled=job.stop_requested,
+                             help="It will not train on: the epochs it trained are evaluated and saved."):
+                stop(job.job_id)
+                st.rerun(scope="app")
+        elif action.button("Cancel", key=f"cancel_{job.job_id}", icon=":material/close:",
+                           help="Takes it out of the queue; nothing was trained yet."):
             cancel(job.job_id)
             st.rerun(scope="app")  # the whole page: the message, and the form's note about the queue

@@ -8,7 +8,7 @@ import streamlit as st
 from fmnist_core.reporting import epochs_trained, format_duration, summarize
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 from views import charts, deploy_panel, state
-from views.text import plain
+from views.text import count, plain
 
 CARD_WIDTH = 330  # px: one run's card; as many side by side as the screen holds
 SHOWN_KEY = "runs_shown_identities"  # each listed model's identity as this session last saw it
@@ -54,8 +54,9 @@ def _delete_refusal(saved: SavedModel) -> str | None:
         return f"it is not yours to delete: {refusal}"
     users = state.active_models().other_users(saved.name, state.streamlit_session_id())
     if users:
-        return (f"{'another visitor has' if users == 1 else f'{users} other visitors have'} it as the active model "
-                "right now. Nothing was deleted; try again once they have moved on.")
+        return (f"{'another open session has' if users == 1 else f'{users} other open sessions have'} it as the "
+                "active model right now (another visitor's, or another tab of yours). Nothing was deleted; try again "
+                "once they have moved on or closed.")
     return None
 
 
@@ -86,10 +87,14 @@ def render() -> None:
     st.subheader("Delete a run")
     me = state.visitor()
     deletable = [saved.name for saved in models if not saved.is_default and me.delete_refusal(saved.owner) is None]
-    others = sum(1 for saved in models if not saved.is_default and saved.name not in deletable)
+    kept = [saved for saved in models if not saved.is_default and saved.name not in deletable]
+    others = sum(1 for saved in kept if saved.owner is not None)
     if others:
         st.caption(f"{others} saved run{'s' if others > 1 else ''} of other visitors {'are' if others > 1 else 'is'} "
                    "not listed: only whoever trained a run, or the operator, may delete it.")
+    if len(kept) > others:
+        st.caption(f"{count(len(kept) - others, 'saved run')} with no recorded owner (trained with the command line, "
+                   "or before this server told visitors apart) may be deleted by the operator only.")
     if not deletable:
         st.caption("You have no saved run to delete; the shipped default model cannot be deleted.")
         return

@@ -29,11 +29,12 @@ from fmnist_core.ownership import (
     VISITOR_COOKIE,
     ActiveModels,
     Visitor,
+    operator_token,
     owner_key,
     password_matches,
 )
 from fmnist_core.store import ModelStore, SavedModel
-from fmnist_core.worker import ensure_worker
+from fmnist_core.worker import ensure_worker, last_worker_failure
 from views.text import plain
 
 ACTIVE_MODEL_KEY = "active_model"  # the sidebar selectbox
@@ -99,17 +100,18 @@ def operator_password() -> str | None:
 
 
 def sign_in_operator(password: str) -> bool:
-    """Make this session the operator's if `password` is right; True if it was."""
-    ok = password_matches(password, operator_password())
-    st.session_state[_OPERATOR_KEY] = ok
+    """Make this session the operator's if `password` is right (else sign it out); True if it was."""
+    expected = operator_password()
+    ok = password_matches(password, expected)
+    st.session_state[_OPERATOR_KEY] = operator_token(expected) if ok else None
     return ok
 
 
 def visitor() -> Visitor:
     """Who this session is, for the ownership policy (fmnist_core/ownership.py)."""
-    configured = operator_password() is not None
-    return Visitor(owner_key(_visitor_id()), is_operator=configured and bool(st.session_state.get(_OPERATOR_KEY)),
-                   operator_configured=configured)
+    password = operator_password()
+    signed_in = password is not None and st.session_state.get(_OPERATOR_KEY) == operator_token(password)
+    return Visitor(owner_key(_visitor_id()), is_operator=signed_in, operator_configured=password is not None)
 
 
 def whose(owner: str) -> str:
@@ -172,6 +174,11 @@ def job_queue_or_stop() -> JobQueue:
     except JobQueueError as error:
         st.error(f"Training is unavailable on this server: {plain(error, 400)}")
         st.stop()
+
+
+def worker_failure() -> str | None:
+    """Why the training worker this server started last exited with an error, if it did."""
+    return last_worker_failure(ModelStore())
 
 
 def keep_worker_running() -> None:

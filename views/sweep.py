@@ -194,7 +194,7 @@ def render() -> None:
         st.fragment(run_every=1.0 if active else None)(queue_panel.show_queue)(queue_panel.running_ids())
     job = _shown_sweep()
     if job is None:
-        st.caption("A training run is training; it shows on the Train page." if active
+        st.caption("Jobs are training or waiting; a training run shows on the Train page." if active
                    else "No sweep on this server yet.")
         return
     with timed_fragment_home():

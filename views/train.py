@@ -195,9 +195,10 @@ def _show_job(job_id: str, was_running: bool) -> None:
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
     if snapshot.resumes:
+        times = "" if snapshot.resumes == 1 else f" ({snapshot.resumes} times)"
         st.info(f"This run was interrupted (its training process stopped: a crash or a restart of the server) and "
-                f"resumed from its last finished epoch{'' if snapshot.resumes == 1 else f' ({snapshot.resumes} times)'}"
-                ". At most the epoch in progress was lost.", icon=":material/restart_alt:")
+                f"taken up again from its last finished epoch{times}: at most the epoch in progress was lost.",
+                icon=":material/restart_alt:")
     if snapshot.is_running:
         st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
         if me.may_control(snapshot.owner):
@@ -282,8 +283,10 @@ def _form() -> None:
     if button.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
                      disabled=hp is None, width="stretch") and hp is not None and _start(hp):
         st.rerun()  # the new run's progress (or its place in the queue) goes to the top of the page
-    if state.job_queue().active():
-        st.caption("A job is training on this server: yours will wait in the queue and start by itself.")
+    active = state.job_queue().active()
+    if active:
+        st.caption(("A job is training on this server" if any(job.is_running for job in active) else
+                    "Jobs are waiting for the training worker") + ": yours will wait in the queue and start by itself.")
     if hp is not None:
         _share_link(hp)
 

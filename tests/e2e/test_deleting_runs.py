@@ -39,7 +39,7 @@ def test_a_run_is_deletable_by_its_owner_only_and_never_while_another_visitor_us
 
     open_page(owner, app_server.url, "runs")
     try_to_delete(owner, "owned-run")
-    expect(current(owner).get_by_text("another visitor has it as the active model right now")).to_be_visible()
+    expect(current(owner).get_by_text("another open session has it as the active model right now")).to_be_visible()
     assert "owned-run" in {saved.name for saved in ModelStore(models_dir).list_models()[0]}
 
     choose_active_model(other, "default")

@@ -11,6 +11,7 @@ import subprocess
 from app_actions import RUN_SECONDS, current, open_page, run_heading
 from app_server import VIEWPORT, AppServer, copy_shipped_model
 from playwright.sync_api import expect
+from test_worker_crash import mid_epoch
 from waiting import wait_until
 
 from fmnist_core.hyperparameters import preset
@@ -18,7 +19,7 @@ from fmnist_core.job_queue import JobQueue
 from fmnist_core.jobs import RUN, JobState
 from fmnist_core.store import ModelStore
 
-RUNS = {"first": preset("seed-004", train_subset_size=8000, epochs=4),  # about 1-2 s an epoch here
+RUNS = {"first": preset("seed-004", train_subset_size=8000, epochs=8),  # about 1-2 s an epoch here
         "second": preset("seed-004", train_subset_size=2000, epochs=2),
         "third": preset("seed-004", train_subset_size=2000, epochs=2)}
 
@@ -56,15 +57,16 @@ def test_runs_survive_the_server_and_the_worker_being_killed(browser, tmp_path, 
         server = AppServer(models_dir, artifacts / "restarts-server-2.log", port=server.port)
         server.wait_until_healthy()
 
-        # 2. both die mid-epoch, as in a reboot: two epochs done and the third under way
-        wait_until(lambda: (s := queue.snapshot(first)).last_batch and s.last_batch.epoch == 3 and len(s.epochs) == 2,
-                   RUN_SECONDS, "the run did not reach its third epoch", interval_seconds=0.02)
+        # 2. both die mid-epoch, as in a reboot
+        wait_until(lambda: mid_epoch(queue.snapshot(first), at_least=1), RUN_SECONDS, "no epoch was under way",
+                   interval_seconds=0.02)
         workers = worker_pids(models_dir)
         assert len(workers) == 1, workers
         os.kill(workers[0], signal.SIGKILL)
         sigkill_server(server)
         wait_until(lambda: not worker_pids(models_dir), 30, "the worker did not die")
-        assert queue.snapshot(first).state == JobState.TRAINING  # as the dead worker left it
+        interrupted = queue.snapshot(first)
+        assert interrupted.state == JobState.TRAINING  # as the dead worker left it
 
         server = AppServer(models_dir, artifacts / "restarts-server-3.log", port=server.port)
         server.wait_until_healthy()
@@ -80,10 +82,11 @@ def test_runs_survive_the_server_and_the_worker_being_killed(browser, tmp_path, 
 
     done = [queue.snapshot(job.job_id) for job in jobs]
     assert [job.resumes for job in done] == [1, 0, 0]
-    assert [epoch["epoch"] for epoch in done[0].epochs] == [1, 2, 3, 4]  # epoch 3 lost once, trained again
+    assert [epoch["epoch"] for epoch in done[0].epochs] == list(range(1, 9))  # none twice, none missing
     assert done[0].started_at < done[1].started_at < done[2].started_at  # in the queue's order
     store = ModelStore(models_dir)
     models, warnings = store.list_models()
     assert warnings == [] and sorted(saved.card.get("job_id", "") for saved in models) == sorted(
         ["", *(job.job_id for job in jobs)])  # the shipped model and each run once
-    assert store.get("first").card["resumed_at_epochs"] == [2]
+    recorded = len(interrupted.epochs)  # at most the epoch in progress was lost (see test_worker_crash.py)
+    assert store.get("first").card["resumed_at_epochs"] in ([recorded], [recorded + 1])
