@@ -173,3 +173,20 @@ def test_a_non_item_is_taught_no_class_and_is_left_out_of_the_accuracy():
     predictions = np.array([np.eye(10)[2], np.eye(10)[0]], np.float32)  # the item right; the non-item "class 0"
     metric.update_state(targets, predictions)
     assert float(metric.result()) == 1.0  # 1 of 1 items, not 2 of 2 (nor 1 of 2)
+
+
+def test_the_eta_leaves_out_the_warm_up_batches_once_there_are_more(monkeypatch):
+    from fmnist_core import training
+
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
+    events = []
+    hp = preset("quick", epochs=2)
+    bridge = training._EventBridge(hp, batches_per_epoch=100, listeners=[events.append], stop_event=None)
+    bridge.on_train_begin()
+    bridge.on_epoch_begin(0)
+    for batch in range(60):  # 20 warm-up batches of 1 s (tracing), then 0.1 s each
+        clock[0] += 1.0 if batch < training.WARM_UP_BATCHES else 0.1
+        bridge.on_train_batch_end(batch, {"loss": 1.0, "accuracy": 0.5})
+    assert events[10].eta_seconds == pytest.approx(1.0 * (200 - 11))  # warming up: the average so far
+    assert events[-1].eta_seconds == pytest.approx(0.1 * (200 - 60))  # then the rate after the warm-up
