@@ -307,13 +307,15 @@ def train(
             validation_data=make_dataset(data.validation_images, data.validation_labels, VALIDATION_BATCH_SIZE, None),
         )
     train_seconds = time.perf_counter() - start + bridge.elapsed_before
+    # Said before the inference copy is built and its threshold measured (seconds: a new model is traced), so that a
+    # page shows a stopped run as stopped at once.
+    bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
+                                 bridge.stopped_early, train_seconds, bridge.stopped_by_time_limit))
     # What gets saved and served: the same weights without optimizer state, computing in float32. bfloat16 speeds
     # up training in batches, but one image at a time float32 is faster here (1.0 vs 1.5 ms per image).
     inference_model = build_model(hp.with_changes(precision="float32"))
     inference_model.set_weights(model.get_weights())
     unsure_below = Classifier(inference_model).unsure_threshold(data.validation_images)
-    bridge.emit(TrainingFinished(len(bridge.history), bridge.best_epoch, bridge.stopped_by_user,
-                                 bridge.stopped_early, train_seconds, bridge.stopped_by_time_limit))
     resumed = tuple(checkpoint_resumes(checkpoint_dir)) if checkpoint_dir is not None else ()
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
                           bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below,
