@@ -81,7 +81,9 @@ def show_queue(was_running: tuple[str, ...]) -> None:
     if failure:
         st.warning(f"Training is held up: {failure}")
     for position, job in enumerate(waiting, start=1):
-        line, action = st.columns([5, 1], vertical_alignment="center")
+        # the line and its button side by side where they fit, the button under the line where they do not
+        row = st.container(horizontal=True, vertical_alignment="center", gap="medium", key=f"queued_{job.job_id}")
+        line, action = row.container(width="stretch"), row.container(width="content")
         start_in = max(starts.get(job.job_id, time.time()) - time.time(), 0)
         resumed = (f" · interrupted after {count(len(job.epochs), 'epoch')}, resumes from there" if job.resumes
                    else "")

@@ -225,10 +225,11 @@ _log = logging.getLogger(__name__)
 def keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling `keras.backend.clear_session()` after every script run.
 
-    Streamlit does it to tidy apps that build models in the script. Ours are built and trained in a worker
-    thread while pages rerun (the Train page every second), and clearing Keras's state and TensorFlow's kernel
-    cache under a running fit made training 3.5x slower with a Train page open (measured: 2,200 vs 7,600
-    images/s). Our models never rely on Keras's global state between reruns.
+    Streamlit does it to tidy apps that build models in the script. Ours are loaded once and shared by every
+    session (classifiers, explainers), while pages rerun (the Train page every second). When training still ran in
+    this process, clearing Keras's state and TensorFlow's kernel cache under a running fit made it 3.5x slower with a
+    Train page open (measured: 2,200 vs 7,600 images/s); training now runs in the worker process, and the models
+    served here still never rely on Keras's global state between reruns.
     """
     from streamlit.runtime.scriptrunner import script_runner
 

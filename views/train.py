@@ -199,7 +199,9 @@ def _show_job(job_id: str, was_running: bool) -> None:
         st.info(f"This run was interrupted (its training process stopped: a crash or a restart of the server) and "
                 f"taken up again from its last finished epoch{times}: at most the epoch in progress was lost.",
                 icon=":material/restart_alt:")
-    if snapshot.is_running:
+    if snapshot.state == JobState.QUEUED:
+        st.caption("Waiting in the queue to be taken up again; it starts by itself (see the queue below).")
+    elif snapshot.is_running:
         st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
         if me.may_control(snapshot.owner):
             st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=queue_panel.stop,
