@@ -163,8 +163,9 @@ def batch_curves(batch_points: Sequence[tuple[float, float, float]], batches_per
                                         hoverinfo="skip"), secondary_y=secondary)
             smoothed = exponential_moving_average(values, smoothing)
             figure.add_trace(go.Scatter(x=position[shown], y=smoothed[shown],
-                                        name=f"training {name} (smoothed)", mode="lines",
+                                        name=f"training {name}", mode="lines",
                                         line=dict(color=colour, width=2)), secondary_y=secondary)
+    # The bold lines are the moving averages, the faint ones each batch; "(smoothed)" in the legend was cut at 1024 px
     figure.update_layout(title="Training, batch by batch", height=320, **_LAYOUT)
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(title_text="loss", secondary_y=False, rangemode="tozero")
