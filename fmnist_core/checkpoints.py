@@ -33,6 +33,7 @@ class TrainingCheckpoint:
     stopped_by_user: bool = False
     stopped_early: bool = False
     stopped_by_time_limit: bool = False
+    resumed_at_epochs: list[int] = field(default_factory=list)  # the epochs done at each earlier resume
     weights: list[np.ndarray] = field(default_factory=list, repr=False)
     optimizer_variables: list[np.ndarray] = field(default_factory=list, repr=False)
     best_weights: list[np.ndarray] | None = field(default=None, repr=False)

@@ -154,6 +154,7 @@ class _EventBridge(keras.callbacks.Callback):
         self.stopped_by_user = self.stopped_early = self.stopped_by_time_limit = False
         self.start = self.epoch_start = 0.0
         self.elapsed_before = 0.0  # training seconds before a resume
+        self.resumed_at_epochs: list[int] = []  # the epochs done at each resume from a checkpoint
         self.batches_done = 0  # over the whole run, for the ETA
         self.batches_this_process = 0
         self.warm: tuple[int, float] | None = None  # (batches done, elapsed seconds) once warmed up, for the ETA
@@ -169,6 +170,7 @@ class _EventBridge(keras.callbacks.Callback):
         self.elapsed_before, self.batches_done = checkpoint.elapsed_seconds, checkpoint.batches_done
         self.stopped_by_user, self.stopped_early = checkpoint.stopped_by_user, checkpoint.stopped_early
         self.stopped_by_time_limit = checkpoint.stopped_by_time_limit
+        self.resumed_at_epochs = [*checkpoint.resumed_at_epochs, checkpoint.epochs_done]
 
     def write_checkpoint(self, training_over: bool = False) -> None:
         if self.checkpoint_dir is None:
@@ -179,7 +181,8 @@ class _EventBridge(keras.callbacks.Callback):
             best_epoch=self.best_epoch, epochs_without_improvement=self.epochs_without_improvement,
             elapsed_seconds=time.perf_counter() - self.start, batches_done=self.batches_done,
             training_over=training_over, stopped_by_user=self.stopped_by_user, stopped_early=self.stopped_early,
-            stopped_by_time_limit=self.stopped_by_time_limit, weights=self.model.get_weights(),
+            stopped_by_time_limit=self.stopped_by_time_limit, resumed_at_epochs=self.resumed_at_epochs,
+            weights=self.model.get_weights(),
             optimizer_variables=[keras.ops.convert_to_numpy(v) for v in optimizer.variables] if optimizer.built else [],
             best_weights=self.best_weights,
         ))
@@ -316,31 +319,17 @@ def train(
     inference_model = build_model(hp.with_changes(precision="float32"))
     inference_model.set_weights(model.get_weights())
     unsure_below = Classifier(inference_model).unsure_threshold(data.validation_images)
-    resumed = tuple(checkpoint_resumes(checkpoint_dir)) if checkpoint_dir is not None else ()
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
                           bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below,
-                          resumed)
+                          tuple(bridge.resumed_at_epochs))
 
 
 def _restore(model: keras.Model, bridge: _EventBridge, checkpoint: TrainingCheckpoint) -> None:
     """Put a checkpoint's weights and optimizer state into the freshly compiled `model`, and its state into
-    `bridge`; a resume is noted in the checkpoint folder (see `checkpoint_resumes`)."""
+    `bridge`."""
     model.set_weights(checkpoint.weights)
     if checkpoint.optimizer_variables:
         model.optimizer.build(model.trainable_variables)
         for variable, value in zip(model.optimizer.variables, checkpoint.optimizer_variables, strict=True):
             variable.assign(value)
     bridge.restore(checkpoint)
-    with open(bridge.checkpoint_dir / RESUMES_FILE, "a") as log:
-        log.write(f"{checkpoint.epochs_done}\n")
-
-
-RESUMES_FILE = "resumes.txt"  # beside the checkpoint: one line per resume, the epochs done at that moment
-
-
-def checkpoint_resumes(checkpoint_dir: Path) -> list[int]:
-    """The epochs done at each resume of the run checkpointed in `checkpoint_dir`, oldest first."""
-    try:
-        return [int(line) for line in (checkpoint_dir / RESUMES_FILE).read_text().split()]
-    except (OSError, ValueError):
-        return []

@@ -250,10 +250,11 @@ def last_worker_failure(store) -> str | None:
             "model folder); another will be started in a few minutes.")
 
 
-def ensure_worker(store) -> bool:
+def ensure_worker(store, queue: JobQueue | None = None) -> bool:
     """Start a worker process for `store` if jobs wait (or were interrupted) and a slot has no worker; True if
-    one was started. Cheap when there is nothing to do: one query and a lock probe. Safe from many threads."""
-    queue = JobQueue(store.root)
+    one was started. Cheap when there is nothing to do: one query and a lock probe (pass the store's `queue` if
+    there is one at hand, or it is opened here). Safe from many threads."""
+    queue = queue or JobQueue(store.root)
     active = queue.active()
     if not active:
         return False

@@ -52,25 +52,27 @@ def cancel(job_id: str) -> None:
         state.flash("warning", f"The {describe(job)} had already started, so it was not cancelled; stop it instead.")
 
 
-def waiting_jobs() -> tuple[list[JobSnapshot], dict[str, float]]:
-    """The waiting jobs in queue order, and when each should start (a time)."""
+def waiting_jobs(active: list[JobSnapshot] | None = None) -> tuple[list[JobSnapshot], dict[str, float]]:
+    """The waiting jobs in queue order, and when each should start (a time); of `active` if given."""
     queue = state.job_queue()
-    active = queue.active()
+    active = queue.active() if active is None else active
     rate = queue.recent_images_per_second() or DEFAULT_IMAGES_PER_SECOND
     starts = estimated_starts(active, rate, time.time())
     return [job for job in active if job.state == JobState.QUEUED], starts
 
 
-def running_ids() -> tuple[str, ...]:
-    return tuple(job.job_id for job in state.job_queue().active() if job.is_running)
+def running_ids(active: list[JobSnapshot] | None = None) -> tuple[str, ...]:
+    active = state.job_queue().active() if active is None else active
+    return tuple(job.job_id for job in active if job.is_running)
 
 
 def show_queue(was_running: tuple[str, ...]) -> None:
     """The waiting jobs, one line each; redrawn every second by the page while any job is active."""
     state.keep_worker_running()
-    if running_ids() != was_running:  # a job ended or began: the page above shows the new one
+    active = state.job_queue().active()
+    if running_ids(active) != was_running:  # a job ended or began: the page above shows the new one
         st.rerun()
-    waiting, starts = waiting_jobs()
+    waiting, starts = waiting_jobs(active)
     if not waiting:
         return
     me = state.visitor()

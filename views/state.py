@@ -184,7 +184,7 @@ def worker_failure() -> str | None:
 def keep_worker_running() -> None:
     """Start the training worker process when jobs wait and none runs (after a crash, too). Cheap otherwise."""
     try:
-        ensure_worker(ModelStore())
+        ensure_worker(ModelStore(), job_queue())
     except (JobQueueError, OSError) as error:  # the Train page says so; every other page must still work
         _log.warning("cannot check the training worker: %s", error)
 
