@@ -8,6 +8,9 @@ kept that run's peak at 1,048 MB (2-core machine, 2026-11-22). `MALLOC_ARENA_MAX
 environment did about as well (1,113 MB), but only if set before Python starts: `mallopt` from the app's
 script comes too late, as glibc fixes its arena limit when the first threads are made.
 
+Training has since moved to its own process (worker.py), which hands its memory back by exiting; the server calls
+this when a new visitor arrives, to free what the sessions of visitors who left held (views/state.py).
+
 Elsewhere than glibc (musl, macOS) this does nothing.
 """
 
