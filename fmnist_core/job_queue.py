@@ -201,15 +201,6 @@ class JobQueue:
         newest = self.recent(1)
         return self.snapshot(newest[0].job_id) if newest else None
 
-    def wait(self, job_id: str, timeout: float, poll_seconds: float = 0.2) -> JobSnapshot:
-        """Block until the job has ended (or `timeout` seconds passed); its last snapshot."""
-        deadline = time.monotonic() + timeout
-        while True:
-            snapshot = self.snapshot(job_id)
-            if snapshot is None or not snapshot.state.is_active or time.monotonic() >= deadline:
-                return snapshot
-            time.sleep(poll_seconds)
-
     def recent_images_per_second(self) -> float | None:
         """Training speed on this server: the images/s of the last epoch any job finished, if any."""
         with self._connect() as db:

@@ -10,7 +10,7 @@ import pytest
 from apptest_support import job_queue, open_page, serving_models_from, texts
 from images import encode
 from streamlit.testing.v1 import AppTest
-from waiting import wait_until
+from waiting import job_ended, wait_until
 
 import fmnist_core.store
 from fmnist_core.data import CLASS_NAMES
@@ -39,7 +39,7 @@ def wait_for_job(at: AppTest, job_id: str | None = None):
     """Wait for the newest job (or `job_id`) to end in the worker process; the page redrawn then."""
     job = job_queue().newest() if job_id is None else job_queue().snapshot(job_id)
     assert job is not None
-    snapshot = job_queue().wait(job.job_id, TRAINING_TIMEOUT)
+    snapshot = job_ended(job_queue(), job.job_id, TRAINING_TIMEOUT)
     assert not snapshot.state.is_active, f"the job did not finish in time: {snapshot.state}"
     at.run()  # the page now draws the finished run
     assert not at.exception, [e.value for e in at.exception]

@@ -8,7 +8,7 @@ import json
 import pytest
 from apptest_support import job_queue, open_page, serving_models_from, texts
 from streamlit.testing.v1 import AppTest
-from waiting import wait_until
+from waiting import job_ended, wait_until
 
 from fmnist_core.jobs import RUN, SWEEP, JobState
 
@@ -47,7 +47,7 @@ def test_the_page_starts_from_the_classic_grid_and_names_a_bad_value(empty_store
 def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_images(empty_store):
     at = tiny(open_page(PAGE), "1e-3,3e-3")
     at.button(key="sweep_start").click().run()
-    job = job_queue().wait(job_queue().newest().job_id, TIMEOUT)
+    job = job_ended(job_queue(), job_queue().newest().job_id, TIMEOUT)
     assert job.kind == SWEEP
     at.run()
     assert not at.exception and job.state == JobState.FINISHED
@@ -74,7 +74,7 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
     assert at.dataframe[0].value.shape[0] == 2 and "No sweep" not in "\n".join(c.value for c in at.caption)
     assert f"Retraining trial {int(best.trial_id) + 1} on the full training set" in texts(at.info)
     job_queue().request_stop(retrain.job_id)  # the full run would take minutes; its settings are what this checks
-    retrain = job_queue().wait(retrain.job_id, TIMEOUT)
+    retrain = job_ended(job_queue(), retrain.job_id, TIMEOUT)
     assert retrain.saved_name.startswith("sweep-best-")
     at.run()
     assert f"Retraining trial {int(best.trial_id) + 1}: Stopped early by request after" in texts(at.warning)
@@ -93,7 +93,7 @@ def test_another_visitor_watches_the_sweep_but_only_its_owner_stops_it(empty_sto
     assert not [button for button in second.button if button.key == "stop_sweep"]
     first.run()
     first.button(key="stop_sweep").click().run()
-    job = job_queue().wait(job.job_id, TIMEOUT)
+    job = job_ended(job_queue(), job.job_id, TIMEOUT)
     assert job.state == JobState.STOPPED and len(job.trials) <= 1
 
 

@@ -10,6 +10,7 @@ import pytest
 from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
 from images import encode
 from PIL import Image
+from waiting import job_ended
 
 from fmnist_core import jobs
 from fmnist_core.data import CLASS_NAMES
@@ -188,7 +189,7 @@ def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(mode
     at.button(key="start_training").click().run()
     job = job_queue().newest()
     assert job.run_name == "capped run"
-    snapshot = job_queue().wait(job.job_id, 120)
+    snapshot = job_ended(job_queue(), job.job_id, 120)
     at.run()
 
     assert not at.exception

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
-from waiting import wait_until
+from waiting import job_ended, wait_until
 
 from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import RUN, JobState
@@ -71,7 +71,7 @@ def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anythi
     at.button(key=f"cancel_{waiting.job_id}").click().run()
     assert job_queue().snapshot(waiting.job_id).state == JobState.CANCELLED
     at.button(key="stop_training").click().run()
-    assert job_queue().wait(training.job_id, 120).state == JobState.STOPPED
+    assert job_ended(job_queue(), training.job_id, 120).state == JobState.STOPPED
     at.sidebar.button(key="operator_sign_out").click().run()
     assert "Signed in as the operator" not in texts(at.sidebar.caption)
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 from test_crash_safety import save_in_progress
-from waiting import wait_until
+from waiting import job_ended, wait_until
 
 from fmnist_core import worker as worker_module
 from fmnist_core.hyperparameters import preset
@@ -43,7 +43,7 @@ def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_resumes_from_its_last
     interrupted = queue.snapshot(job.job_id)
     assert interrupted.state == JobState.TRAINING and live_workers(queue.folder) == 0  # recorded as running, dead
     assert ensure_worker(store)  # as the app does on its next page view: a worker is started, and it resumes the run
-    done = queue.wait(job.job_id, TIMEOUT)
+    done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
     assert [epoch["epoch"] for epoch in done.epochs] == [1, 2, 3, 4, 5]  # none twice, none missing
     card = store.get(done.saved_name).card
@@ -67,7 +67,7 @@ def test_a_worker_killed_while_saving_leaves_nothing_half_written_and_the_model_
     models, warnings = store.list_models()
     assert warnings == [] and all(store.load_model(saved.name) for saved in models)  # nothing broken is listed
     spawn_worker(tmp_path)
-    done = queue.wait(job.job_id, TIMEOUT)
+    done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1 and len(done.epochs) == 1  # not trained again
     models, warnings = store.list_models()
     assert warnings == [] and [saved.card["job_id"] for saved in models] == [job.job_id]
@@ -83,7 +83,7 @@ def test_the_worker_the_app_starts_exits_once_the_queue_is_empty(tmp_path, monke
     wait_until(lambda: live_workers(queue.folder) == 1, 30, "the worker did not take its slot")
     monkeypatch.setattr(worker_module, "SPAWN_GRACE_SECONDS", 0.0)  # no grace: only the live worker stops a second
     assert not ensure_worker(store)
-    assert queue.wait(job.job_id, TIMEOUT).state == JobState.FINISHED
+    assert job_ended(queue, job.job_id, TIMEOUT).state == JobState.FINISHED
     wait_until(lambda: live_workers(queue.folder) == 0, 30, "the idle worker did not exit within 30 s")
 
 
@@ -115,7 +115,7 @@ def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(
         kill(worker)
     first_trial = queue.snapshot(job.job_id).trials[0]
     spawn_worker(tmp_path)
-    done = queue.wait(job.job_id, TIMEOUT)
+    done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
     assert done.trials[0] == first_trial  # kept, not trained again
     assert sorted(trial.values["learning_rate"] for trial in done.trials) == [1e-3, 2e-3, 3e-3]

@@ -22,3 +22,13 @@ def wait_until(condition: Callable[[], T], timeout_seconds: float, failure: str,
             raise AssertionError(f"{failure} within {timeout_seconds:g} s")
         pause(interval_seconds)
     return result
+
+
+def job_ended(queue, job_id: str, timeout_seconds: float):
+    """The snapshot of a job of `queue` (fmnist_core.job_queue.JobQueue) once it has ended (finished, stopped,
+    failed or cancelled); AssertionError if it has not within `timeout_seconds`."""
+    def ended():
+        snapshot = queue.snapshot(job_id)
+        return snapshot if not snapshot.state.is_active else None
+
+    return wait_until(ended, timeout_seconds, f"the job {job_id} did not end", interval_seconds=0.2)

@@ -40,6 +40,15 @@ def stop(job_id: str) -> None:
     state.job_queue().request_stop(job_id)
 
 
+def stop_button(job: JobSnapshot, label: str, key: str, disabled: bool, help_text: str) -> None:
+    """A running job's Stop button for its owner (or the operator); for anyone else, that they may only watch."""
+    if state.visitor().may_control(job.owner):
+        st.button(label, key=key, icon=":material/stop_circle:", on_click=stop, args=(job.job_id,),
+                  disabled=disabled, help=help_text)
+    else:
+        st.caption(f"You can watch this {job.kind}. {NOT_YOURS.format(verb='stop')}")
+
+
 def cancel(job_id: str) -> None:
     """Take a waiting job out of the queue, if it is this visitor's (or for the operator); the outcome is flashed."""
     queue = state.job_queue()

@@ -115,7 +115,8 @@ def visitor() -> Visitor:
 
 
 def whose(owner: str) -> str:
-    return "yours" if visitor().owns(owner) else "another visitor's"
+    """A job's owner as its page's caption says it."""
+    return "yours" if visitor().owns(owner) else "started by another visitor"
 
 
 def show_load_error(saved: SavedModel, error: Exception) -> None:

@@ -119,8 +119,7 @@ def _show_sweep(job_id: str, was_running: bool) -> None:
     if was_running != snapshot.is_running:  # it began or ended: refresh the page's timing and buttons
         st.rerun()
     spec = snapshot.spec
-    me = state.visitor()
-    whose = "yours" if me.owns(snapshot.owner) else "started by another visitor"
+    whose = state.whose(snapshot.owner)
     st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
     st.caption(f"base preset {spec.base_preset} · {count(len(snapshot.trials), 'trial')} done · {whose}")
     if snapshot.resumes:
@@ -133,12 +132,8 @@ def _show_sweep(job_id: str, was_running: bool) -> None:
         text = (f"Trial {len(snapshot.trials) + 1}: epoch {batch.epoch}/{batch.epochs}, "
                 f"batch {batch.batch}/{batch.batches_per_epoch}" if batch else f"Trial {len(snapshot.trials) + 1}")
         st.progress(batch.batch / batch.batches_per_epoch if batch else 0.0, text=text)
-        if me.may_control(snapshot.owner):
-            st.button("Stop sweep", key="stop_sweep", icon=":material/stop_circle:", on_click=queue_panel.stop,
-                      args=(job_id,), disabled=snapshot.stop_requested,
-                      help="Stops the trial in progress after its current batch.")
-        else:
-            st.caption(f"You can watch this sweep. {queue_panel.NOT_YOURS.format(verb='stop')}")
+        queue_panel.stop_button(snapshot, "Stop sweep", "stop_sweep", disabled=snapshot.stop_requested,
+                                help_text="Stops the trial in progress after its current batch.")
     elif snapshot.state == JobState.FAILED:
         st.error(f"The sweep failed: {plain(snapshot.error, 400)}")
     elif snapshot.stopped_by_time_limit:

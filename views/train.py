@@ -187,8 +187,7 @@ def _show_job(job_id: str, was_running: bool) -> None:
     snapshot = state.job_queue().snapshot(job_id, with_curves=False)
     if was_running and not snapshot.is_running:
         st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
-    me = state.visitor()
-    whose = "yours" if me.owns(snapshot.owner) else "started by another visitor"
+    whose = state.whose(snapshot.owner)
     if snapshot.from_sweep:
         whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
     st.subheader(f"Run “{plain(snapshot.run_name)}”")
@@ -203,12 +202,10 @@ def _show_job(job_id: str, was_running: bool) -> None:
         st.caption("Waiting in the queue to be taken up again; it starts by itself (see the queue below).")
     elif snapshot.is_running:
         st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
-        if me.may_control(snapshot.owner):
-            st.button("Stop training", key="stop_training", icon=":material/stop_circle:", on_click=queue_panel.stop,
-                      args=(job_id,), disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
-                      help="Stops after the current batch; the best weights so far are evaluated and saved.")
-        else:
-            st.caption(f"You can watch this run. {queue_panel.NOT_YOURS.format(verb='stop')}")
+        queue_panel.stop_button(snapshot, "Stop training", "stop_training",
+                                disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
+                                help_text="Stops after the current batch; the best weights so far are evaluated and "
+                                          "saved.")
     elif snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         outcome = outcome_text(snapshot)
         if snapshot.stopped_by_time_limit:
@@ -243,7 +240,7 @@ def _show_curves(job_id: str) -> None:
         loss.caption("Training and validation curves appear after the first epoch.")
 
 
-def _form() -> None:
+def _form(active: list[JobSnapshot]) -> None:
     """The hyperparameter form: everything derived from it (parameter count, feature maps, whether it can be
     trained, the share link) follows the widgets as they move; Start trains what it shows."""
     picker, summary = st.columns([1, 2], vertical_alignment="bottom")
@@ -285,7 +282,6 @@ def _form() -> None:
     if button.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
                      disabled=hp is None, width="stretch") and hp is not None and _start(hp):
         st.rerun()  # the new run's progress (or its place in the queue) goes to the top of the page
-    active = state.job_queue().active()
     if active:
         st.caption(("A job is training on this server" if any(job.is_running for job in active) else
                     "Jobs are waiting for the training worker") + ": yours will wait in the queue and start by itself.")
@@ -322,10 +318,11 @@ def render() -> None:
     first = run is not None and (run.is_running or state.visitor().owns(run.owner))
     if first:
         _run_section(run)
-    _queue_section(bool(queue.active()))
+    active = queue.active()
+    _queue_section(bool(active))
     if first:
         st.divider()
-    _form()
+    _form(active)
     st.divider()
     if job is None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")

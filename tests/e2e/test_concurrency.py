@@ -34,7 +34,7 @@ from app_actions import (
 )
 from app_server import VIEWPORT
 from playwright.sync_api import expect
-from waiting import wait_until
+from waiting import job_ended, wait_until
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.job_queue import JobQueue
@@ -128,7 +128,7 @@ def test_two_sessions_pressing_start_at_the_same_moment_each_get_one_run_in_queu
                60, "the two runs were not both queued")
     jobs = queue.recent(2)
     for job in jobs:
-        assert queue.wait(job.job_id, RUN_SECONDS).state == JobState.FINISHED
+        assert job_ended(queue, job.job_id, RUN_SECONDS).state == JobState.FINISHED
     first_job, second_job = (queue.snapshot(job.job_id) for job in jobs)
     assert first_job.ended_at <= second_job.started_at  # one after the other, in the order they were queued
     assert saved_models(models_dir) - before == {"race-a", "race-b"}  # each run trained and saved once

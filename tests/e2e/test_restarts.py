@@ -12,7 +12,7 @@ from app_actions import RUN_SECONDS, current, open_page, run_heading
 from app_server import VIEWPORT, AppServer, copy_shipped_model
 from playwright.sync_api import expect
 from test_worker_crash import mid_epoch
-from waiting import wait_until
+from waiting import job_ended, wait_until
 
 from fmnist_core.hyperparameters import preset
 from fmnist_core.job_queue import JobQueue
@@ -73,7 +73,7 @@ def test_runs_survive_the_server_and_the_worker_being_killed(browser, tmp_path, 
         open_page(page, server.url)  # the first page view starts a worker again, which resumes the run
         expect(current(page).get_by_text("This run was interrupted")).to_be_visible(timeout=RUN_SECONDS * 1000)
         for job in jobs:
-            assert queue.wait(job.job_id, RUN_SECONDS).state == JobState.FINISHED, job.run_name
+            assert job_ended(queue, job.job_id, RUN_SECONDS).state == JobState.FINISHED, job.run_name
     finally:
         context.close()
         server.stop()
