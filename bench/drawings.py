@@ -20,7 +20,6 @@ import numpy as np
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.drawings import NON_ITEM_KINDS, benchmark_set, score_drawings
 from fmnist_core.hyperparameters import preset
-from fmnist_core.inference import Classifier
 from fmnist_core.train_and_save import train_evaluate_save
 from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
@@ -34,7 +33,7 @@ with tempfile.TemporaryDirectory() as scratch:
         models[name], _ = train_evaluate_save(preset("quick", **changes), data, store, name)
     figures = {}
     for name, saved in models.items():
-        classifier = Classifier((ModelStore() if saved.is_default else store).load_model(saved.name))
+        classifier = (ModelStore() if saved.is_default else store).load_classifier(saved.name)
         top = classifier.probabilities(data.test_images).max(axis=1)
         for fill in (False, True):
             scores = score_drawings(classifier, drawings, saved.unsure_below, fill=fill)

@@ -114,14 +114,13 @@ def _command_train(args: argparse.Namespace) -> int:
 def _command_evaluate(args: argparse.Namespace) -> int:
     from .data import load_fashion_mnist
     from .evaluation import evaluate
-    from .inference import Classifier
     from .store import ModelStore
 
     store = ModelStore(args.models_dir)
     saved = store.get(args.model)
     dataset = load_fashion_mnist(args.data_dir)
     start = time.perf_counter()
-    evaluation = evaluate(Classifier(store.load_model(saved.name)), dataset.test_images, dataset.test_labels)
+    evaluation = evaluate(store.load_classifier(saved.name), dataset.test_images, dataset.test_labels)
     _print_evaluation(evaluation, dataset.class_names, sys.stdout)
     print(f"card test_accuracy {saved.test_accuracy}; evaluated in {time.perf_counter() - start:.2f}s")
     return 0

@@ -44,7 +44,8 @@ class ExplainUnavailable(ValueError):
 @dataclass(frozen=True)
 class ClassActivationMaps:
     """Class activation maps (HiResCAM or Grad-CAM, see `method`) for a batch: `heatmaps` (N, 28, 28) in 0..1, for
-    `class_indices`, with the probabilities."""
+    `class_indices`, with the probabilities of the network explained, for the image as given (a model that answers
+    with the mirror image too, `model.answering_model`, averages these with those of the mirror image)."""
 
     heatmaps: np.ndarray  # float32; all zero where the class logit has no positive evidence
     class_indices: np.ndarray  # (N,) int

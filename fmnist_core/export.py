@@ -9,6 +9,10 @@ Formats, all written under `OUT/NAME/` beside a copy of the model's card:
 - keras: `NAME/model.keras`, the inference copy as a Keras file: the store's layout, so `NAME/` can be copied into
   another machine's `models/`.
 
+A model whose card says `mirror_average` answers with the average over each image and its mirror image
+(`model.answering_model`): the savedmodel, litert and onnx exports have that average inside, so they answer as the app
+does. The keras export keeps the store's layout, the network alone; its card beside it says to average, as in the store.
+
 Every export is of the inference copy: float32, without the augmentation layers. Keras's `model.export()` calls the
 model without `training=False`, and Keras's random augmentation layers then default to training mode: exported
 as they are, the shipped model's exports shifted and flipped every image they were given.
@@ -224,16 +228,21 @@ def export_model(model, saved: SavedModel, format: str, out_dir: Path | str, dat
     temporary = folder / f"{_TEMPORARY_PREFIX}{uuid.uuid4().hex[:8]}{final.suffix}"
     start = time.perf_counter()
     try:
-        exportable = inference_model(model, saved.hyperparameters)
+        from .model import answering_model
+
+        network = inference_model(model, saved.hyperparameters)
+        answering = answering_model(network, saved.hyperparameters)
+        answering(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8), training=False)  # the ONNX export wants it called
+        exportable = network if format == "keras" else answering
         try:
             _write(exportable, format, temporary, int8, dataset)
         except Exception as error:  # noqa: BLE001 - the converters (TFLite, tf2onnx) raise many types
             raise ExportError(f"writing the {format} export of {saved.name!r} failed ({type(error).__name__}: "
                               f"{error}); nothing was kept.") from error
         export_seconds = time.perf_counter() - start
-        runtime = load_runtime(format, temporary)
+        runtime = load_runtime(format, temporary, saved.hyperparameters)
         images, labels = dataset.test_images[:check_images], dataset.test_labels[:check_images]
-        check = check_export(runtime, Classifier(exportable), images, labels)
+        check = check_export(runtime, Classifier(answering), images, labels)
         failure = _failure(check, int8)
         if failure:
             raise ExportError(f"the {format}{' int8' if int8 else ''} export of {saved.name!r} failed its check and "

@@ -54,10 +54,13 @@ class Answer:
 
 
 class Classifier:
-    """Wraps a trained model; `probabilities(images)` returns an (N, 10) float32 array."""
+    """Wraps a trained model; `probabilities(images)` returns an (N, 10) float32 array. `network` is the trained
+    network behind the answers when `model` wraps it (`model.answering_model`): explanations and exports read its
+    layers."""
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, network: keras.Model | None = None):
         self.model = model
+        self.network = model if network is None else network
         self._lock = threading.Lock()
         self._call = tf.function(
             lambda images: model(images, training=False),

@@ -4,6 +4,7 @@ The model takes raw uint8 images of shape (28, 28), values 0-255, and scales the
 images and user drawings take exactly the same path. Its output is the 10 class probabilities
 (a softmax layer named "probabilities" on top of a logits layer named "logits", which the class activation maps use).
 Augmentation layers sit inside the model too; Keras runs them only while training.
+`answering_model` adds what happens after training: the average over the image and its mirror image.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def build_model(hp: HyperParameters) -> keras.Model:
     logits = layers.Dense(NUM_CLASSES, dtype=dtype, name="logits")(x)
     probabilities = layers.Softmax(dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name="fmnist_cnn")
+
+
+def answering_model(model: keras.Model, hp: HyperParameters) -> keras.Model:
+    """The model that gives a trained model's answers: `model` itself, or with `hp.mirror_average` a model that
+    averages `model`'s probabilities for each image and its mirror image. Same input and output as `model`; made
+    of Keras's own operations only, so its exports and its .keras file load anywhere, in safe mode too.
+    The explanations (class activation maps) stay those of `model`, which has the layers they read."""
+    if not hp.mirror_average:
+        return model
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), dtype="uint8", name="image")
+    mirrored = keras.ops.flip(inputs, axis=2)  # left-right: the flip `augment` trains with
+    probabilities = layers.Average(name="mirror_average")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, probabilities, name=f"{model.name}_mirror_average")
 
 
 def conv_layer_names(model: keras.Model) -> list[str]:

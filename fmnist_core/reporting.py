@@ -28,6 +28,7 @@ def summarize(hp: HyperParameters) -> str:
     """The hyperparameters that matter most, in one line."""
     extras = [
         name for name, on in (("batch norm", hp.batch_norm), ("augment", hp.augment),
+                              ("mirror average", hp.mirror_average),
                               (f"dropout {hp.dropout_rate:g}", hp.dropout_rate > 0),
                               (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant"),
                               ("bfloat16", hp.precision == "mixed_bfloat16"),

@@ -7,6 +7,7 @@ TensorFlow, ai-edge-litert and onnxruntime are imported only by the runtime that
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
@@ -92,25 +93,36 @@ class OnnxRuntime:
 
 
 class KerasRuntime:
-    """A `.keras` file loaded by Keras (safe mode) and run through the app's own traced Classifier."""
+    """A `.keras` file loaded by Keras (safe mode) and run through the app's own traced Classifier, answering as
+    `hyperparameters` say (`mirror_average`), by default those of the card beside the file (the store's layout)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, hyperparameters=None):
         import keras
 
+        from .hyperparameters import HyperParameters
         from .inference import Classifier
+        from .model import answering_model
+        from .store import CARD_FILE
 
-        self._classifier = Classifier(keras.saving.load_model(str(path), compile=False, safe_mode=True))
+        card = path.parent / CARD_FILE
+        if hyperparameters is None and card.is_file():
+            hyperparameters = HyperParameters.from_dict(json.loads(card.read_text())["hyperparameters"])
+        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        self._classifier = Classifier(answering_model(model, hyperparameters) if hyperparameters else model)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return _chunks(images, self._classifier.probabilities)
 
 
-def load_runtime(format: str, path: Path) -> Runtime:
-    """The runtime of `format` ("savedmodel", "litert", "onnx" or "keras") with the export at `path` loaded."""
+def load_runtime(format: str, path: Path, hyperparameters=None) -> Runtime:
+    """The runtime of `format` ("savedmodel", "litert", "onnx" or "keras") with the export at `path` loaded; a keras
+    export answers as `hyperparameters` say (default: its card's)."""
     path = Path(path)
-    runtimes = {"savedmodel": SavedModelRuntime, "litert": LiteRTRuntime, "onnx": OnnxRuntime, "keras": KerasRuntime}
+    runtimes = {"savedmodel": SavedModelRuntime, "litert": LiteRTRuntime, "onnx": OnnxRuntime}
+    if format == "keras":
+        return KerasRuntime(path, hyperparameters)
     if format not in runtimes:
-        raise ValueError(f"format {format!r}: expected one of {', '.join(runtimes)}.")
+        raise ValueError(f"format {format!r}: expected one of {', '.join([*runtimes, 'keras'])}.")
     return runtimes[format](path)
 
 

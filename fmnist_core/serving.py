@@ -97,7 +97,6 @@ def load_served_models(names: Iterable[str], models_dir: Path | str | None = Non
                        ) -> dict[str, ServedModel]:
     """Load each named model from the store (ModelStoreError if one cannot be) and make it ready to serve with
     `runtime` (a key of RUNTIMES; ExportError if its export fails its check)."""
-    from .inference import Classifier
     from .store import ModelStore
 
     if runtime not in RUNTIMES:
@@ -105,15 +104,14 @@ def load_served_models(names: Iterable[str], models_dir: Path | str | None = Non
     store, models, dataset = ModelStore(models_dir), {}, None
     for name in dict.fromkeys(names):  # each once, in the order given
         saved = store.get(name)
-        model = store.load_model(saved.name)
         if runtime == "keras":
-            predict = Classifier(model).probabilities
+            predict = store.load_classifier(saved.name).probabilities
         else:
             if dataset is None:
                 from .data import load_fashion_mnist
 
                 dataset = load_fashion_mnist()  # the export's check (and int8 calibration) needs it
-            predict = _checked_export_runtime(model, saved, runtime, dataset)
+            predict = _checked_export_runtime(store.load_model(saved.name), saved, runtime, dataset)
         batcher = Batcher(predict, max_batch_images, name) if batching else None
         class_names = tuple(saved.card.get("class_names") or CLASS_NAMES)
         models[saved.name] = ServedModel(saved.name, SERVED_VERSION, class_names, predict, batcher, runtime)

@@ -345,6 +345,15 @@ class ModelStore:
             )
         return model
 
+    def load_classifier(self, name: str):
+        """The Classifier that answers for a saved model as its card says it answers (`mirror_average`); raises
+        ModelStoreError like `load_model`."""
+        from .inference import Classifier
+        from .model import answering_model
+
+        network = self.load_model(name)
+        return Classifier(answering_model(network, self.get(name).hyperparameters), network)
+
     def delete(self, name: str, identity: tuple[str, str, int] | None = None) -> None:
         """Delete a saved run; the shipped default model cannot be deleted. With `identity` (a SavedModel's, as the
         user saw it), only that very model: a run saved since under the same name is refused, not deleted."""

@@ -27,7 +27,7 @@ from .drawings import non_item_inputs, sketch_inputs
 from .events import BatchEnd, EpochEnd, Listener, TrainingEvent, TrainingFinished, TrainingResumed, TrainingStarted
 from .hyperparameters import HyperParameters
 from .inference import UNSURE_BELOW, Classifier
-from .model import build_model
+from .model import answering_model, build_model
 
 VALIDATION_BATCH_SIZE = 1000
 # The first batches a process trains trace the graph and warm its caches (seconds: the shipped model's first epoch
@@ -318,7 +318,7 @@ def train(
     # up training in batches, but one image at a time float32 is faster here (1.0 vs 1.5 ms per image).
     inference_model = build_model(hp.with_changes(precision="float32"))
     inference_model.set_weights(model.get_weights())
-    unsure_below = Classifier(inference_model).unsure_threshold(data.validation_images)
+    unsure_below = Classifier(answering_model(inference_model, hp)).unsure_threshold(data.validation_images)
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
                           bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below,
                           tuple(bridge.resumed_at_epochs))

@@ -42,15 +42,14 @@ class ShippedModel(NamedTuple):
 
     saved: SavedModel  # its card, hyperparameters and folder
     model: keras.Model  # loaded from models/default/model.keras
-    classifier: Classifier  # of `model`
+    classifier: Classifier  # as the app answers with `model` (its card's mirror_average)
 
 
 @pytest.fixture(scope="session")
 def shipped_model() -> ShippedModel:
     """The shipped default model, loaded once for the whole session (loading it takes seconds)."""
-    from fmnist_core.inference import Classifier
     from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
     store = ModelStore(REPO_MODELS)
     model = store.load_model(DEFAULT_MODEL)
-    return ShippedModel(store.get(DEFAULT_MODEL), model, Classifier(model))
+    return ShippedModel(store.get(DEFAULT_MODEL), model, store.load_classifier(DEFAULT_MODEL))

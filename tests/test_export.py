@@ -81,3 +81,21 @@ def test_downloads_hold_the_stored_files_and_an_export_with_its_card(shipped_mod
     assert "default/1/saved_model.pb" in names and "default/card.json" in names
     assert any(name.startswith("default/1/variables/") for name in names)
     assert not result.folder.exists(), "an export for download leaves nothing on disk"
+
+
+def test_the_keras_export_copied_into_another_store_answers_and_explains_as_in_the_app(shipped_model, dataset,
+                                                                                        tmp_path):
+    from fmnist_core.explain import Explainer
+    from fmnist_core.store import ModelStore
+
+    saved, model, classifier = shipped_model
+    assert saved.hyperparameters.mirror_average  # the case this test is for: the average is not inside the file
+    export_model(model, saved, "keras", tmp_path / "out", dataset, check_images=50)
+    other = ModelStore(tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "out" / "default").rename(tmp_path / "models" / "copied")
+    images = dataset.test_images[:200]
+    np.testing.assert_allclose(other.load_classifier("copied").probabilities(images),
+                               classifier.probabilities(images), atol=1e-5)
+    explainer = Explainer(other.load_model("copied"))  # the network itself, with its conv layers to explain
+    assert explainer.unavailable is None and explainer.cam(images[0]).heatmaps.shape == (1, 28, 28)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fmnist_core.hyperparameters import PRESETS, HyperParameters
-from fmnist_core.model import build_model, conv_layer_names
+from fmnist_core.model import answering_model, build_model, conv_layer_names
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -39,3 +39,18 @@ def test_scaling_happens_inside_the_model():
     scale = model.get_layer("scale_0_1")
     assert scale.scale == pytest.approx(1 / 255)
     assert model.get_layer("probabilities") is not None and model.get_layer("logits") is not None
+
+
+def test_mirror_average_answers_with_the_mean_over_the_image_and_its_mirror_image():
+    hp = HyperParameters(num_conv_blocks=1, filters=(8,), dense_units=16, augment=True)
+    model = build_model(hp)
+    assert answering_model(model, hp) is model  # mirror_average off: the network answers alone
+    answering = answering_model(model, hp.with_changes(mirror_average=True))
+    images = np.random.default_rng(1).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    mirrored = images[:, :, ::-1].copy()
+    own, of_mirror = np.asarray(model(images, training=False)), np.asarray(model(mirrored, training=False))
+    assert np.abs(own - of_mirror).max() > 1e-3  # the network alone tells an image from its mirror image
+    answers = np.asarray(answering(images, training=False))
+    np.testing.assert_allclose(answers, (own + of_mirror) / 2, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(answering(mirrored, training=False)), answers, atol=1e-6)
+    assert answering.input_shape == (None, 28, 28) and answering.output_shape == (None, 10)

@@ -36,7 +36,7 @@ def _export(models_root: str, name: str, modified_ns: int, format: str, int8: bo
     from fmnist_core.store import ModelStore
 
     saved = ModelStore(models_root).get(name)
-    model = state.classifier(saved).model
+    model = state.classifier(saved).network
     return export_zip(model, saved, format, state.dataset(), int8=int8)
 
 

@@ -259,9 +259,8 @@ def warm_up() -> threading.Thread:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading TensorFlow and the model…")
 def _classifier(models_root: str, name: str, modified_ns: int):
-    from fmnist_core.inference import Classifier  # imports TensorFlow: only when a model is first needed
-
-    return Classifier(ModelStore(models_root).load_model(name))
+    # imports TensorFlow: only when a model is first needed
+    return ModelStore(models_root).load_classifier(name)
 
 
 def classifier(saved: SavedModel):
@@ -286,7 +285,7 @@ def evaluation(saved: SavedModel):
 def _explainer(models_root: str, name: str, modified_ns: int):
     from fmnist_core.explain import Explainer
 
-    return Explainer(_classifier(models_root, name, modified_ns).model)
+    return Explainer(_classifier(models_root, name, modified_ns).network)
 
 
 def explainer(saved: SavedModel):

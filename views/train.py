@@ -38,7 +38,8 @@ ESSENTIALS = (["num_conv_blocks", "filters", "dense_units"], ["learning_rate", "
 MORE_SETTINGS = {
     "Layers": ["convs_per_block", "kernel_size", "padding", "batch_norm", "extra_dense_units"],
     "Optimisation": ["optimizer", "lr_schedule", "early_stopping_patience", "precision", "label_smoothing"],
-    "Data": ["augment", "sketch_fraction", "non_item_fraction", "train_subset_size", "validation_fraction", "seed"],
+    "Data": ["augment", "mirror_average", "sketch_fraction", "non_item_fraction", "train_subset_size",
+             "validation_fraction", "seed"],
 }
 SETTINGS_GROUP_WIDTH = 250  # px: one group of More settings, wide enough for its labels
 CONV_ONLY = ("convs_per_block", "kernel_size", "padding", "batch_norm")  # unused by an MLP (0 conv blocks)
