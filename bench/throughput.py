@@ -1,8 +1,9 @@
 """Training throughput: where each epoch's time goes, in our trainer and in a plain model.fit of the same model.
 
 For the `quick` preset at 16 epochs (issue #16), in one process, one after the other: `training.train` as the CLI
-runs it, `training.train` as the app's worker runs it (with the per-epoch memory release), and a plain `model.fit` of
-the same model, optimizer and tf.data pipeline. A Keras callback stamps every batch's begin and end: the train
+runs it, the app's worker running the run as a queued job (`worker.run_job`: its progress written to the queue's
+SQLite file, a checkpoint written every epoch, a thread polling for Stop), and a plain `model.fit` of the same model,
+optimizer and tf.data pipeline. A Keras callback stamps every batch's begin and end: the train
 step is the time between them; everything else in an epoch (fetching the next batch, callbacks, the epoch's
 validation, the memory release) is outside the steps, and validation is timed on its own.
 
@@ -95,6 +96,31 @@ def _ours(hp, dataset, listeners) -> list[dict]:
     return clock.epochs
 
 
+def _worker(hp, dataset) -> list[dict]:
+    """The run as the app's worker runs a queued job, in a scratch queue and store."""
+    import os
+    import tempfile
+
+    import keras
+
+    from fmnist_core.job_queue import JobQueue
+    from fmnist_core.jobs import RUN
+    from fmnist_core.store import ModelStore
+    from fmnist_core.worker import run_job
+
+    clock, fit = step_clock(), keras.Model.fit
+
+    def fit_with_clock(model, *args, callbacks=None, **kwargs):
+        return fit(model, *args, callbacks=[*(callbacks or []), clock], **kwargs)
+
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as root:
+        queue = JobQueue(root)
+        queue.submit(RUN, "bench", owner="bench", hyperparameters=hp)
+        with mock.patch.object(keras.Model, "fit", fit_with_clock):
+            run_job(queue, ModelStore(root), queue.claim_next(0, os.getpid()), lambda: dataset)
+    return clock.epochs
+
+
 def _plain_fit(hp, dataset) -> list[dict]:
     """The same model, optimizer, loss and pipeline through a bare model.fit: no listeners, no memory release."""
     import keras
@@ -148,7 +174,6 @@ def measure(preset_names: list[str]) -> dict:
     """Every run of every preset while the control copies memory; the figures per run."""
     from fmnist_core.data import load_fashion_mnist
     from fmnist_core.hyperparameters import preset
-    from fmnist_core.jobs import trim_after_each_epoch
 
     dataset = load_fashion_mnist()
     control = subprocess.Popen([sys.executable, "-c", CONTROL], stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -157,7 +182,7 @@ def measure(preset_names: list[str]) -> dict:
         for name in preset_names:
             hp = preset(name, epochs=QUICK_EPOCHS) if name == "quick" else preset(name)
             runs[f"{name}: training.train (CLI)"] = (_ours(hp, dataset, []), hp.batch_size)
-            runs[f"{name}: training.train (app worker)"] = (_ours(hp, dataset, [trim_after_each_epoch]), hp.batch_size)
+            runs[f"{name}: the app's worker (run_job)"] = (_worker(hp, dataset), hp.batch_size)
             runs[f"{name}: plain model.fit"] = (_plain_fit(hp, dataset), hp.batch_size)
     finally:
         control.terminate()

@@ -21,6 +21,8 @@ METHOD_HELP = ("HiResCAM weighs every position by its own gradient, so it shows 
                "model does not use.")
 CAM_NOTE = ("Bright areas are where the model found the most evidence for this class: a conv layer's activations "
             "times how much they raise the class score.")
+MIRROR_NOTE = (" The map is of the image as it is; this model's answer also looks at its mirror image and averages the "
+               "two.")
 
 
 def _explainer(saved: SavedModel):
@@ -58,7 +60,8 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
                                       key=f"cam_class_{key}_{predicted}")
             method = st.radio("Method", METHODS, format_func=METHOD_LABELS.get, horizontal=True,
                               key=f"cam_method_{key}", help=METHOD_HELP)
-            st.caption(CAM_NOTE + f" Layer: `{explainer.target_layer_name}`.")
+            st.caption(CAM_NOTE + f" Layer: `{explainer.target_layer_name}`."
+                       + (MIRROR_NOTE if saved.hyperparameters.mirror_average else ""))
         heatmap = explainer.cam(image, CLASS_NAMES.index(class_name), method=method).heatmaps[0]
         picture.image(charts.heat_overlay(image, heatmap, factor=8),
                       caption=f"{METHOD_NAMES[method]} for {class_name}")
