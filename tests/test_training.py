@@ -12,6 +12,7 @@ from fmnist_core.hyperparameters import preset
 from fmnist_core.inference import Classifier
 from fmnist_core.training import (
     NON_ITEM_LABEL,
+    VALIDATION_BATCH_SIZE,
     BatchEnd,
     EpochEnd,
     ItemAccuracy,
@@ -19,8 +20,10 @@ from fmnist_core.training import (
     TrainingStarted,
     _EventBridge,
     _targets,
+    make_dataset,
     select_training_data,
     train,
+    validation_dataset,
 )
 
 # The seed-000 architecture, small and quick: one epoch on 5,000 images takes a few seconds here.
@@ -190,3 +193,25 @@ def test_the_eta_leaves_out_the_warm_up_batches_once_there_are_more(monkeypatch)
         bridge.on_train_batch_end(batch, {"loss": 1.0, "accuracy": 0.5})
     assert events[10].eta_seconds == pytest.approx(1.0 * (200 - 11))  # warming up: the average so far
     assert events[-1].eta_seconds == pytest.approx(0.1 * (200 - 60))  # then the rate after the warm-up
+
+
+def test_a_repeated_dataset_gives_each_image_once_per_epoch_in_a_new_order_with_the_same_batches():
+    images = np.arange(10, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+    labels = np.arange(10) % 10
+    batches = list(make_dataset(images, labels, batch_size=4, seed=7, repeat=True).take(6))
+    assert [len(x) for x, _ in batches] == [4, 4, 2, 4, 4, 2]  # each epoch keeps its own smaller last batch
+    epochs = [np.concatenate([x[:, 0, 0].numpy() for x, _ in batches[i : i + 3]]) for i in (0, 3)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(10))
+    assert list(epochs[0]) != list(epochs[1])  # reshuffled between epochs
+    for x, y in batches:  # labels travel with their images, one-hot
+        np.testing.assert_array_equal(np.argmax(y.numpy(), axis=1), x[:, 0, 0].numpy() % 10)
+
+
+def test_the_validation_batches_come_in_order_without_tf_data_autotuning():
+    images = np.arange(2500, dtype=np.int64)[:, None, None].astype(np.uint8) * np.ones((1, 28, 28), np.uint8)
+    labels = np.arange(2500) % 10
+    dataset = validation_dataset(images, labels)
+    assert dataset.options().autotune.enabled is False
+    seen = np.concatenate([np.argmax(y.numpy(), axis=1) for _, y in dataset])
+    np.testing.assert_array_equal(seen, labels)  # all of them, in order, in batches of VALIDATION_BATCH_SIZE
+    assert [len(x) for x, _ in dataset] == [VALIDATION_BATCH_SIZE, VALIDATION_BATCH_SIZE, 500]
