@@ -23,7 +23,7 @@ HYPERPARAMETER_LABELS = {
     "num_conv_blocks": "Conv blocks", "convs_per_block": "Convolutions per block", "kernel_size": "Kernel size",
     "batch_norm": "Batch norm", "dropout_rate": "Dropout rate", "dense_units": "Dense units",
     "lr_schedule": "Learning-rate schedule", "early_stopping_patience": "Early-stopping patience",
-    "augment": "Augment images", "mirror_average": "Answer with the mirror image too",
+    "augment": "Augment images", "mirror_average": "Mirror-image average",
     "train_subset_size": "Training images (0: all)",
     "validation_fraction": "Validation fraction", "label_smoothing": "Label smoothing",
     "precision": "Arithmetic precision", "extra_dense_units": "Extra dense layers (units, comma-separated)",
