@@ -163,9 +163,14 @@ def fill_outlines(ink: np.ndarray) -> tuple[np.ndarray, bool]:
            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
     drawn = np.pad(strokes[box], margin)
     closed = drawn
-    if radius >= 1:  # a morphological closing with a disc of that radius, by two distance transforms
-        grown = ndimage.distance_transform_edt(~drawn) <= radius
-        closed = drawn | (ndimage.distance_transform_edt(grown) > radius)
+    if radius >= 1:  # a morphological closing with a disc of that radius, by two distance transforms, at half
+        # the resolution (4x fewer pixels; the strokes first grown by up to one pixel by 2x2 max pooling)
+        height, width = drawn.shape
+        even = np.pad(drawn, ((0, height % 2), (0, width % 2)))
+        half = even.reshape(even.shape[0] // 2, 2, even.shape[1] // 2, 2).any(axis=(1, 3))
+        grown = ndimage.distance_transform_edt(~half) <= radius / 2
+        closed_half = ndimage.distance_transform_edt(grown) > radius / 2
+        closed = drawn | closed_half.repeat(2, axis=0).repeat(2, axis=1)[:height, :width]
     solid = ndimage.binary_fill_holes(closed)
     if not (solid & ~closed).any():  # nothing enclosed (the closing alone only rounds concave corners)
         return ink, False
