@@ -328,9 +328,11 @@ class ModelStore:
 
     def load_model(self, name: str):
         """Load a saved model with Keras safe_mode on; raises ModelStoreError naming the folder if it fails."""
+        return self._load_network(self.get(name))
+
+    def _load_network(self, saved: SavedModel):
         import keras
 
-        saved = self.get(name)
         try:
             model = keras.saving.load_model(saved.path / MODEL_FILE, compile=False, safe_mode=True)
         except Exception as error:  # noqa: BLE001 - Keras raises many types for a damaged archive
@@ -351,8 +353,9 @@ class ModelStore:
         from .inference import Classifier
         from .model import answering_model
 
-        network = self.load_model(name)
-        return Classifier(answering_model(network, self.get(name).hyperparameters), network)
+        saved = self.get(name)  # the folders are listed once
+        network = self._load_network(saved)
+        return Classifier(answering_model(network, saved.hyperparameters), network)
 
     def delete(self, name: str, identity: tuple[str, str, int] | None = None) -> None:
         """Delete a saved run; the shipped default model cannot be deleted. With `identity` (a SavedModel's, as the
