@@ -19,6 +19,8 @@ def test_why_shows_the_grad_cam_of_an_uploaded_picture(page, app_server, artifac
     heat = result.locator('[data-testid="stImage"]').filter(has_text="HiResCAM for Trouser").locator("img")
     expect(heat).to_be_visible()
     expect(heat).to_have_js_property("naturalWidth", 28 * 8)  # the 28x28 map, enlarged 8x, once loaded
+    # the shipped model answers with the mirror image too; the map is of the image as it is, and the page says so
+    expect(result.get_by_text("this model's answer also looks at its mirror image")).to_be_visible()
     wait_until_settled(page)
     scroll_to(result.get_by_text("Why? Show what the model looks at"))
     page.screenshot(path=artifacts / "classify-grad-cam.png")
