@@ -18,6 +18,7 @@ stall; one during which the control slowed too is the machine's. `--quick` leave
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
@@ -85,24 +86,31 @@ def step_clock():
     return StepClock()
 
 
-def _ours(hp, dataset, eta: dict) -> list[dict]:
-    """`training.train`, with a StepClock slipped into its model.fit; `eta` gets the end the page predicted after
-    epoch 1 and the actual end (seconds of training)."""
+@contextlib.contextmanager
+def clocked_fit():
+    """A StepClock slipped into every `model.fit` called inside the block (ours or the worker's); yields it."""
     import keras
-
-    from fmnist_core.events import EpochEnd
-    from fmnist_core.training import train
 
     clock, fit = step_clock(), keras.Model.fit
 
     def fit_with_clock(model, *args, callbacks=None, **kwargs):
         return fit(model, *args, callbacks=[*(callbacks or []), clock], **kwargs)
 
+    with mock.patch.object(keras.Model, "fit", fit_with_clock):
+        yield clock
+
+
+def _ours(hp, dataset, eta: dict) -> list[dict]:
+    """`training.train`, clocked; `eta` gets the end the page predicted after epoch 1 and the actual end (seconds of
+    training)."""
+    from fmnist_core.events import EpochEnd
+    from fmnist_core.training import train
+
     def listen(event):
         if isinstance(event, EpochEnd) and event.epoch == 1:
             eta["predicted_after_epoch_1"] = event.elapsed_seconds + event.eta_seconds
 
-    with mock.patch.object(keras.Model, "fit", fit_with_clock):
+    with clocked_fit() as clock:
         eta["actual"] = train(hp, dataset, listeners=[listen]).train_seconds
     return clock.epochs
 
@@ -112,22 +120,15 @@ def _worker(hp, dataset) -> list[dict]:
     import os
     import tempfile
 
-    import keras
-
     from fmnist_core.job_queue import JobQueue
     from fmnist_core.jobs import RUN
     from fmnist_core.store import ModelStore
     from fmnist_core.worker import run_job
 
-    clock, fit = step_clock(), keras.Model.fit
-
-    def fit_with_clock(model, *args, callbacks=None, **kwargs):
-        return fit(model, *args, callbacks=[*(callbacks or []), clock], **kwargs)
-
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as root:
         queue = JobQueue(root)
         queue.submit(RUN, "bench", owner="bench", hyperparameters=hp)
-        with mock.patch.object(keras.Model, "fit", fit_with_clock):
+        with clocked_fit() as clock:
             run_job(queue, ModelStore(root), queue.claim_next(0, os.getpid()), lambda: dataset)
     return clock.epochs
 

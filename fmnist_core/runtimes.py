@@ -118,12 +118,10 @@ def load_runtime(format: str, path: Path, hyperparameters=None) -> Runtime:
     """The runtime of `format` ("savedmodel", "litert", "onnx" or "keras") with the export at `path` loaded; a keras
     export answers as `hyperparameters` say (default: its card's)."""
     path = Path(path)
-    runtimes = {"savedmodel": SavedModelRuntime, "litert": LiteRTRuntime, "onnx": OnnxRuntime}
-    if format == "keras":
-        return KerasRuntime(path, hyperparameters)
+    runtimes = {"savedmodel": SavedModelRuntime, "litert": LiteRTRuntime, "onnx": OnnxRuntime, "keras": KerasRuntime}
     if format not in runtimes:
-        raise ValueError(f"format {format!r}: expected one of {', '.join([*runtimes, 'keras'])}.")
-    return runtimes[format](path)
+        raise ValueError(f"format {format!r}: expected one of {', '.join(runtimes)}.")
+    return KerasRuntime(path, hyperparameters) if format == "keras" else runtimes[format](path)
 
 
 def single_image_latency_ms(runtime: Runtime, image: np.ndarray, calls: int = 200, warm_up: int = 10) -> float:
