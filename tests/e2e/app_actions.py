@@ -117,6 +117,28 @@ def set_slider(page: Page, label: str, value: int) -> None:
     expect(slider).to_have_value(str(value))
 
 
+def set_form_sliders(page: Page, sliders: dict[str, tuple[str, int]], attempts: int = 3) -> None:
+    """Move the Train form's sliders ({label: (query name, value)}) and wait until the server's run of the page has
+    the values, as its share link shows them.
+
+    A slider sends its value a moment after its last key press, and a rerun of the whole page at that moment (a
+    timed fragment that saw another visitor's job end) has been seen to put the form back as it was: Start pressed
+    then trains the old values. The sliders are moved again when the link does not show the values.
+    """
+    link = current(page).locator('[data-testid="stCode"]').filter(has_text="train_subset_size=")
+    for attempt in range(1, attempts + 1):
+        for label, (_, value) in sliders.items():
+            set_slider(page, label, value)
+        try:
+            for name, value in sliders.values():
+                expect(link).to_contain_text(re.compile(rf"[?&]{name}={value}(&|$)"), timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == attempts:
+                raise
+            print(f"the server did not have the sliders' values after attempt {attempt}; moving them again")
+
+
 def sidebar_model_names(page: Page) -> list[str]:
     """The labels offered by the sidebar's Active model selectbox, e.g. "default (shipped) · 93.5%"."""
     page.get_by_role("combobox", name="Active model").click()
@@ -127,6 +149,14 @@ def sidebar_model_names(page: Page) -> list[str]:
     return names
 
 
+CHARTS_DRAWN = """current => [...document.querySelectorAll(current)]
+    .filter(element => element.querySelector('[data-testid="stPlotlyChart"]'))
+    .every(element => [...element.querySelectorAll('.main-svg')].some(svg => {
+        const box = svg.getBoundingClientRect();
+        return box.width > 0 && box.height > 0 && getComputedStyle(svg).visibility !== 'hidden';
+    }))"""
+
+
 def wait_until_settled(page: Page) -> None:
     """Before a screenshot: the script has finished, every image has loaded and every Plotly chart has drawn.
 
@@ -134,8 +164,10 @@ def wait_until_settled(page: Page) -> None:
     """
     expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning")
     page.wait_for_function("() => [...document.images].every(image => image.complete && image.naturalWidth > 0)")
-    for chart in page.locator(f'{CURRENT} [data-testid="stPlotlyChart"]').all():
-        expect(chart.locator(".main-svg").first).to_be_visible()
+    # Checked in one pass over the page as it is at that moment, since a page that updates live replaces its charts:
+    # each chart's element shows a drawn plot. As a chart redraws, Streamlit keeps a second, empty (0 x 0) plot in the
+    # same element for a few seconds (longer on a busy CPU), which does not count against it.
+    page.wait_for_function(CHARTS_DRAWN, arg=CURRENT)
 
 
 def scroll_to(locator: Locator) -> None:

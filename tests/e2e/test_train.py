@@ -16,7 +16,7 @@ from app_actions import (
     run_heading,
     run_outcome,
     scroll_to,
-    set_slider,
+    set_form_sliders,
     sidebar_model_names,
     start_run,
     wait_until_no_run,
@@ -40,8 +40,7 @@ def test_a_share_link_fills_the_form(page, app_server):
 def test_a_small_run_set_on_the_form_trains_to_the_end_and_is_saved(page, app_server, artifacts):
     wait_until_no_run(page, app_server.url)
     open_more_settings(page)
-    set_slider(page, "Training images (0: all)", 3000)
-    set_slider(page, "Epochs", 2)
+    set_form_sliders(page, {"Training images (0: all)": ("train_subset_size", 3000), "Epochs": ("epochs", 2)})
 
     start_run(page, "e2e-small")
 
