@@ -92,6 +92,27 @@ class OnnxRuntime:
         return _chunks(images, lambda batch: self._session.run(None, {self._input: batch})[0])
 
 
+def _card_hyperparameters(path: Path):
+    """The hyperparameters on the card beside a `.keras` file, checked as the model store checks cards; None when
+    there is no card. Raises ModelStoreError naming the card and what is wrong with it."""
+    from .hyperparameters import HyperParameters
+    from .store import CARD_FILE, ModelStoreError, card_problem
+
+    card_file = path.parent / CARD_FILE
+    if not card_file.is_file():
+        return None
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelStoreError(f"{card_file} cannot be read as JSON ({error}): put back the card.json that came with "
+                              f"{path.name}, or remove it to load the network alone.") from error
+    problem = card_problem(card)
+    if problem:
+        raise ModelStoreError(f"{card_file} {problem}: put back the card.json that came with {path.name}, or remove "
+                              "it to load the network alone.")
+    return HyperParameters.from_dict(card["hyperparameters"])
+
+
 class KerasRuntime:
     """A `.keras` file loaded by Keras (safe mode) and run through the app's own traced Classifier, answering as
     `hyperparameters` say (`mirror_average`), by default those of the card beside the file (the store's layout)."""
@@ -99,14 +120,11 @@ class KerasRuntime:
     def __init__(self, path: Path, hyperparameters=None):
         import keras
 
-        from .hyperparameters import HyperParameters
         from .inference import Classifier
         from .model import answering_model
-        from .store import CARD_FILE
 
-        card = path.parent / CARD_FILE
-        if hyperparameters is None and card.is_file():
-            hyperparameters = HyperParameters.from_dict(json.loads(card.read_text())["hyperparameters"])
+        if hyperparameters is None:
+            hyperparameters = _card_hyperparameters(path)
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
         self._classifier = Classifier(answering_model(model, hyperparameters) if hyperparameters else model)
 

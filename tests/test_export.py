@@ -99,3 +99,26 @@ def test_the_keras_export_copied_into_another_store_answers_and_explains_as_in_t
                                classifier.probabilities(images), atol=1e-5)
     explainer = Explainer(other.load_model("copied"))  # the network itself, with its conv layers to explain
     assert explainer.unavailable is None and explainer.cam(images[0]).heatmaps.shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize(("card_text", "says"), [
+    ("{not json", r"cannot be read as JSON \(Expecting property name"),
+    ('{"name": "default"}', r"has no valid hyperparameters"),
+    ('{"hyperparameters": {"mirror_average": "yes"}}', r"has no valid hyperparameters"),
+])
+def test_a_keras_export_with_a_damaged_card_is_refused_naming_the_card(shipped_model, dataset, tmp_path, card_text,
+                                                                      says):
+    from fmnist_core.store import ModelStoreError
+
+    saved, model, _ = shipped_model
+    path = export_model(model, saved, "keras", tmp_path, dataset, check_images=50).path
+    (path.parent / "card.json").write_text(card_text)
+    with pytest.raises(ModelStoreError, match=rf"^{path.parent / 'card.json'} {says}.*: put back the card.json that "
+                                              r"came with model.keras, or remove it to load the network alone\.$"):
+        load_runtime("keras", path)
+    (path.parent / "card.json").unlink()  # the network alone: one pass, no mirror average
+    from fmnist_core.inference import Classifier
+
+    images = dataset.test_images[:50]
+    network_alone = load_runtime("keras", path).probabilities(images)
+    np.testing.assert_allclose(network_alone, Classifier(model).probabilities(images), atol=1e-5)
