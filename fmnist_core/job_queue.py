@@ -20,6 +20,7 @@ from pathlib import Path
 from .events import BatchEnd, TrialEnd
 from .hyperparameters import HyperParameters
 from .jobs import (
+    KEEP_ENDED_JOBS,
     MAX_BATCH_POINTS,
     MAX_JOBS_PER_VISITOR,
     MAX_RESUMES,
@@ -275,13 +276,24 @@ class JobQueue:
 
     def finish(self, job_id: str, state: JobState, saved_name: str | None = None, test_accuracy: float | None = None,
                stopped_by_time_limit: bool = False, error: str | None = None, traceback: str | None = None) -> None:
-        """Record how a job ended; its checkpoint, of no use any more, is removed."""
-        with self._connect() as db:
+        """Record how a job ended; its checkpoint, of no use any more, is removed, and ended jobs beyond the newest
+        KEEP_ENDED_JOBS are deleted."""
+        with self._transaction() as db:
             db.execute("UPDATE jobs SET state=?, ended_at=?, saved_name=?, test_accuracy=?, stopped_by_time_limit=?, "
                        "error=?, traceback=? WHERE job_id=?",
                        (state.value, time.time(), saved_name, test_accuracy, int(stopped_by_time_limit), error,
                         traceback, job_id))
+            self._prune(db)
         shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+
+    @staticmethod
+    def _prune(db: sqlite3.Connection) -> None:
+        """Delete the ended jobs beyond the newest KEEP_ENDED_JOBS, with their rows in the other tables."""
+        old = [row[0] for row in db.execute(
+            f"SELECT job_id FROM jobs WHERE state NOT IN {_ACTIVE} ORDER BY seq DESC LIMIT -1 OFFSET ?",
+            (KEEP_ENDED_JOBS,))]
+        for table in ("epochs", "batch_points", "trials", "jobs"):
+            db.executemany(f"DELETE FROM {table} WHERE job_id=?", [(job_id,) for job_id in old])
 
     # ---- reading rows ----------------------------------------------------------------------------
     def _snapshot(self, db: sqlite3.Connection, row: sqlite3.Row, with_curves: bool) -> JobSnapshot:

@@ -36,6 +36,10 @@ CONCURRENT_JOBS = max(1, int(os.environ.get("FMNIST_CONCURRENT_JOBS", "1")))
 # Per-batch points kept for the live chart (older ones are thinned out when read): a 400 px wide chart shows no
 # more, and every refresh of the Train page sends them all to each open browser.
 MAX_BATCH_POINTS = 1000
+# Ended jobs the queue keeps, with their epochs, batch points and trials: the pages show the latest run and sweep
+# and the waiting jobs, and saved models keep their history on their cards. Older ones are deleted as a job ends,
+# so a server that trains for months keeps a queue file of a few megabytes.
+KEEP_ENDED_JOBS = 100
 # For a queued job's estimated start, when this server has trained nothing yet: images per second of `quick`
 # on a 2-core AMD EPYC (bench/RESULTS.md, throughput), and seconds to score the test set and save.
 DEFAULT_IMAGES_PER_SECOND = 9000.0

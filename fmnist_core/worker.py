@@ -30,6 +30,7 @@ from .jobs import CONCURRENT_JOBS, MAX_TRAIN_MINUTES, RUN, JobSnapshot, JobState
 
 SLOT_LOCK = "worker-{slot}.lock"
 WORKER_LOG = "worker.log"
+WORKER_LOG_BYTES = 5_000_000  # then it is rotated as the next worker starts
 POLL_SECONDS = 0.25  # how often a waiting worker looks for a job, and a running job for a stop request
 FLUSH_SECONDS = 0.5  # how often a job's progress (last batch, curve points) is written to the queue
 # An app-started worker exits after this long without a job, handing its memory back (FMNIST_WORKER_IDLE_EXIT).
@@ -272,6 +273,16 @@ def ensure_worker(store, queue: JobQueue | None = None) -> bool:
         return True
 
 
+def _rotate_if_large(log_path: Path) -> None:
+    """Keep the worker's log to at most two files of WORKER_LOG_BYTES: a larger one becomes `worker.log.1` (the
+    previous `.1` is dropped) before the next worker appends."""
+    try:
+        if log_path.stat().st_size > WORKER_LOG_BYTES:
+            log_path.replace(log_path.with_name(log_path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
 def spawn_worker(root: Path | str) -> subprocess.Popen:
     """`python -m fmnist_core --models-dir ROOT worker` in a session of its own (it outlives the web server: a
     restart of the app does not cut a run), its output appended to `.jobs/worker.log`."""
@@ -280,6 +291,7 @@ def spawn_worker(root: Path | str) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    _rotate_if_large(folder / WORKER_LOG)
     with open(folder / WORKER_LOG, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "fmnist_core", "--models-dir", str(root), "worker"],

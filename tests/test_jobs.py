@@ -4,6 +4,7 @@ in the test's process; tests/test_worker_crash.py kills real worker processes.""
 
 import threading
 import time
+from contextlib import closing
 
 import pytest
 
@@ -111,6 +112,26 @@ def test_only_a_waiting_job_can_be_cancelled_and_only_a_running_one_stopped(tmp_
     assert not queue.cancel(waiting.job_id)  # already out of the queue
 
 
+def test_a_job_that_ends_deletes_the_oldest_ended_jobs_beyond_the_kept_number_with_their_rows(tmp_path,
+                                                                                                  monkeypatch):
+    import sqlite3
+
+    monkeypatch.setattr(job_queue, "KEEP_ENDED_JOBS", 3)
+    monkeypatch.setattr(job_queue, "MAX_JOBS_PER_VISITOR", 10)
+    queue = JobQueue(tmp_path)
+    waiting = queue.submit(RUN, "waits", "visitor-w", hyperparameters=TINY)  # the oldest job, still waiting
+    ended = [queue.submit(RUN, f"run {n}", "visitor-a", hyperparameters=TINY).job_id for n in range(6)]
+    for job_id in ended:
+        queue.record_progress(job_id, None, [(0.5, 1.0, 0.5)], epochs=[{"epoch": 1, "images_per_second": 1.0}])
+        queue.finish(job_id, JobState.FINISHED)
+
+    assert [job.job_id for job in queue.recent(10)] == [waiting.job_id, *ended[-3:]]  # the waiting one stays
+    with closing(sqlite3.connect(queue.path)) as db:
+        for table in ("epochs", "batch_points"):
+            assert {row[0] for row in db.execute(f"SELECT job_id FROM {table}")} == set(ended[-3:]), table
+    assert queue.recent_images_per_second() == 1.0
+
+
 def test_a_sweep_spec_survives_the_trip_through_the_database(tmp_path):
     from fmnist_core.sweep import Range
 
@@ -213,3 +234,17 @@ def test_a_run_waiting_to_resume_can_be_stopped_and_is_saved_with_the_epochs_it_
     assert snapshot.state == JobState.STOPPED and [epoch["epoch"] for epoch in snapshot.epochs] == [1, 2]
     assert store.get(snapshot.saved_name).card["resumed_at_epochs"] == [2]
     assert not queue.checkpoint_dir(job.job_id).exists()
+
+
+def test_the_workers_log_is_rotated_when_large_so_it_never_holds_more_than_two_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(worker, "WORKER_LOG_BYTES", 100)
+    log = tmp_path / worker.WORKER_LOG
+    worker._rotate_if_large(log)  # none yet: nothing to do
+    log.write_bytes(b"small\n")
+    worker._rotate_if_large(log)
+    assert log.read_bytes() == b"small\n"
+    for text in (b"first " * 20, b"second " * 20):
+        log.write_bytes(text)
+        worker._rotate_if_large(log)
+        assert not log.exists() and (tmp_path / "worker.log.1").read_bytes() == text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["worker.log.1"]
