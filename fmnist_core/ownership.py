@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,3 +89,38 @@ class ActiveModels:
             for closed in [sid for sid in self._models if not self._is_alive(sid)]:
                 del self._models[closed]
             return sum(1 for sid, name in self._models.items() if name == model_name and sid != session_id)
+
+
+class SignInThrottle:
+    """Wrong operator passwords, counted server-wide, so that the password cannot be guessed by trying many.
+
+    A visitor (by owner key) may get it wrong `per_visitor` times in `window_seconds`, and all visitors together
+    `overall` times (a new browser id per try gets no more tries); then sign-in waits until the oldest failure
+    counted leaves the window. A right password clears that visitor's failures. Thread-safe."""
+
+    def __init__(self, per_visitor: int = 5, overall: int = 20, window_seconds: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.per_visitor, self.overall, self.window_seconds, self._clock = per_visitor, overall, window_seconds, clock
+        self._failures: list[tuple[float, str]] = []  # (when, visitor key), oldest first
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, visitor_key: str) -> float:
+        """Seconds until `visitor_key` may try again (0: now)."""
+        with self._lock:
+            now = self._clock()
+            self._failures = [(when, key) for when, key in self._failures if now - when < self.window_seconds]
+            mine = [when for when, key in self._failures if key == visitor_key]
+            waits = [0.0]
+            if len(mine) >= self.per_visitor:
+                waits.append(mine[-self.per_visitor] + self.window_seconds - now)
+            if len(self._failures) >= self.overall:
+                waits.append(self._failures[-self.overall][0] + self.window_seconds - now)
+            return max(waits)
+
+    def failed(self, visitor_key: str) -> None:
+        with self._lock:
+            self._failures.append((self._clock(), visitor_key))
+
+    def succeeded(self, visitor_key: str) -> None:
+        with self._lock:
+            self._failures = [(when, key) for when, key in self._failures if key != visitor_key]

@@ -46,6 +46,23 @@ def test_without_an_operator_password_there_is_no_operator_box(models_dir, monke
     assert not [box for box in at.sidebar.text_input if box.key == "operator_password_input"]
 
 
+def test_after_five_wrong_passwords_sign_in_is_paused_even_for_the_right_one(models_dir, monkeypatch):
+    from views import state
+
+    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)
+    state._sign_in_throttle.clear()  # server-wide: other tests' wrong passwords are not counted here
+    try:
+        at = open_page()
+        for _ in range(5):
+            at = sign_in(at, "guess")
+            assert "That is not the operator password" in texts(at.warning)
+        at = sign_in(at, PASSWORD)
+        assert "sign-in is paused: try again in 10 min." in texts(at.warning)
+        assert "Signed in as the operator" not in texts(at.sidebar.caption)
+    finally:
+        state._sign_in_throttle.clear()
+
+
 @pytest.mark.slow  # the worker trains a run for the operator to stop
 def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anything(models_dir, monkeypatch):
     monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)

@@ -1,6 +1,6 @@
 """Who may stop, cancel and delete what: the policy in fmnist_core/ownership.py, with known answers."""
 
-from fmnist_core.ownership import ActiveModels, Visitor, owner_key, password_matches
+from fmnist_core.ownership import ActiveModels, SignInThrottle, Visitor, owner_key, password_matches
 
 
 def test_the_owner_key_is_stable_per_browser_id_and_does_not_reveal_it():
@@ -42,3 +42,22 @@ def test_a_model_is_in_use_only_by_other_live_sessions():
     assert active.other_users("wide", "s1") == 0
     active.use("s1", None)
     assert active.other_users("wide", "s9") == 0
+
+
+def test_sign_in_waits_after_too_many_wrong_passwords_per_visitor_and_in_all():
+    now = [0.0]
+    throttle = SignInThrottle(per_visitor=3, overall=5, window_seconds=600, clock=lambda: now[0])
+    for minute in range(3):
+        assert throttle.wait_seconds("a") == 0
+        now[0] = minute * 60.0
+        throttle.failed("a")
+    assert throttle.wait_seconds("a") == 480  # the first failure (t=0) leaves the window at t=600; now t=120
+    assert throttle.wait_seconds("b") == 0  # another visitor is not held up by a's tries
+    throttle.failed("b"), throttle.failed("c")  # five in all: everyone waits, whatever browser id they bring
+    assert throttle.wait_seconds("d") == 480
+    now[0] = 600.0
+    assert throttle.wait_seconds("a") == 0 and throttle.wait_seconds("d") == 0  # t=0 left the window: 4 in it
+    throttle.failed("a")
+    assert throttle.wait_seconds("a") == 60  # a's failures at 60, 120, 600: the one at 60 leaves at 660
+    throttle.succeeded("a")  # the right password clears a's tries
+    assert throttle.wait_seconds("a") == 0

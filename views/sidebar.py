@@ -34,8 +34,9 @@ def model_card(saved: SavedModel) -> None:
 
 
 def _sign_in() -> None:
-    if not state.sign_in_operator(st.session_state.pop("operator_password_input", "")):
-        state.flash("warning", "That is not the operator password; you can still use everything that is yours.")
+    refusal = state.sign_in_operator(st.session_state.pop("operator_password_input", ""))
+    if refusal:
+        state.flash("warning", refusal)
 
 
 def _operator_panel() -> None:
@@ -45,7 +46,7 @@ def _operator_panel() -> None:
         return
     if state.visitor().is_operator:
         st.caption("Signed in as the operator: you may stop, cancel and delete any visitor's jobs and runs.")
-        st.button("Sign out", key="operator_sign_out", on_click=state.sign_in_operator, args=("",))
+        st.button("Sign out", key="operator_sign_out", on_click=state.sign_out_operator)
         return
     with st.expander("Operator", icon=":material/admin_panel_settings:"):
         st.text_input("Operator password", type="password", key="operator_password_input")

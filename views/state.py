@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import re
 import secrets
@@ -28,6 +29,7 @@ from fmnist_core.ownership import (
     OPERATOR_PASSWORD_VARIABLE,
     VISITOR_COOKIE,
     ActiveModels,
+    SignInThrottle,
     Visitor,
     operator_token,
     owner_key,
@@ -99,12 +101,31 @@ def operator_password() -> str | None:
         return None
 
 
-def sign_in_operator(password: str) -> bool:
-    """Make this session the operator's if `password` is right (else sign it out); True if it was."""
+@st.cache_resource
+def _sign_in_throttle() -> SignInThrottle:
+    """Wrong operator passwords, server-wide (fmnist_core/ownership.py: a few tries per visitor, then a wait)."""
+    return SignInThrottle()
+
+
+def sign_in_operator(password: str) -> str | None:
+    """Make this session the operator's if `password` is right: None; else why not, as the page says it (a wrong
+    password, or too many wrong ones lately on this server: how long to wait; the password is then not checked)."""
+    throttle, key = _sign_in_throttle(), visitor().key
+    wait = throttle.wait_seconds(key)
+    if wait > 0:
+        return (f"Too many wrong operator passwords were tried on this server lately, so sign-in is paused: try "
+                f"again in {math.ceil(wait / 60)} min.")
     expected = operator_password()
-    ok = password_matches(password, expected)
-    st.session_state[_OPERATOR_KEY] = operator_token(expected) if ok else None
-    return ok
+    if not password_matches(password, expected):
+        throttle.failed(key)
+        return "That is not the operator password; you can still use everything that is yours."
+    st.session_state[_OPERATOR_KEY] = operator_token(expected)
+    throttle.succeeded(key)
+    return None
+
+
+def sign_out_operator() -> None:
+    st.session_state[_OPERATOR_KEY] = None
 
 
 def visitor() -> Visitor:
