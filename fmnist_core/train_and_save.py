@@ -9,8 +9,6 @@ from pathlib import Path
 from .data import FashionMNIST
 from .evaluation import Evaluation, evaluate
 from .hyperparameters import HyperParameters
-from .inference import Classifier
-from .model import answering_model
 from .store import ModelStore, SavedModel, make_card
 from .training import Listener, train
 
@@ -31,7 +29,6 @@ def train_evaluate_save(
     test set, save model and card (with `card_extra`'s fields, e.g. the job and owner)."""
     result = train(hp, dataset, listeners=listeners, stop_event=stop_event, time_limit_seconds=time_limit_seconds,
                    checkpoint_dir=checkpoint_dir)
-    answering = Classifier(answering_model(result.model, result.hyperparameters))
-    evaluation = evaluate(answering, dataset.test_images, dataset.test_labels)
+    evaluation = evaluate(result.classifier, dataset.test_images, dataset.test_labels)
     card = {**make_card(result, evaluation, dataset, run_name=run_name, preset=preset), **(card_extra or {})}
     return store.save(result.model, card, run_name), evaluation

@@ -48,6 +48,7 @@ class TrainingResult:
     stopped_by_time_limit: bool = False
     unsure_below: float = UNSURE_BELOW  # top probability under which an answer is "unsure / not an item"
     resumed_at_epochs: tuple[int, ...] = ()  # epochs done each time the run was resumed from a checkpoint
+    classifier: Classifier | None = None  # `model` answering as its hyperparameters say, traced once, to evaluate it
 
 
 @dataclass(frozen=True)
@@ -335,10 +336,11 @@ def train(
     # up training in batches, but one image at a time float32 is faster here (1.0 vs 1.5 ms per image).
     inference_model = build_model(hp.with_changes(precision="float32"))
     inference_model.set_weights(model.get_weights())
-    unsure_below = Classifier(answering_model(inference_model, hp)).unsure_threshold(data.validation_images)
+    classifier = Classifier(answering_model(inference_model, hp))
+    unsure_below = classifier.unsure_threshold(data.validation_images)
     return TrainingResult(inference_model, hp, bridge.history, train_seconds, bridge.best_epoch,
                           bridge.stopped_by_user, bridge.stopped_early, bridge.stopped_by_time_limit, unsure_below,
-                          tuple(bridge.resumed_at_epochs))
+                          tuple(bridge.resumed_at_epochs), classifier)
 
 
 def _restore(model: keras.Model, bridge: _EventBridge, checkpoint: TrainingCheckpoint) -> None:
