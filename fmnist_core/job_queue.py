@@ -232,8 +232,8 @@ class JobQueue:
             given_up = [row["job_id"] for row in rows if row["resumes"] >= MAX_RESUMES]
             db.executemany("UPDATE jobs SET state=?, ended_at=?, error=? WHERE job_id=?", [
                 (JobState.FAILED.value, time.time(),
-                 f"its training process died {MAX_RESUMES + 1} times while running it (killed, perhaps for using too "
-                 "much memory); it was not started again. Try a smaller model or batch size.", job_id)
+                 f"its training process died or hung {MAX_RESUMES + 1} times while running it (killed, perhaps for "
+                 "using too much memory); it was not started again. Try a smaller model or batch size.", job_id)
                 for job_id in given_up])
         for job_id in given_up:
             shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)

@@ -36,6 +36,12 @@ FLUSH_SECONDS = 0.5  # how often a job's progress (last batch, curve points) is 
 # An app-started worker exits after this long without a job, handing its memory back (FMNIST_WORKER_IDLE_EXIT).
 IDLE_EXIT_SECONDS = float(os.environ.get("FMNIST_WORKER_IDLE_EXIT", "60"))
 SPAWN_GRACE_SECONDS = 15.0  # a worker just started takes this long at most to take its slot: don't start another
+# A job that has sent no event (a batch, an epoch, a trial) for this long is hung: its worker exits with
+# STALL_EXIT_CODE, releasing its slot, and the next worker resumes the job from its last checkpoint, as after a crash
+# (a job that hangs every time fails after MAX_RESUMES). The longest quiet stretch of a working job is its start and
+# its evaluation and save, seconds here (FMNIST_WORKER_STALL_MINUTES).
+STALL_SECONDS = float(os.environ.get("FMNIST_WORKER_STALL_MINUTES", "10")) * 60
+STALL_EXIT_CODE = 3
 
 _log = logging.getLogger(__name__)
 
@@ -99,9 +105,11 @@ class _Recorder:
         self.last_batch: BatchEnd | None = None
         self.points, self.epochs, self.trials = [], [], []
         self.last_flush = 0.0
+        self.last_event = time.monotonic()  # the job's start counts as its first sign of life
         self.lock = threading.Lock()
 
     def __call__(self, event: TrainingEvent) -> None:
+        self.last_event = time.monotonic()
         with self.lock:
             if isinstance(event, TrainingResumed):
                 self.queue.restart_history(self.job.job_id, list(event.history))
@@ -129,12 +137,19 @@ class _Recorder:
         self.last_flush = time.monotonic()
 
 
-def _watch_for_stop(queue: JobQueue, job_id: str, stop_event: threading.Event, done: threading.Event) -> None:
-    """Turn a stop request written to the queue (by a page) into the trainer's stop event."""
+def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: threading.Event,
+           recorder: _Recorder) -> None:
+    """Turn a stop request written to the queue (by a page) into the trainer's stop event; end the process if the
+    job has sent no event for STALL_SECONDS (a hung job: its slot is freed and the job resumed by the next worker)."""
     while not done.wait(POLL_SECONDS):
-        if queue.stop_requested(job_id):
+        if not stop_event.is_set() and queue.stop_requested(job_id):
             stop_event.set()
-            return
+        quiet = time.monotonic() - recorder.last_event
+        if quiet > STALL_SECONDS and not done.is_set():
+            _log.error("job %s sent nothing for %.0f s (more than %.0f s): it is hung; this worker exits so that "
+                       "the next one resumes it from its last checkpoint", job_id, quiet, STALL_SECONDS)
+            logging.shutdown()
+            os._exit(STALL_EXIT_CODE)  # the hung thread cannot be stopped from Python; the process can
 
 
 def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset) -> JobState:
@@ -142,9 +157,9 @@ def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset) -> JobState:
     stop_event, done = threading.Event(), threading.Event()
     if job.stop_requested:
         stop_event.set()
-    watcher = threading.Thread(target=_watch_for_stop, args=(queue, job.job_id, stop_event, done), daemon=True)
-    watcher.start()
     recorder = _Recorder(queue, job)
+    watcher = threading.Thread(target=_watch, args=(queue, job.job_id, stop_event, done, recorder), daemon=True)
+    watcher.start()
     try:
         if job.kind == RUN:
             state = _run(queue, store, job, load_dataset, recorder, stop_event)
@@ -247,8 +262,13 @@ def last_worker_failure(store) -> str | None:
     spawned = _spawned.get(str(Path(store.root) / ".jobs"))
     if spawned is None or spawned[1].poll() in (None, 0):
         return None
-    return (f"the training worker exited with code {spawned[1].returncode} (its log is .jobs/{WORKER_LOG} in the "
-            "model folder); another will be started in a few minutes.")
+    code = spawned[1].returncode
+    if code == STALL_EXIT_CODE:
+        return (f"a job had not moved for {STALL_SECONDS / 60:g} minutes, so the training worker stopped it (its log "
+                f"is .jobs/{WORKER_LOG} in the model folder); another will be started in a few minutes and resume "
+                "it from its last finished epoch.")
+    return (f"the training worker exited with code {code} (its log is .jobs/{WORKER_LOG} in the model folder); "
+            "another will be started in a few minutes.")
 
 
 def ensure_worker(store, queue: JobQueue | None = None) -> bool:

@@ -120,3 +120,24 @@ def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(
     assert done.trials[0] == first_trial  # kept, not trained again
     assert sorted(trial.values["learning_rate"] for trial in done.trials) == [1e-3, 2e-3, 3e-3]
     assert all(trial.status == "completed" for trial in done.trials)
+
+
+def test_a_job_that_stays_quiet_too_long_ends_its_worker_is_resumed_by_the_next_and_fails_after_the_last_try(
+        tmp_path, monkeypatch):
+    from fmnist_core.jobs import MAX_RESUMES
+
+    # 0.3 s without an event: every real start is quieter than that (the first batch alone traces the training step
+    # for a second or more), so each worker finds the job hung and exits, as it would after 10 minutes of a real hang
+    monkeypatch.setenv("FMNIST_WORKER_STALL_MINUTES", "0.005")
+    monkeypatch.setenv("FMNIST_WORKER_IDLE_EXIT", "1")
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "hangs", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
+    for attempt in range(MAX_RESUMES + 1):
+        assert spawn_worker(tmp_path).wait(TIMEOUT) == worker_module.STALL_EXIT_CODE
+        stalled = queue.snapshot(job.job_id)
+        assert stalled.is_running and stalled.resumes == attempt  # recorded as running: the next worker resumes it
+    assert spawn_worker(tmp_path).wait(TIMEOUT) == 0  # it gives the job up, finds nothing else, and exits when idle
+    failed = queue.snapshot(job.job_id)
+    assert failed.state == JobState.FAILED and f"died or hung {MAX_RESUMES + 1} times" in failed.error
+    log = (tmp_path / ".jobs" / worker_module.WORKER_LOG).read_text()
+    assert log.count(f"job {job.job_id} sent nothing for") == MAX_RESUMES + 1 and "it is hung" in log
