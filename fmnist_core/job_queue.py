@@ -182,13 +182,16 @@ class JobQueue:
                               f"state NOT IN {_RUNNING}, seq").fetchall()
             return [self._snapshot(db, row, with_curves=False) for row in rows]
 
-    def latest(self, kind: str | None = None) -> JobSnapshot | None:
-        """The running job (of `kind`), else the one that started last; waiting and cancelled jobs aside."""
+    def latest(self, kind: str | None = None, owner: str | None = None) -> JobSnapshot | None:
+        """The running job (of `kind`, of `owner`), else the one that started last; waiting and cancelled jobs
+        aside."""
         kinds = (kind,) if kind else (RUN, SWEEP)
+        owners = "" if owner is None else " AND owner=?"
         with self._connect() as db:
             row = db.execute(
-                f"SELECT * FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND started_at IS NOT NULL "
-                f"ORDER BY state IN {_RUNNING} DESC, started_at DESC LIMIT 1", kinds).fetchone()
+                f"SELECT * FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND started_at IS NOT NULL{owners} "
+                f"ORDER BY state IN {_RUNNING} DESC, started_at DESC LIMIT 1",
+                (*kinds, *([] if owner is None else [owner]))).fetchone()
             return None if row is None else self._snapshot(db, row, with_curves=True)
 
     def recent(self, count: int) -> list[JobSnapshot]:

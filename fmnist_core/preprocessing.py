@@ -45,7 +45,7 @@ GAP_CLOSING_FRACTION = 0.03
 
 
 class ImageDecodeError(ValueError):
-    """An uploaded file could not be turned into an image.
+    """An uploaded file could not be turned into an image, or its image holds nothing to classify.
 
     The message names the file, what was wrong, and how to fix it.
     """
@@ -59,6 +59,7 @@ class PreparedImage:
     original: Image.Image  # RGB, EXIF-transposed, longest side at most DISPLAY_MAX_SIDE, for display
     model_input: np.ndarray  # (28, 28) uint8, light item on dark background
     inverted: bool  # True when the source had a light background and was inverted
+    frames: int = 1  # of an animated picture (GIF, WebP, TIFF pages): only the first is classified
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
@@ -250,8 +251,9 @@ def _flatten_onto_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
 
 
-def _decode(data: bytes, name: str) -> Image.Image:
-    """The first frame of `data`, fully decoded, turned upright by its EXIF orientation, RGB on white."""
+def _decode(data: bytes, name: str) -> tuple[Image.Image, int]:
+    """The first frame of `data`, fully decoded, turned upright by its EXIF orientation, RGB on white; and how
+    many frames the file has."""
     try:
         # Our own pixel limit, checked from the header, is below Pillow's bomb limit, so every bomb is refused
         # here; no warnings filter is needed (warnings.catch_warnings is not thread-safe across sessions).
@@ -270,7 +272,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
             )
         image.draft("RGB", (JPEG_DRAFT_MIN_SIDE, JPEG_DRAFT_MIN_SIDE))  # JPEG only; others ignore it
         image.load()  # decode everything now, so a truncated file fails here rather than later
-        return _flatten_onto_white(ImageOps.exif_transpose(image))
+        return _flatten_onto_white(ImageOps.exif_transpose(image)), int(getattr(image, "n_frames", 1))
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as error:
@@ -301,7 +303,15 @@ def prepare_upload(data: bytes, name: str) -> PreparedImage:
             f"{MAX_UPLOAD_BYTES / 1e6:g} MB. Save a smaller version (fewer pixels, or JPEG) and "
             "upload that."
         )
-    original = _decode(data, name)
+    original, frames = _decode(data, name)
     original.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.Resampling.LANCZOS)
     model_input, inverted = to_model_input(np.asarray(original.convert("L")))
-    return PreparedImage(name=name, original=original, model_input=model_input, inverted=inverted)
+    if not model_input.any():
+        first = " Its first frame was read: the picture has several, and only the first is classified." if (
+            frames > 1) else ""
+        raise ImageDecodeError(
+            f"{name}: nothing was found in the picture to classify: it is blank, or one colour all over (a "
+            f"transparent part counts as white).{first} Upload a picture of one item of clothing on a plain "
+            "background."
+        )
+    return PreparedImage(name=name, original=original, model_input=model_input, inverted=inverted, frames=frames)

@@ -40,6 +40,24 @@ def test_a_visitor_is_not_offered_another_visitors_run_to_delete(models_dir):
     assert not [box for box in at.selectbox if box.key == "delete_model"]
 
 
+def test_a_visitors_own_last_run_stays_first_on_train_when_another_visitors_run_ended_after_it(models_dir):
+    at = open_page()
+    me = owner_key(at.session_state["_visitor_id"])
+    queue = job_queue()
+    for name, owner, saved in (("alice-run", me, "default"), ("carol-run", owner_key("another browser"),
+                                                               "someone-elses")):
+        job = queue.submit(RUN, name, owner, hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
+        queue.claim_next(0, pid=1)
+        queue.finish(job.job_id, JobState.FINISHED, saved_name=saved, test_accuracy=0.5)
+    assert queue.latest().run_name == "carol-run"  # the server's latest run is the other visitor's
+
+    at.run()
+    headings = texts(at.subheader).splitlines()
+    assert headings[0] == "Your last run “alice-run”" and "Run “carol-run”" in headings[1:]
+    assert "saved as **default**" in texts(at.success[:1]) and "saved as **someone-elses**" in texts(at.success[1:])
+    assert "yours" in texts(at.caption) and "started by another visitor" in texts(at.caption)
+
+
 def test_without_an_operator_password_there_is_no_operator_box(models_dir, monkeypatch):
     monkeypatch.delenv(OPERATOR_PASSWORD_VARIABLE, raising=False)
     at = open_page()

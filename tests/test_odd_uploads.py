@@ -8,6 +8,7 @@ models/default classifies the prepared upload as the image's true class.
 from __future__ import annotations
 
 import io
+import re
 import tomllib
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from PIL import Image, ImageOps
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.inference import Classifier
-from fmnist_core.preprocessing import MAX_UPLOAD_BYTES, prepare_upload
+from fmnist_core.preprocessing import MAX_UPLOAD_BYTES, ImageDecodeError, prepare_upload
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,12 +129,17 @@ def test_the_exif_rotation_matters_for_the_answer(classifier, examples):
     assert int(classifier.probabilities(prepared.model_input)[0].argmax()) != label
 
 
-@pytest.mark.parametrize("colour", [0, 255])
-def test_a_one_pixel_image_is_blank_and_still_gets_an_answer(classifier, colour):
-    prepared = prepare_upload(encode(Image.new("L", (1, 1), colour), "PNG"), "dot.png")
-    assert not prepared.model_input.any()  # a single pixel is all background: nothing to show the model
-    probabilities = classifier.probabilities(prepared.model_input)[0]
-    assert probabilities.shape == (10,) and abs(float(probabilities.sum()) - 1) < 1e-5
+@pytest.mark.parametrize(("name", "picture"), [
+    ("dot-black.png", lambda: encode(Image.new("L", (1, 1), 0), "PNG")),  # a single pixel is all background
+    ("dot-white.png", lambda: encode(Image.new("L", (1, 1), 255), "PNG")),
+    ("white.jpg", lambda: encode(Image.new("RGB", (640, 480), (250, 250, 250)), "JPEG")),
+    ("strip.png", lambda: encode(Image.new("L", (5000, 3), 0), "PNG")),
+    ("clear.png", lambda: encode(Image.new("RGBA", (200, 200), (0, 0, 0, 0)), "PNG")),  # transparent counts as white
+])
+def test_a_picture_with_nothing_in_it_is_refused_saying_so_instead_of_answered(name, picture):
+    with pytest.raises(ImageDecodeError, match=rf"^{re.escape(name)}: nothing was found in the picture to classify: "
+                                               r"it is blank, or one colour all over"):
+        prepare_upload(picture(), name)
 
 
 def test_the_server_refuses_uploads_over_the_same_limit_as_the_core():

@@ -224,11 +224,15 @@ def test_animated_gif_uses_first_frame(dataset_images):
     prepared = prepare_upload(data, "animation.gif")
     assert correlation(prepared.model_input, dataset_images[0]) > 0.95
     assert correlation(prepared.model_input, dataset_images[1]) < 0.5
+    assert prepared.frames == 2  # the page says only the first was classified
 
 
-@pytest.mark.parametrize("colour", [0, 255])
-def test_one_pixel_png_gives_a_model_input(colour):
-    assert_model_input(prepare_upload(encode(Image.new("L", (1, 1), colour)), "dot.png").model_input)
+def test_an_animated_gif_with_an_empty_first_frame_is_refused_saying_which_frame_was_read(dataset_images):
+    frames = [Image.new("L", (28, 28), 0), Image.fromarray(dataset_images[0])]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(ImageDecodeError, match=r"^intro\.gif: nothing was found .* Its first frame was read: the "
+                                               r"picture has several, and only the first is classified\."):
+        prepare_upload(data, "intro.gif")
 
 
 def test_large_photo_is_downscaled_for_display():

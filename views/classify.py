@@ -35,10 +35,22 @@ CANVAS_SIDE = 280  # px
 PICTURE_WIDTH, ANSWER_WIDTH, BARS_WIDTH = 150, 210, 340  # px: the parts of an answer, side by side where they fit
 
 
+def _apart(below: float, threshold: float) -> tuple[str, str]:
+    """`below` and `threshold` (below < threshold) as percentages that read as different: one decimal, as the bars
+    show them, or more where one decimal rounds both to the same figure."""
+    for digits in (1, 2, 3):
+        shown = f"{below:.{digits}%}", f"{threshold:.{digits}%}"
+        if shown[0] != shown[1]:
+            break
+    return shown
+
+
 def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key: str, original=None,
-                    note: str = "") -> None:
-    """What the model received, its answer and all 10 probabilities for one input; on request, why."""
+                    note: str = "", item_note: str = "") -> None:
+    """What the model received, its answer and all 10 probabilities for one input; on request, why. `item_note` is
+    shown only when the answer is an item (e.g. how an outline was filled in, which means nothing for a scribble)."""
     answer = classifier.answer(model_input, saved.unsure_below)
+    note = " ".join(filter(None, [note, item_note if answer.confident else ""]))
     probabilities, top = answer.probabilities, answer.top
     # A row of fixed-width parts that wraps where the page is narrow (a phone, a 1024 px laptop beside the canvas),
     # instead of columns that squeeze the answer to "T…". The answer comes first, so on a phone it is in view
@@ -59,10 +71,10 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
     row.container(width=BARS_WIDTH).plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES),
                                                  key=f"bars_{key}", config=charts.CONFIG)
     if not answer.confident:
+        best, trusted = _apart(float(probabilities[top]), answer.unsure_below)
         st.warning(f"This does not look like an item of clothing to the model, or it cannot tell which: its best "
-                   f"guess, {CLASS_NAMES[top]}, has only {probabilities[top]:.0%} (it trusts {answer.unsure_below:.0%} "
-                   "or more). Fashion-MNIST pictures show one item, centred and filling the picture.",
-                   icon=":material/help:")
+                   f"guess, {CLASS_NAMES[top]}, has only {best} (it trusts {trusted} or more). Fashion-MNIST pictures "
+                   "show one item, centred and filling the picture.", icon=":material/help:")
     if st.toggle("Why? Show what the model looks at", key=f"why_{key}",
                  help="Grad-CAM heatmap, the feature maps of each conv block and the first layer's filters"):
         explain_panel.why(saved, model_input, top, key)
@@ -103,8 +115,8 @@ def _drawing(saved: SavedModel) -> None:
             return
         classifier = _classifier(saved)
         if classifier is not None:
-            note = FILLED_NOTE if prepared.filled else ""
-            show_prediction(saved, classifier, prepared.model_input, key="drawing", note=note)
+            show_prediction(saved, classifier, prepared.model_input, key="drawing",
+                            item_note=FILLED_NOTE if prepared.filled else "")
             st.caption(DRAWING_HINT)
 
 
@@ -143,7 +155,21 @@ def _name_lost_uploads() -> None:
                    "each name) and upload them again.", icon=":material/restart_alt:")
 
 
+# The uploader refuses a file over the size limit or of another type in the browser, before the app sees it, and
+# gives the reason only to screen readers and as a tooltip (no hover on a phone). Shown under the file's name
+# instead, in the uploader's own box, which grows to show it rather than scroll.
+REFUSED_FILE_REASON_CSS = """<style>
+[data-testid="stFileChips"]:has([aria-invalid="true"]) { max-height: none; }
+[data-testid="stFileChip"][aria-invalid="true"] { flex-wrap: wrap; height: auto; }
+[data-testid="stFileChip"][aria-invalid="true"] [role="alert"] {
+  position: static !important; width: 100% !important; height: auto !important; margin: 0 !important;
+  clip: auto !important; clip-path: none !important; overflow: visible !important; white-space: normal !important;
+  color: var(--st-red-text-color, #bd4043); font-size: 0.8rem; order: 10; }
+</style>"""
+
+
 def _uploads(saved: SavedModel) -> None:
+    st.html(REFUSED_FILE_REASON_CSS)
     files = st.file_uploader(
         f"Pictures of clothing (up to {MAX_UPLOAD_BYTES / 1e6:g} MB each, {MAX_UPLOAD_FILES} pictures and "
         f"{MAX_UPLOAD_TOTAL_BYTES / 1e6:g} MB at once)", type=list(UPLOAD_ENDINGS), accept_multiple_files=True,
@@ -172,7 +198,10 @@ def _uploads(saved: SavedModel) -> None:
             if isinstance(prepared, ImageDecodeError):
                 st.error(f"Could not classify this file. {plain(prepared, 400)}")
                 continue
-            note = "Light background: inverted to light-on-dark, like Fashion-MNIST." if prepared.inverted else ""
+            notes = ["Light background: inverted to light-on-dark, like Fashion-MNIST." if prepared.inverted else "",
+                     f"An animated picture ({prepared.frames} frames): its first frame was classified."
+                     if prepared.frames > 1 else ""]
+            note = " ".join(filter(None, notes))
             show_prediction(saved, classifier, prepared.model_input, key=f"upload_{file.file_id}",
                             original=prepared.original, note=note)
 

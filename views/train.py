@@ -183,6 +183,9 @@ def _start(hp: HyperParameters) -> bool:
     return True
 
 
+ENDED_RUN_STATES = (JobState.FINISHED, JobState.STOPPED, JobState.FAILED)
+
+
 # ---- the run ------------------------------------------------------------------------------------
 def _show_job(job_id: str, was_running: bool) -> None:
     snapshot = state.job_queue().snapshot(job_id, with_curves=False)
@@ -207,7 +210,14 @@ def _show_job(job_id: str, was_running: bool) -> None:
                                 disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
                                 help_text="Stops after the current batch; the best weights so far are evaluated and "
                                           "saved.")
-    elif snapshot.state in (JobState.FINISHED, JobState.STOPPED):
+    else:
+        _outcome(snapshot, "use_trained_model")
+
+
+def _outcome(snapshot: JobSnapshot, use_key: str) -> None:
+    """How an ended run ended: its accuracy and saved name with "Use this model" (button `use_key`), or why it
+    failed."""
+    if snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         outcome = outcome_text(snapshot)
         if snapshot.stopped_by_time_limit:
             outcome = outcome.replace("Stopped at the time limit", f"Stopped at the server's time limit of "
@@ -215,7 +225,7 @@ def _show_job(job_id: str, was_running: bool) -> None:
         st.success(f"{outcome} Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
         if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")
-        elif st.button("Use this model", key="use_trained_model", icon=":material/check_circle:"):
+        elif st.button("Use this model", key=use_key, icon=":material/check_circle:"):
             state.use_model(snapshot.saved_name)
             st.rerun()
     elif snapshot.state == JobState.FAILED:
@@ -223,6 +233,14 @@ def _show_job(job_id: str, was_running: bool) -> None:
         if snapshot.traceback:
             with st.expander("Technical details"):
                 st.code(snapshot.traceback, language=None)
+
+
+def _your_last_run(snapshot: JobSnapshot) -> None:
+    """This visitor's last run, ended, when the page shows another visitor's run in full: how it ended."""
+    st.subheader(f"Your last run “{plain(snapshot.run_name)}”")
+    st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
+               f"{snapshot.hyperparameters.parameter_count():,} parameters · yours")
+    _outcome(snapshot, "use_your_last_model")
 
 
 def _show_curves(job_id: str) -> None:
@@ -315,13 +333,18 @@ def render() -> None:
     if job is not None and run is None:
         st.info("A hyperparameter sweep " + ("is running" if job.is_running else "ran last") + " on this server.")
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
-    # A run in progress, or this visitor's last one, comes first: in view without scrolling.
-    first = run is not None and (run.is_running or state.visitor().owns(run.owner))
+    # This visitor's last run, if it ended and is not the run shown below, then a run in progress or this visitor's
+    # latest one: first, in view without scrolling.
+    me = state.visitor()
+    mine = run if run is not None and me.owns(run.owner) else queue.latest(RUN, owner=me.key)
+    if mine is not None and mine is not run and mine.state in ENDED_RUN_STATES:
+        _your_last_run(mine)
+    first = run is not None and (run.is_running or me.owns(run.owner))
     if first:
         _run_section(run)
     active = queue.active()
     _queue_section(bool(active))
-    if first:
+    if first or (mine is not None and mine is not run):
         st.divider()
     _form(active)
     st.divider()

@@ -6,6 +6,8 @@ an outline alone reads as a sandal to the model. Each was checked against the sh
 
 from __future__ import annotations
 
+import math
+
 Point = tuple[float, float]
 Stroke = list[Point]
 
@@ -63,6 +65,15 @@ SNEAKER_OUTLINE: list[Stroke] = [[
     (0.06, 0.52), (0.06, 0.70), (0.94, 0.70), (0.94, 0.60), (0.62, 0.48), (0.46, 0.36), (0.30, 0.38),
     (0.24, 0.48), (0.06, 0.52),
 ]]
+
+# Not clothing: a smiley, a closed circle (its inside is filled in like an outline's) with eyes and a mouth.
+SMILEY: list[Stroke] = [
+    [(0.5 + 0.38 * math.cos(2 * math.pi * step / 32), 0.5 + 0.38 * math.sin(2 * math.pi * step / 32))
+     for step in range(33)],
+    [(0.38, 0.38), (0.385, 0.385)],
+    [(0.62, 0.38), (0.625, 0.385)],
+    [(0.5 + 0.2 * math.cos(math.pi * step / 8), 0.55 + 0.14 * math.sin(math.pi * step / 8)) for step in range(1, 8)],
+]
 
 # Not clothing: one click of the default brush in the middle of the square.
 DOT: list[Stroke] = [[(0.50, 0.50), (0.505, 0.505)]]

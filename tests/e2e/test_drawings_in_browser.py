@@ -21,6 +21,7 @@ from drawings import (
     DOT,
     DRESS_OUTLINE,
     OUTLINE_BRUSH_WIDTH,
+    SMILEY,
     T_SHIRT_OUTLINE,
     TROUSER_OUTLINE,
 )
@@ -74,6 +75,19 @@ def test_a_dot_is_answered_as_not_clothing(page, app_server, artifacts):
     expect(model_input_image(page)).to_be_visible()  # what the model saw is still shown
     wait_until_settled(page)
     page.screenshot(path=artifacts / "dot-not-clothing.png")
+
+
+def test_a_smiley_is_answered_as_not_clothing_without_saying_its_outline_was_filled(page, app_server, artifacts):
+    open_page(page, app_server.url, "classify")
+    set_brush_width(page, OUTLINE_BRUSH_WIDTH)
+    with answered(page):
+        draw(page, SMILEY)
+
+    expect(prediction(page)).to_have_text("Unsure")
+    expect(page.get_by_text(NOT_CLOTHING)).to_be_visible()
+    expect(page.get_by_text(FILLED_NOTE)).to_have_count(0)  # filled in, but that says nothing about a non-item
+    wait_until_settled(page)
+    page.screenshot(path=artifacts / "smiley-not-clothing.png")
 
 
 def test_undo_takes_back_the_last_stroke_and_the_answer_follows(page, app_server):
