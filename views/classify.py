@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit_drawable_canvas import st_canvas
 
@@ -46,9 +47,10 @@ def _apart(below: float, threshold: float) -> tuple[str, str]:
 
 
 def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key: str, original=None,
-                    note: str = "", item_note: str = "") -> None:
-    """What the model received, its answer and all 10 probabilities for one input; on request, why. `item_note` is
-    shown only when the answer is an item (e.g. how an outline was filled in, which means nothing for a scribble)."""
+                    note: str = "", item_note: str = "", why_into: DeltaGenerator | None = None) -> None:
+    """What the model received, its answer and all 10 probabilities for one input; on request, why (in `why_into`
+    if given: a wider place than the answer's). `item_note` is shown only when the answer is an item (e.g. how an
+    outline was filled in, which means nothing for a scribble)."""
     answer = classifier.answer(model_input, saved.unsure_below)
     note = " ".join(filter(None, [note, item_note if answer.confident else ""]))
     probabilities, top = answer.probabilities, answer.top
@@ -77,7 +79,8 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
                    "show one item, centred and filling the picture.", icon=":material/help:")
     if st.toggle("Why? Show what the model looks at", key=f"why_{key}",
                  help="Grad-CAM heatmap, the feature maps of each conv block and the first layer's filters"):
-        explain_panel.why(saved, model_input, top, key)
+        with why_into or st.container():
+            explain_panel.why(saved, model_input, top, key)
 
 
 def _classifier(saved: SavedModel):
@@ -98,6 +101,7 @@ def _drawing(saved: SavedModel) -> None:
     st.session_state.setdefault("stroke_width", 18)
     row = st.container(horizontal=True, gap="large")
     canvas, result = row.container(width=CANVAS_SIDE + 8), row.container()  # all 280 px and the border, at any width
+    why = st.container()  # under both: beside the canvas, a laptop leaves the panel a third of the page
     with canvas:
         drawing = st_canvas(
             stroke_width=st.session_state["stroke_width"], stroke_color="#000000", background_color="#FFFFFF",
@@ -116,7 +120,7 @@ def _drawing(saved: SavedModel) -> None:
         classifier = _classifier(saved)
         if classifier is not None:
             show_prediction(saved, classifier, prepared.model_input, key="drawing",
-                            item_note=FILLED_NOTE if prepared.filled else "")
+                            item_note=FILLED_NOTE if prepared.filled else "", why_into=why)
             st.caption(DRAWING_HINT)
 
 

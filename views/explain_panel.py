@@ -14,6 +14,7 @@ from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, state
 
 GRID_COLUMNS = 16
+HEATMAP_SIDE, NOTE_WIDTH = 224, 420  # px: the map at 8x, and its controls and note
 METHOD_NAMES = {"hirescam": "HiResCAM", "gradcam": "Grad-CAM"}
 METHOD_LABELS = {"hirescam": "HiResCAM (default, faithful per position)", "gradcam": "Grad-CAM (classic)"}
 METHOD_HELP = ("HiResCAM weighs every position by its own gradient, so it shows exactly where the score comes "
@@ -53,7 +54,9 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
 
     heat_tab, maps_tab, filters_tab = st.tabs(["Where it looks", "Feature maps", "First-layer filters"])
     with heat_tab:
-        picture, note = st.columns([1, 2], gap="medium")
+        # side by side where they fit, the note under the map where they do not (a phone, a narrow column)
+        row = st.container(horizontal=True, gap="medium")
+        picture, note = row.container(width=HEATMAP_SIDE), row.container(width=NOTE_WIDTH)
         with note:
             # the prediction in the key: a new drawing with a new prediction starts from that class again
             class_name = st.selectbox("Show the evidence for", CLASS_NAMES, index=predicted,
@@ -63,7 +66,7 @@ def why(saved: SavedModel, image: np.ndarray, predicted: int, key: str) -> None:
             st.caption(CAM_NOTE + f" Layer: `{explainer.target_layer_name}`."
                        + (MIRROR_NOTE if saved.hyperparameters.mirror_average else ""))
         heatmap = explainer.cam(image, CLASS_NAMES.index(class_name), method=method).heatmaps[0]
-        picture.image(charts.heat_overlay(image, heatmap, factor=8),
+        picture.image(charts.heat_overlay(image, heatmap, factor=HEATMAP_SIDE // 28),
                       caption=f"{METHOD_NAMES[method]} for {class_name}")
         with note:
             _no_evidence_note(heatmap, class_name)

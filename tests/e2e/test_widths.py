@@ -10,18 +10,22 @@ from __future__ import annotations
 import pytest
 from app_actions import (
     RUN_SECONDS,
+    answered,
     current,
+    draw,
     keyed,
     open_more_settings,
     open_page,
     png_file,
     run_heading,
+    set_brush_width,
     start_run,
     stop_any_run,
     upload,
     upload_result,
     wait_until_settled,
 )
+from drawings import OUTLINE_BRUSH_WIDTH, T_SHIRT_OUTLINE
 from layout_probe import layout_problems
 from playwright.sync_api import expect
 
@@ -56,6 +60,26 @@ def test_every_page_reads_whole_at_this_width(new_page, app_server, artifacts, c
         if problems:
             found[path or "train"] = problems
     assert not found, f"at {width} px: {found}"
+
+
+def test_the_why_panel_of_a_drawing_reads_whole_on_a_1024_laptop_with_the_sidebar_open(new_page, app_server,
+                                                                                       artifacts):
+    page = new_page(viewport={"width": 1024, "height": WIDTHS[1024]})
+    open_page(page, app_server.url, "classify")
+    set_brush_width(page, OUTLINE_BRUSH_WIDTH)
+    with answered(page):
+        draw(page, T_SHIRT_OUTLINE)
+    page.get_by_text("Why? Show what the model looks at").click()
+    expect(page.get_by_text("HiResCAM for T-shirt/top")).to_be_visible()
+    wait_until_settled(page)
+    # under the canvas and the answer, not squeezed beside them: the map at its full 224 px, every tab and word whole
+    caption = page.get_by_text("HiResCAM for T-shirt/top")
+    image = page.locator('[data-testid="stImage"]').filter(has=caption).locator("img")
+    assert image.bounding_box()["width"] >= 220, image.bounding_box()
+    assert page.get_by_role("tab", name="First-layer filters").is_visible()
+    caption.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.screenshot(path=artifacts / "widths" / "classify-why-1024.png")
+    assert layout_problems(page) == []
 
 
 def test_a_run_in_progress_is_in_view_without_scrolling_on_a_1366_screen(new_page, app_server):
