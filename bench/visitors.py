@@ -50,7 +50,7 @@ def ten_visitors(browser, server: AppServer) -> list[Row]:
     for number, page in enumerate(pages):
         page.set_default_timeout(120_000)
         open_page(page, server.url, query=TINY_RUN)
-        page.get_by_label("Run name").fill(f"visitor-{number:02d}")
+        page.get_by_role("textbox", name="Run name").fill(f"visitor-{number:02d}")
     started = time.monotonic()
     for page in pages:
         page.get_by_role("button", name="Start training").click(no_wait_after=True)

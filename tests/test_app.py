@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from apptest_support import job_queue, open_page, serving_models_from, texts
+from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
 from images import encode
 from streamlit.testing.v1 import AppTest
 from waiting import job_ended, wait_until
@@ -230,6 +230,13 @@ def test_runs_lists_the_models_and_deletes_one_but_never_the_default(models_dir)
     assert "Deleted the model 'spare-copy'" in texts(at.success)
     assert "spare-copy" not in at.sidebar.selectbox(key="active_model").options
     assert at.sidebar.selectbox(key="active_model").value == "default"  # the vanished choice is repaired
+
+
+def test_runs_says_why_there_is_no_loss_chart_when_every_model_was_trained_with_label_smoothing(tmp_path):
+    with serving_models_from(with_shipped_model(tmp_path)):
+        at = open_page(PAGES[3])
+    assert "No validation loss chart: the model here was trained with label smoothing" in texts(at.info)
+    assert len(at.get("plotly_chart")) == 1  # the accuracy chart only
 
 
 def test_deleting_a_model_that_vanished_meanwhile_shows_an_error(models_dir):

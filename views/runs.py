@@ -76,12 +76,16 @@ def render() -> None:
                   if not saved.hyperparameters.label_smoothing]
     accuracy, loss = st.columns(2)
     accuracy.plotly_chart(charts.runs_curves(histories, "accuracy"), key="runs_accuracy", config=charts.CONFIG)
-    loss.plotly_chart(charts.runs_curves(plain_loss, "loss"), key="runs_loss", config=charts.CONFIG)
     smoothed = [saved.name for saved in models if saved.hyperparameters.label_smoothing]
-    if smoothed:
-        loss.caption(f"Not in the loss chart: {', '.join(map(plain, smoothed))}, trained with label smoothing, whose "
-                     "validation loss is measured against softened targets and reads higher. Each card's test loss "
-                     "compares every model.")
+    why = ("trained with label smoothing, whose validation loss is measured against softened targets and reads "
+           "higher. Each card's test loss compares every model.")
+    if plain_loss:
+        loss.plotly_chart(charts.runs_curves(plain_loss, "loss"), key="runs_loss", config=charts.CONFIG)
+        if smoothed:
+            loss.caption(f"Not in the loss chart: {', '.join(map(plain, smoothed))}, {why}")
+    else:  # empty axes would read as a broken chart
+        loss.info(f"No validation loss chart: {'the model here was' if len(smoothed) == 1 else 'every model here was'} "
+                  f"{why}", icon=":material/show_chart:")
     deploy_panel.render(models)
 
     st.subheader("Delete a run")

@@ -297,7 +297,9 @@ def _form(active: list[JobSnapshot]) -> None:
                    f"runs on this server stop after {MAX_TRAIN_MINUTES:g} minutes of training at most")
     name_box, button = st.columns([2, 1], vertical_alignment="bottom")
     name_box.text_input("Run name", key="run_name", max_chars=48,
-                        placeholder="e.g. wide-dropout (default: the preset's name and the time)")
+                        placeholder="e.g. wide-dropout",
+                        help="Left blank, the run is named after its preset and the time, e.g. "
+                             "quick-20261126-183000.")
     if button.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
                      disabled=hp is None, width="stretch") and hp is not None and _start(hp):
         st.rerun()  # the new run's progress (or its place in the queue) goes to the top of the page

@@ -345,6 +345,6 @@ def run_heading(page: Page, run_name: str) -> Locator:
 
 def start_run(page: Page, run_name: str) -> None:
     """Name the run in the Train form and press Start training; wait until the page shows it under way."""
-    page.get_by_label("Run name").fill(run_name)
+    page.get_by_role("textbox", name="Run name").fill(run_name)
     page.get_by_role("button", name="Start training").click()
     expect(run_heading(page, run_name)).to_be_visible()

@@ -115,7 +115,7 @@ def test_two_sessions_pressing_start_at_the_same_moment_each_get_one_run_in_queu
     small_run = "preset=seed-004&train_subset_size=1000&epochs=1"  # seconds of work, yet longer than a click
     for page, name in ((first, "race-a"), (second, "race-b")):
         open_page(page, app_server.url, query=small_run)
-        page.get_by_label("Run name").fill(name)
+        page.get_by_role("textbox", name="Run name").fill(name)
     buttons = [page.get_by_role("button", name="Start training") for page in (first, second)]
     for button in buttons:
         expect(button).to_be_enabled()

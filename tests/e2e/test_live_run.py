@@ -99,7 +99,7 @@ def test_another_visitor_watches_without_a_stop_button_and_their_run_waits_in_th
     expect(current(other).get_by_text("started by another visitor")).to_be_visible()
     expect(stop_button(other)).to_have_count(0)
 
-    other.get_by_label("Run name").fill("waiting-turn")
+    other.get_by_role("textbox", name="Run name").fill("waiting-turn")
     other.get_by_role("button", name="Start training").click()
 
     expect(current(other).get_by_text(re.compile(r"1 job is ahead of yours, so your run “waiting-turn” waits in the "
