@@ -34,6 +34,7 @@ from .jobs import (
 )
 
 JOBS_FOLDER = ".jobs"  # inside the model store; dot folders are never listed as models
+SWEEPS_FOLDER = ".sweeps"  # a sweep job's keras-tuner folder is SWEEPS_FOLDER/<job id>, beside JOBS_FOLDER
 DATABASE_FILE = "queue.sqlite3"
 CHECKPOINTS_FOLDER = "checkpoints"
 
@@ -150,11 +151,12 @@ class JobQueue:
 
     def cancel(self, job_id: str) -> bool:
         """Take a waiting job out of the queue; False when it had already started (or ended)."""
-        with self._connect() as db:
+        with self._transaction() as db:
             changed = db.execute("UPDATE jobs SET state=?, ended_at=? WHERE job_id=? AND state=?",
                                  (JobState.CANCELLED.value, time.time(), job_id, JobState.QUEUED.value)).rowcount
+            pruned = self._prune(db, job_id) if changed else []
         if changed:
-            shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+            self._remove_files(job_id, pruned)
         return changed == 1
 
     def request_stop(self, job_id: str) -> None:
@@ -190,6 +192,7 @@ class JobQueue:
         with self._connect() as db:
             row = db.execute(
                 f"SELECT * FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND started_at IS NOT NULL{owners} "
+                f"AND state != '{JobState.CANCELLED.value}' "  # a run cancelled while it waited to resume
                 f"ORDER BY state IN {_RUNNING} DESC, started_at DESC LIMIT 1",
                 (*kinds, *([] if owner is None else [owner]))).fetchone()
             return None if row is None else self._snapshot(db, row, with_curves=True)
@@ -286,17 +289,26 @@ class JobQueue:
                        "error=?, traceback=? WHERE job_id=?",
                        (state.value, time.time(), saved_name, test_accuracy, int(stopped_by_time_limit), error,
                         traceback, job_id))
-            self._prune(db)
-        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+            pruned = self._prune(db, job_id)
+        self._remove_files(job_id, pruned)
 
     @staticmethod
-    def _prune(db: sqlite3.Connection) -> None:
-        """Delete the ended jobs beyond the newest KEEP_ENDED_JOBS, with their rows in the other tables."""
+    def _prune(db: sqlite3.Connection, ending: str) -> list[str]:
+        """Delete the ended jobs beyond the KEEP_ENDED_JOBS that ended last (never `ending`, the job ending now),
+        with their rows in the other tables; their ids."""
         old = [row[0] for row in db.execute(
-            f"SELECT job_id FROM jobs WHERE state NOT IN {_ACTIVE} ORDER BY seq DESC LIMIT -1 OFFSET ?",
-            (KEEP_ENDED_JOBS,))]
+            f"SELECT job_id FROM jobs WHERE state NOT IN {_ACTIVE} AND job_id != ? "
+            "ORDER BY ended_at DESC, seq DESC LIMIT -1 OFFSET ?", (ending, KEEP_ENDED_JOBS - 1))]
         for table in ("epochs", "batch_points", "trials", "jobs"):
             db.executemany(f"DELETE FROM {table} WHERE job_id=?", [(job_id,) for job_id in old])
+        return old
+
+    def _remove_files(self, ended: str, pruned: list[str]) -> None:
+        """The checkpoint of the job that `ended`, of no use any more, and every file of the `pruned` jobs."""
+        for job_id in (ended, *pruned):
+            shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+        for job_id in pruned:
+            shutil.rmtree(self.folder.parent / SWEEPS_FOLDER / job_id, ignore_errors=True)  # keras-tuner's trials
 
     # ---- reading rows ----------------------------------------------------------------------------
     def _snapshot(self, db: sqlite3.Connection, row: sqlite3.Row, with_curves: bool) -> JobSnapshot:

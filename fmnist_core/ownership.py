@@ -94,33 +94,42 @@ class ActiveModels:
 class SignInThrottle:
     """Wrong operator passwords, counted server-wide, so that the password cannot be guessed by trying many.
 
-    A visitor (by owner key) may get it wrong `per_visitor` times in `window_seconds`, and all visitors together
-    `overall` times (a new browser id per try gets no more tries); then sign-in waits until the oldest failure
-    counted leaves the window. A right password clears that visitor's failures. Thread-safe."""
+    A visitor (by owner key) may get it wrong `per_visitor` times in `visitor_window` seconds; all visitors together
+    `overall` times in `overall_window` seconds (a new browser id per try gets round the first limit, not the
+    second). Past a limit, sign-in waits until the oldest failure counted leaves its window, and the password is not
+    checked meanwhile. The overall window is short, so that nobody can keep the operator out for longer than they
+    keep sending wrong passwords at that rate. A right password clears that visitor's failures. Thread-safe: the
+    check and the count are one step."""
 
-    def __init__(self, per_visitor: int = 5, overall: int = 20, window_seconds: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.per_visitor, self.overall, self.window_seconds, self._clock = per_visitor, overall, window_seconds, clock
+    def __init__(self, per_visitor: int = 5, visitor_window: float = 600.0, overall: int = 30,
+                 overall_window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.per_visitor, self.visitor_window = per_visitor, visitor_window
+        self.overall, self.overall_window = overall, overall_window
+        self._clock = clock
         self._failures: list[tuple[float, str]] = []  # (when, visitor key), oldest first
         self._lock = threading.Lock()
 
-    def wait_seconds(self, visitor_key: str) -> float:
-        """Seconds until `visitor_key` may try again (0: now)."""
+    def attempt(self, visitor_key: str, password_matches: Callable[[], bool]) -> tuple[bool, float]:
+        """(signed in, seconds to wait): `password_matches()` is asked only when `visitor_key` may try now."""
         with self._lock:
             now = self._clock()
-            self._failures = [(when, key) for when, key in self._failures if now - when < self.window_seconds]
-            mine = [when for when, key in self._failures if key == visitor_key]
-            waits = [0.0]
-            if len(mine) >= self.per_visitor:
-                waits.append(mine[-self.per_visitor] + self.window_seconds - now)
-            if len(self._failures) >= self.overall:
-                waits.append(self._failures[-self.overall][0] + self.window_seconds - now)
-            return max(waits)
+            keep = max(self.visitor_window, self.overall_window)
+            self._failures = [(when, key) for when, key in self._failures if now - when < keep]
+            wait = self._wait(visitor_key, now)
+            if wait > 0:
+                return False, wait
+            if password_matches():
+                self._failures = [(when, key) for when, key in self._failures if key != visitor_key]
+                return True, 0.0
+            self._failures.append((now, visitor_key))
+            return False, 0.0
 
-    def failed(self, visitor_key: str) -> None:
-        with self._lock:
-            self._failures.append((self._clock(), visitor_key))
-
-    def succeeded(self, visitor_key: str) -> None:
-        with self._lock:
-            self._failures = [(when, key) for when, key in self._failures if key != visitor_key]
+    def _wait(self, visitor_key: str, now: float) -> float:
+        mine = [when for when, key in self._failures if key == visitor_key and now - when < self.visitor_window]
+        recent = [when for when, _ in self._failures if now - when < self.overall_window]
+        waits = [0.0]
+        if len(mine) >= self.per_visitor:
+            waits.append(mine[-self.per_visitor] + self.visitor_window - now)
+        if len(recent) >= self.overall:
+            waits.append(recent[-self.overall] + self.overall_window - now)
+        return max(waits)

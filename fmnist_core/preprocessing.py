@@ -35,6 +35,7 @@ _ENDINGS = {"PNG": ("png",), "JPEG": ("jpg", "jpeg"), "WEBP": ("webp",), "GIF": 
             "TIFF": ("tif", "tiff"), "AVIF": ("avif",)}
 UPLOAD_ENDINGS = tuple(ending for image_format in ALLOWED_FORMATS for ending in _ENDINGS[image_format])
 FORMATS_HINT = "Upload a PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF picture."
+MULTI_FRAME_FORMATS = ("GIF", "WEBP", "PNG", "TIFF")  # animations (APNG too) and multi-page TIFFs
 # People draw the outline of an item; Fashion-MNIST items are solid. Inside a closed outline the drawing is
 # filled at this share of full ink, so the strokes (the outline, a collar, a zip) stay a little brighter, as
 # seams and edges are in the dataset. Chosen by measurement (bench/drawings.py).
@@ -59,7 +60,7 @@ class PreparedImage:
     original: Image.Image  # RGB, EXIF-transposed, longest side at most DISPLAY_MAX_SIDE, for display
     model_input: np.ndarray  # (28, 28) uint8, light item on dark background
     inverted: bool  # True when the source had a light background and was inverted
-    frames: int = 1  # of an animated picture (GIF, WebP, TIFF pages): only the first is classified
+    frames: int = 1  # frames of an animation, pages of a TIFF: only the first is classified
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
@@ -272,7 +273,10 @@ def _decode(data: bytes, name: str) -> tuple[Image.Image, int]:
             )
         image.draft("RGB", (JPEG_DRAFT_MIN_SIDE, JPEG_DRAFT_MIN_SIDE))  # JPEG only; others ignore it
         image.load()  # decode everything now, so a truncated file fails here rather than later
-        return _flatten_onto_white(ImageOps.exif_transpose(image)), int(getattr(image, "n_frames", 1))
+        # Frames of an animation or pages of a TIFF; a phone's JPEG often holds a second picture (an MPO preview
+        # or gain map) that is no frame of what the user sees.
+        frames = int(getattr(image, "n_frames", 1)) if image.format in MULTI_FRAME_FORMATS else 1
+        return _flatten_onto_white(ImageOps.exif_transpose(image)), frames
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as error:
@@ -307,7 +311,7 @@ def prepare_upload(data: bytes, name: str) -> PreparedImage:
     original.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.Resampling.LANCZOS)
     model_input, inverted = to_model_input(np.asarray(original.convert("L")))
     if not model_input.any():
-        first = " Its first frame was read: the picture has several, and only the first is classified." if (
+        first = f" The file holds {frames} pictures (frames or pages) and only the first was read." if (
             frames > 1) else ""
         raise ImageDecodeError(
             f"{name}: nothing was found in the picture to classify: it is blank, or one colour all over (a "

@@ -6,6 +6,8 @@ results (`TerminalProgress` and the printers in fmnist_core/cli.py) and does not
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .hyperparameters import HyperParameters
@@ -22,6 +24,17 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def percentages_apart(below: float, threshold: float) -> tuple[str, str]:
+    """`below` and `threshold` (below < threshold, both 0 to 1) as percentages that read as different: one decimal,
+    as the probability bars show them, two where one rounds both alike, and at last `below` rounded down and
+    `threshold` up."""
+    for digits in (1, 2):
+        shown = f"{below:.{digits}%}", f"{threshold:.{digits}%}"
+        if shown[0] != shown[1]:
+            return shown
+    return f"{math.floor(below * 10_000) / 100:.2f}%", f"{math.ceil(threshold * 10_000) / 100:.2f}%"
 
 
 def summarize(hp: HyperParameters) -> str:

@@ -31,12 +31,12 @@ from .hyperparameters import (
     _check_field,
     field_specs,
 )
+from .job_queue import SWEEPS_FOLDER  # noqa: F401 - where the worker and the CLI put sweeps
 
 STRATEGIES = ("grid", "random", "hyperband")
 OBJECTIVE = "val_accuracy"
 MAX_TRIALS = 200
 NOT_SWEPT = ("filters", "extra_dense_units", "epochs", "train_subset_size")  # lists; or set by the budget
-SWEEPS_FOLDER = ".sweeps"  # inside the model store; dot folders are never listed as models
 # Keras Tuner's distributed settings, read from the environment: this process's id, the chief's address and port
 DISTRIBUTED_VARIABLES = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 

@@ -14,6 +14,7 @@ memory training used goes back to the system when the worker exits (after `idle_
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingResumed, TrainingStarted, TrialEnd
 from .job_queue import JobQueue
-from .jobs import CONCURRENT_JOBS, MAX_TRAIN_MINUTES, RUN, JobSnapshot, JobState
+from .jobs import CONCURRENT_JOBS, MAX_RESUMES, MAX_TRAIN_MINUTES, RUN, JobSnapshot, JobState
 
 SLOT_LOCK = "worker-{slot}.lock"
 WORKER_LOG = "worker.log"
@@ -36,11 +37,14 @@ FLUSH_SECONDS = 0.5  # how often a job's progress (last batch, curve points) is 
 # An app-started worker exits after this long without a job, handing its memory back (FMNIST_WORKER_IDLE_EXIT).
 IDLE_EXIT_SECONDS = float(os.environ.get("FMNIST_WORKER_IDLE_EXIT", "60"))
 SPAWN_GRACE_SECONDS = 15.0  # a worker just started takes this long at most to take its slot: don't start another
-# A job that has sent no event (a batch, an epoch, a trial) for this long is hung: its worker exits with
-# STALL_EXIT_CODE, releasing its slot, and the next worker resumes the job from its last checkpoint, as after a crash
-# (a job that hangs every time fails after MAX_RESUMES). The longest quiet stretch of a working job is its start and
-# its evaluation and save, seconds here (FMNIST_WORKER_STALL_MINUTES).
+# A job that has sent no event (a batch, an epoch, a trial) for this long while its process used almost no CPU
+# (under STALL_CPU_SHARE of one core) is hung, waiting on something that will not come: its worker exits with
+# STALL_EXIT_CODE, releasing its slot, and the next worker takes the job up again from its last checkpoint, as after
+# a crash (a job that hangs every time fails after MAX_RESUMES). A job that computes without events (scoring a large
+# model on the validation and test images can take many minutes) keeps a core busy and is left alone
+# (FMNIST_WORKER_STALL_MINUTES).
 STALL_SECONDS = float(os.environ.get("FMNIST_WORKER_STALL_MINUTES", "10")) * 60
+STALL_CPU_SHARE = 0.05
 STALL_EXIT_CODE = 3
 
 _log = logging.getLogger(__name__)
@@ -137,17 +141,40 @@ class _Recorder:
         self.last_flush = time.monotonic()
 
 
+class _StallClock:
+    """Whether a job is hung: no event for STALL_SECONDS and, over those seconds, under STALL_CPU_SHARE of a core
+    used by the whole process (all its threads: TensorFlow's as well)."""
+
+    def __init__(self, recorder: _Recorder):
+        self.recorder = recorder
+        self.samples: collections.deque[tuple[float, float]] = collections.deque()  # (monotonic, CPU seconds)
+
+    def hung(self) -> tuple[float, float] | None:
+        """(seconds without an event, CPU seconds used in the last STALL_SECONDS) when hung, else None."""
+        now, cpu = time.monotonic(), time.process_time()
+        self.samples.append((now, cpu))
+        while len(self.samples) > 1 and self.samples[1][0] <= now - STALL_SECONDS:
+            self.samples.popleft()  # the oldest kept sample is the last one at least STALL_SECONDS old
+        quiet = now - self.recorder.last_event
+        then, cpu_then = self.samples[0]
+        if quiet > STALL_SECONDS and now - then >= STALL_SECONDS and cpu - cpu_then < STALL_CPU_SHARE * STALL_SECONDS:
+            return quiet, cpu - cpu_then
+        return None
+
+
 def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: threading.Event,
            recorder: _Recorder) -> None:
     """Turn a stop request written to the queue (by a page) into the trainer's stop event; end the process if the
-    job has sent no event for STALL_SECONDS (a hung job: its slot is freed and the job resumed by the next worker)."""
+    job is hung (_StallClock): its slot is freed and the job taken up again by the next worker."""
+    clock = _StallClock(recorder)
     while not done.wait(POLL_SECONDS):
         if not stop_event.is_set() and queue.stop_requested(job_id):
             stop_event.set()
-        quiet = time.monotonic() - recorder.last_event
-        if quiet > STALL_SECONDS and not done.is_set():
-            _log.error("job %s sent nothing for %.0f s (more than %.0f s): it is hung; this worker exits so that "
-                       "the next one resumes it from its last checkpoint", job_id, quiet, STALL_SECONDS)
+        hung = clock.hung()
+        if hung and not done.is_set():
+            _log.error("job %s sent nothing for %.0f s and used %.1f CPU seconds in the last %.0f: it is hung; this "
+                       "worker exits so that the next one takes it up again from its last checkpoint", job_id,
+                       hung[0], hung[1], STALL_SECONDS)
             logging.shutdown()
             os._exit(STALL_EXIT_CODE)  # the hung thread cannot be stopped from Python; the process can
 
@@ -264,9 +291,10 @@ def last_worker_failure(store) -> str | None:
         return None
     code = spawned[1].returncode
     if code == STALL_EXIT_CODE:
-        return (f"a job had not moved for {STALL_SECONDS / 60:g} minutes, so the training worker stopped it (its log "
-                f"is .jobs/{WORKER_LOG} in the model folder); another will be started in a few minutes and resume "
-                "it from its last finished epoch.")
+        return (f"a job had hung (no progress and no work for {STALL_SECONDS / 60:g} minutes), so the training worker "
+                f"stopped (its log is .jobs/{WORKER_LOG} in the model folder); another will be started in a few "
+                f"minutes and take the job up again from its last checkpoint, unless it has hung "
+                f"{MAX_RESUMES + 1} times.")
     return (f"the training worker exited with code {code} (its log is .jobs/{WORKER_LOG} in the model folder); "
             "another will be started in a few minutes.")
 

@@ -132,6 +132,29 @@ def test_a_job_that_ends_deletes_the_oldest_ended_jobs_beyond_the_kept_number_wi
     assert queue.recent_images_per_second() == 1.0
 
 
+def test_pruning_keeps_the_jobs_that_ended_last_so_a_long_run_ending_after_many_cancelled_jobs_stays(tmp_path,
+                                                                                                    monkeypatch):
+    monkeypatch.setattr(job_queue, "KEEP_ENDED_JOBS", 3)
+    monkeypatch.setattr(job_queue, "MAX_JOBS_PER_VISITOR", 10)
+    queue = JobQueue(tmp_path)
+    long_run = queue.submit(RUN, "long", "visitor-a", hyperparameters=TINY)
+    queue.claim_next(0, pid=1)
+    sweep_folder = tmp_path / job_queue.SWEEPS_FOLDER
+    cancelled = []
+    for n in range(5):  # submitted after the long run and cancelled before it ends: each cancel prunes too
+        job = queue.submit(RUN, f"changed my mind {n}", "visitor-b", hyperparameters=TINY)
+        (sweep_folder / job.job_id).mkdir(parents=True)  # as a sweep's keras-tuner folder would be
+        assert queue.cancel(job.job_id)
+        cancelled.append(job.job_id)
+    assert [job.job_id for job in queue.recent(10)] == [long_run.job_id, *cancelled[-3:]]
+
+    queue.finish(long_run.job_id, JobState.FINISHED, saved_name="long", test_accuracy=0.9)
+    assert queue.snapshot(long_run.job_id).state == JobState.FINISHED  # ended last: kept, though submitted first
+    assert queue.latest().job_id == long_run.job_id
+    assert [job.job_id for job in queue.recent(10)] == [long_run.job_id, *cancelled[-2:]]
+    assert sorted(path.name for path in sweep_folder.iterdir()) == sorted(cancelled[-2:])  # pruned with their rows
+
+
 def test_a_sweep_spec_survives_the_trip_through_the_database(tmp_path):
     from fmnist_core.sweep import Range
 

@@ -45,19 +45,22 @@ def test_a_model_is_in_use_only_by_other_live_sessions():
 
 
 def test_sign_in_waits_after_too_many_wrong_passwords_per_visitor_and_in_all():
-    now = [0.0]
-    throttle = SignInThrottle(per_visitor=3, overall=5, window_seconds=600, clock=lambda: now[0])
-    for minute in range(3):
-        assert throttle.wait_seconds("a") == 0
-        now[0] = minute * 60.0
-        throttle.failed("a")
-    assert throttle.wait_seconds("a") == 480  # the first failure (t=0) leaves the window at t=600; now t=120
-    assert throttle.wait_seconds("b") == 0  # another visitor is not held up by a's tries
-    throttle.failed("b"), throttle.failed("c")  # five in all: everyone waits, whatever browser id they bring
-    assert throttle.wait_seconds("d") == 480
+    now, asked = [0.0], []
+    throttle = SignInThrottle(per_visitor=3, visitor_window=600, overall=5, overall_window=60,
+                              clock=lambda: now[0])
+
+    def wrong(key):
+        return throttle.attempt(key, lambda: asked.append(key) or False)
+
+    for second in (0, 10, 20):
+        now[0] = second
+        assert wrong("a") == (False, 0.0)
+    assert wrong("a") == (False, 580.0) and asked == ["a"] * 3  # a's first failure (t=0) leaves at 600; not asked
+    assert wrong("b") == (False, 0.0) and wrong("c") == (False, 0.0)  # five in the last minute, from three browsers
+    assert throttle.attempt("d", lambda: True) == (False, 40.0)  # everyone waits, even with the right password
+    now[0] = 61.0  # the failures at 0 and 10 s have left the minute: 3 in it
+    assert throttle.attempt("d", lambda: True) == (True, 0.0)
+    assert wrong("a") == (False, 539.0)  # a alone still waits out its 10 minutes
     now[0] = 600.0
-    assert throttle.wait_seconds("a") == 0 and throttle.wait_seconds("d") == 0  # t=0 left the window: 4 in it
-    throttle.failed("a")
-    assert throttle.wait_seconds("a") == 60  # a's failures at 60, 120, 600: the one at 60 leaves at 660
-    throttle.succeeded("a")  # the right password clears a's tries
-    assert throttle.wait_seconds("a") == 0
+    assert throttle.attempt("a", lambda: True) == (True, 0.0)  # the right password clears a's failures
+    assert wrong("a") == (False, 0.0)

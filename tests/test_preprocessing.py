@@ -227,11 +227,20 @@ def test_animated_gif_uses_first_frame(dataset_images):
     assert prepared.frames == 2  # the page says only the first was classified
 
 
+def test_a_phone_jpeg_holding_a_second_picture_is_one_picture_not_an_animation(dataset_images):
+    # Many phones save an MPO: a JPEG with a second, hidden picture (a preview, a gain map); Pillow counts it a frame
+    photo, preview = (Image.fromarray(dataset_images[index]).convert("RGB").resize((224, 224)) for index in (0, 1))
+    data = encode(photo, "MPO", save_all=True, append_images=[preview])
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2
+    prepared = prepare_upload(data, "IMG_0001.jpg")
+    assert prepared.frames == 1 and correlation(prepared.model_input, dataset_images[0]) > 0.9
+
+
 def test_an_animated_gif_with_an_empty_first_frame_is_refused_saying_which_frame_was_read(dataset_images):
     frames = [Image.new("L", (28, 28), 0), Image.fromarray(dataset_images[0])]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
-    with pytest.raises(ImageDecodeError, match=r"^intro\.gif: nothing was found .* Its first frame was read: the "
-                                               r"picture has several, and only the first is classified\."):
+    with pytest.raises(ImageDecodeError, match=r"^intro\.gif: nothing was found .* The file holds 2 pictures "
+                                               r"\(frames or pages\) and only the first was read\."):
         prepare_upload(data, "intro.gif")
 
 

@@ -12,6 +12,7 @@ from fmnist_core.reporting import (
     exponential_moving_average,
     format_duration,
     outcome_text,
+    percentages_apart,
     progress_fraction,
     progress_text,
     summarize,
@@ -92,3 +93,15 @@ def test_an_epoch_cut_short_by_a_stop_is_called_partial_not_counted_as_one():
     assert progress_text(stopped) == "Stopped early by request after 0 epochs and 23 of 422 batches of epoch 1 in 8 s."
     finished = _snapshot(state=JobState.FINISHED, epochs=({"epoch": 1, "complete": True},), last_batch=BATCH)
     assert outcome_text(finished) == "Finished after 1 epoch in 1 min 01 s."
+
+
+@pytest.mark.parametrize(("below", "threshold", "shown"), [
+    (0.116, 0.3963, ("11.6%", "39.6%")),  # as the bars show them
+    (0.3951, 0.3963, ("39.5%", "39.6%")),
+    (0.3958, 0.3963, ("39.58%", "39.63%")),  # one decimal would read 39.6% twice
+    (0.39601, 0.3963, ("39.60%", "39.63%")),
+    (0.396299, 0.3963, ("39.62%", "39.63%")),  # two decimals alike too: rounded down and up
+    (0.39629999, 0.3963, ("39.62%", "39.63%")),
+])
+def test_a_probability_under_the_threshold_never_reads_the_same_as_it(below, threshold, shown):
+    assert percentages_apart(below, threshold) == shown

@@ -20,6 +20,7 @@ from fmnist_core.preprocessing import (
     prepare_drawing,
     prepare_upload,
 )
+from fmnist_core.reporting import percentages_apart
 from fmnist_core.store import ModelStoreError, SavedModel
 from views import charts, explain_panel, state
 from views.text import plain
@@ -34,16 +35,6 @@ FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items 
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
 CANVAS_SIDE = 280  # px
 PICTURE_WIDTH, ANSWER_WIDTH, BARS_WIDTH = 150, 210, 340  # px: the parts of an answer, side by side where they fit
-
-
-def _apart(below: float, threshold: float) -> tuple[str, str]:
-    """`below` and `threshold` (below < threshold) as percentages that read as different: one decimal, as the bars
-    show them, or more where one decimal rounds both to the same figure."""
-    for digits in (1, 2, 3):
-        shown = f"{below:.{digits}%}", f"{threshold:.{digits}%}"
-        if shown[0] != shown[1]:
-            break
-    return shown
 
 
 def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key: str, original=None,
@@ -73,7 +64,7 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
     row.container(width=BARS_WIDTH).plotly_chart(charts.probability_bars(probabilities, CLASS_NAMES),
                                                  key=f"bars_{key}", config=charts.CONFIG)
     if not answer.confident:
-        best, trusted = _apart(float(probabilities[top]), answer.unsure_below)
+        best, trusted = percentages_apart(float(probabilities[top]), answer.unsure_below)
         st.warning(f"This does not look like an item of clothing to the model, or it cannot tell which: its best "
                    f"guess, {CLASS_NAMES[top]}, has only {best} (it trusts {trusted} or more). Fashion-MNIST pictures "
                    "show one item, centred and filling the picture.", icon=":material/help:")
@@ -203,7 +194,7 @@ def _uploads(saved: SavedModel) -> None:
                 st.error(f"Could not classify this file. {plain(prepared, 400)}")
                 continue
             notes = ["Light background: inverted to light-on-dark, like Fashion-MNIST." if prepared.inverted else "",
-                     f"An animated picture ({prepared.frames} frames): its first frame was classified."
+                     f"The file holds {prepared.frames} pictures (frames or pages): the first was classified."
                      if prepared.frames > 1 else ""]
             note = " ".join(filter(None, notes))
             show_prediction(saved, classifier, prepared.model_input, key=f"upload_{file.file_id}",

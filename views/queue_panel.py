@@ -81,6 +81,9 @@ def show_queue(was_running: tuple[str, ...]) -> None:
     active = state.job_queue().active()
     if running_ids(active) != was_running:  # a job ended or began: the page above shows the new one
         st.rerun()
+    failure = state.worker_failure() if active else None
+    if failure:  # also with nothing waiting: a hung run's page would otherwise show its frozen progress only
+        st.warning(f"Training is held up: {failure}")
     waiting, starts = waiting_jobs(active)
     if not waiting:
         return
@@ -88,9 +91,6 @@ def show_queue(was_running: tuple[str, ...]) -> None:
     at_once = "one job trains at a time" if CONCURRENT_JOBS == 1 else f"{CONCURRENT_JOBS} jobs train at a time"
     st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {MAX_WAITING_JOBS}; {at_once}, "
                 f"each visitor may have {MAX_JOBS_PER_VISITOR} waiting or training)")
-    failure = state.worker_failure()
-    if failure:
-        st.warning(f"Training is held up: {failure}")
     for position, job in enumerate(waiting, start=1):
         # the line and its button side by side where they fit, the button under the line where they do not
         row = st.container(horizontal=True, vertical_alignment="center", gap="medium", key=f"queued_{job.job_id}")

@@ -110,18 +110,20 @@ def _sign_in_throttle() -> SignInThrottle:
 def sign_in_operator(password: str) -> str | None:
     """Make this session the operator's if `password` is right: None; else why not, as the page says it (a wrong
     password, or too many wrong ones lately on this server: how long to wait; the password is then not checked)."""
-    throttle, key = _sign_in_throttle(), visitor().key
-    wait = throttle.wait_seconds(key)
-    if wait > 0:
-        return (f"Too many wrong operator passwords were tried on this server lately, so sign-in is paused: try "
-                f"again in {math.ceil(wait / 60)} min.")
     expected = operator_password()
-    if not password_matches(password, expected):
-        throttle.failed(key)
-        return "That is not the operator password; you can still use everything that is yours."
-    st.session_state[_OPERATOR_KEY] = operator_token(expected)
-    throttle.succeeded(key)
-    return None
+    signed_in, wait = _sign_in_throttle().attempt(visitor().key, lambda: password_matches(password, expected))
+    if signed_in:
+        st.session_state[_OPERATOR_KEY] = operator_token(expected)
+        return None
+    if wait > 0:
+        _log.warning("operator sign-in paused for %.0f s: too many wrong passwords lately", wait)
+        return (f"Too many wrong operator passwords were tried on this server lately, so sign-in is paused: try "
+                f"again in {_minutes_or_seconds(wait)}.")
+    return "That is not the operator password; you can still use everything that is yours."
+
+
+def _minutes_or_seconds(seconds: float) -> str:
+    return f"{math.ceil(seconds / 60)} min" if seconds >= 60 else f"{math.ceil(seconds)} s"
 
 
 def sign_out_operator() -> None:

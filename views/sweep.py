@@ -116,8 +116,8 @@ def _retrain_section(snapshot: JobSnapshot) -> None:
 
 def _show_sweep(job_id: str, was_running: bool) -> None:
     snapshot = state.job_queue().snapshot(job_id)
-    if was_running != snapshot.is_running:  # it began or ended: refresh the page's timing and buttons
-        st.rerun()
+    if snapshot is None or was_running != snapshot.is_running:  # it began or ended: refresh the page's timing and
+        st.rerun()  # buttons (or, deleted as old by the queue meanwhile, show the latest sweep)
     spec = snapshot.spec
     whose = state.whose(snapshot.owner)
     st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")

@@ -189,8 +189,10 @@ ENDED_RUN_STATES = (JobState.FINISHED, JobState.STOPPED, JobState.FAILED)
 # ---- the run ------------------------------------------------------------------------------------
 def _show_job(job_id: str, was_running: bool) -> None:
     snapshot = state.job_queue().snapshot(job_id, with_curves=False)
-    if was_running and not snapshot.is_running:
-        st.rerun()  # a full run: the sidebar lists the new model and the auto refresh stops
+    if snapshot is None or (was_running and not snapshot.is_running):
+        # a full run: the sidebar lists the new model and the auto refresh stops (or, for a record the queue has
+        # since deleted as old, the page shows the latest run instead)
+        st.rerun()
     whose = state.whose(snapshot.owner)
     if snapshot.from_sweep:
         whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
@@ -245,7 +247,7 @@ def _your_last_run(snapshot: JobSnapshot) -> None:
 
 def _show_curves(job_id: str) -> None:
     snapshot = state.job_queue().snapshot(job_id)
-    if not snapshot.batch_points or snapshot.last_batch is None:
+    if snapshot is None or not snapshot.batch_points or snapshot.last_batch is None:
         return
     batches, loss, accuracy = st.columns(3)
     batches.plotly_chart(charts.batch_curves(snapshot.batch_points, snapshot.last_batch.batches_per_epoch),
@@ -339,14 +341,15 @@ def render() -> None:
     # latest one: first, in view without scrolling.
     me = state.visitor()
     mine = run if run is not None and me.owns(run.owner) else queue.latest(RUN, owner=me.key)
-    if mine is not None and mine is not run and mine.state in ENDED_RUN_STATES:
+    yours_apart = mine is not None and mine is not run and mine.state in ENDED_RUN_STATES
+    if yours_apart:
         _your_last_run(mine)
     first = run is not None and (run.is_running or me.owns(run.owner))
     if first:
         _run_section(run)
     active = queue.active()
     _queue_section(bool(active))
-    if first or (mine is not None and mine is not run):
+    if first or yours_apart:
         st.divider()
     _form(active)
     st.divider()
