@@ -17,20 +17,17 @@ from fmnist_core.hyperparameters import (
     filters_for_blocks,
     parse_int_list,
 )
-from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, SWEEP, JobSnapshot, JobState, QueueFullError
-from fmnist_core.reporting import format_duration, outcome_text, progress_fraction, progress_text, summarize
+from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, SWEEP, JobSnapshot, QueueFullError
+from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
-from views import charts, queue_panel, state
+from views import queue_panel, run_panel, state
 from views.fragments import timed_fragment_home
-from views.text import count, hyperparameter_label, plain, trial_number
+from views.text import count, hyperparameter_label, plain
 
 SPECS = field_specs()
 DEFAULT_PRESET = "quick"
 FILTER_KEYS = [f"hp_filters_{block}" for block in range(1, MAX_CONV_BLOCKS + 1)]
-# While a run trains, an open Train page redraws its progress every second and its curves every 3 s: redrawing
-# three plotly charts every second in the browser slowed training on a 2-core machine to 0.3x (make bench).
-PROGRESS_REFRESH_SECONDS, CURVES_REFRESH_SECONDS = 1.0, 3.0
 DRAFT_KEY = "train_form_draft"  # the form's values, kept while other pages are shown (their widgets are gone)
 # The hyperparameters a learner meets first, in two columns (the architecture; how it learns), and the rest one
 # click away under "More settings".
@@ -183,84 +180,6 @@ def _start(hp: HyperParameters) -> bool:
     return True
 
 
-ENDED_RUN_STATES = (JobState.FINISHED, JobState.STOPPED, JobState.FAILED)
-
-
-# ---- the run ------------------------------------------------------------------------------------
-def _show_job(job_id: str, was_running: bool) -> None:
-    snapshot = state.job_queue().snapshot(job_id, with_curves=False)
-    if snapshot is None or (was_running and not snapshot.is_running):
-        # a full run: the sidebar lists the new model and the auto refresh stops (or, for a record the queue has
-        # since deleted as old, the page shows the latest run instead)
-        st.rerun()
-    whose = state.whose(snapshot.owner)
-    if snapshot.from_sweep:
-        whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
-    st.subheader(f"Run “{plain(snapshot.run_name)}”")
-    st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
-               f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
-    if snapshot.resumes:
-        times = "" if snapshot.resumes == 1 else f" ({snapshot.resumes} times)"
-        st.info(f"This run was interrupted (its training process stopped: a crash or a restart of the server) and "
-                f"taken up again from its last finished epoch{times}: at most the epoch in progress was lost.",
-                icon=":material/restart_alt:")
-    if snapshot.state == JobState.QUEUED:
-        st.caption("Waiting in the queue to be taken up again; it starts by itself (see the queue below).")
-    elif snapshot.is_running:
-        st.progress(progress_fraction(snapshot), text=progress_text(snapshot))
-        queue_panel.stop_button(snapshot, "Stop training", "stop_training",
-                                disabled=snapshot.stop_requested or snapshot.state == JobState.EVALUATING,
-                                help_text="Stops after the current batch; the best weights so far are evaluated and "
-                                          "saved.")
-    else:
-        _outcome(snapshot, "use_trained_model")
-
-
-def _outcome(snapshot: JobSnapshot, use_key: str) -> None:
-    """How an ended run ended: its accuracy and saved name with "Use this model" (button `use_key`), or why it
-    failed."""
-    if snapshot.state in (JobState.FINISHED, JobState.STOPPED):
-        outcome = outcome_text(snapshot)
-        if snapshot.stopped_by_time_limit:
-            outcome = outcome.replace("Stopped at the time limit", f"Stopped at the server's time limit of "
-                                      f"{MAX_TRAIN_MINUTES:g} minutes of training (the best weights so far were kept)")
-        st.success(f"{outcome} Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
-        if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
-            st.caption("This is the active model: try it on the Evaluate and Classify pages.")
-        elif st.button("Use this model", key=use_key, icon=":material/check_circle:"):
-            state.use_model(snapshot.saved_name)
-            st.rerun()
-    elif snapshot.state == JobState.FAILED:
-        st.error(f"Training failed: {plain(snapshot.error, 400)}")
-        if snapshot.traceback:
-            with st.expander("Technical details"):
-                st.code(snapshot.traceback, language=None)
-
-
-def _your_last_run(snapshot: JobSnapshot) -> None:
-    """This visitor's last run, ended, when the page shows another visitor's run in full: how it ended."""
-    st.subheader(f"Your last run “{plain(snapshot.run_name)}”")
-    st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
-               f"{snapshot.hyperparameters.parameter_count():,} parameters · yours")
-    _outcome(snapshot, "use_your_last_model")
-
-
-def _show_curves(job_id: str) -> None:
-    snapshot = state.job_queue().snapshot(job_id)
-    if snapshot is None or not snapshot.batch_points or snapshot.last_batch is None:
-        return
-    batches, loss, accuracy = st.columns(3)
-    batches.plotly_chart(charts.batch_curves(snapshot.batch_points, snapshot.last_batch.batches_per_epoch),
-                         key="batch_chart", config=charts.CONFIG)
-    if snapshot.epochs:
-        loss.plotly_chart(charts.epoch_curves(snapshot.epochs, "loss"), key="epoch_loss_chart",
-                          config=charts.CONFIG)
-        accuracy.plotly_chart(charts.epoch_curves(snapshot.epochs, "accuracy"), key="epoch_accuracy_chart",
-                              config=charts.CONFIG)
-    else:
-        loss.caption("Training and validation curves appear after the first epoch.")
-
-
 def _form(active: list[JobSnapshot]) -> None:
     """The hyperparameter form: everything derived from it (parameter count, feature maps, whether it can be
     trained, the share link) follows the widgets as they move; Start trains what it shows."""
@@ -312,17 +231,9 @@ def _form(active: list[JobSnapshot]) -> None:
         _share_link(hp)
 
 
-def _run_section(run: JobSnapshot) -> None:
-    running = run.is_running
-    with timed_fragment_home():
-        st.fragment(run_every=PROGRESS_REFRESH_SECONDS if running else None)(_show_job)(run.job_id, running)
-    with timed_fragment_home():
-        st.fragment(run_every=CURVES_REFRESH_SECONDS if running else None)(_show_curves)(run.job_id)
-
-
 def _queue_section(active: bool) -> None:
     with timed_fragment_home():
-        st.fragment(run_every=PROGRESS_REFRESH_SECONDS if active else None)(queue_panel.show_queue)(
+        st.fragment(run_every=run_panel.PROGRESS_REFRESH_SECONDS if active else None)(queue_panel.show_queue)(
             queue_panel.running_ids())
 
 
@@ -341,12 +252,12 @@ def render() -> None:
     # latest one: first, in view without scrolling.
     me = state.visitor()
     mine = run if run is not None and me.owns(run.owner) else queue.latest(RUN, owner=me.key)
-    yours_apart = mine is not None and mine is not run and mine.state in ENDED_RUN_STATES
+    yours_apart = mine is not None and mine is not run and mine.state in run_panel.ENDED_RUN_STATES
     if yours_apart:
-        _your_last_run(mine)
+        run_panel.your_last_run(mine)
     first = run is not None and (run.is_running or me.owns(run.owner))
     if first:
-        _run_section(run)
+        run_panel.run_section(run)
     active = queue.active()
     _queue_section(bool(active))
     if first or yours_apart:
@@ -356,7 +267,7 @@ def render() -> None:
     if job is None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
     elif run is not None and not first:
-        _run_section(run)
+        run_panel.run_section(run)
 
 
 render()
