@@ -271,3 +271,22 @@ def test_the_workers_log_is_rotated_when_large_so_it_never_holds_more_than_two_f
         worker._rotate_if_large(log)
         assert not log.exists() and (tmp_path / "worker.log.1").read_bytes() == text
     assert sorted(path.name for path in tmp_path.iterdir()) == ["worker.log.1"]
+
+
+def test_a_quiet_job_counts_as_hung_only_while_its_process_does_no_work(monkeypatch):
+    monkeypatch.setattr(worker, "STALL_SECONDS", 0.5)
+
+    class Quiet:  # a job that has sent no event since it started
+        last_event = time.monotonic()
+
+    def watch_while(activity, seconds: float):
+        clock, found, end = worker._StallClock(Quiet()), None, time.monotonic() + seconds
+        while time.monotonic() < end and not found:
+            activity()
+            found = clock.hung()
+        return found
+
+    busy = watch_while(lambda: sum(range(200_000)), 1.5)  # computing without events: scoring a large model, say
+    assert busy is None
+    idle = watch_while(lambda: time.sleep(0.05), 1.5)  # waiting on something that does not come
+    assert idle is not None and idle[0] > 0.5 and idle[1] < 0.05 * 0.5
