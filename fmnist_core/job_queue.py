@@ -282,8 +282,8 @@ class JobQueue:
 
     def finish(self, job_id: str, state: JobState, saved_name: str | None = None, test_accuracy: float | None = None,
                stopped_by_time_limit: bool = False, error: str | None = None, traceback: str | None = None) -> None:
-        """Record how a job ended; its checkpoint, of no use any more, is removed, and ended jobs beyond the newest
-        KEEP_ENDED_JOBS are deleted."""
+        """Record how a job ended; its checkpoint, of no use any more, is removed, and ended jobs beyond the
+        KEEP_ENDED_JOBS that ended last are deleted."""
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state=?, ended_at=?, saved_name=?, test_accuracy=?, stopped_by_time_limit=?, "
                        "error=?, traceback=? WHERE job_id=?",
