@@ -6,6 +6,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+
+# Imported here, fully, before any figure is built: Plotly looks pandas up in sys.modules when it checks a figure's
+# data, and while the app's warm-up thread is importing TensorFlow (which imports pandas) it found the module half
+# initialised: the first Runs page of a fresh server failed with "partially initialized module 'pandas' has no
+# attribute 'Series'". An import statement waits for the other thread's import to finish.
+import pandas  # noqa: F401, I001
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
