@@ -5,13 +5,19 @@ Run with `streamlit run streamlit_app.py`. Each page is one module under views/;
 
 import streamlit as st
 
-from views import sidebar, state
+from fmnist_core.settings import SettingsError
+from views import resources, session, sidebar, streamlit_patches, submission
 
 st.set_page_config(page_title="Fashion-MNIST CNN Studio", page_icon="👕", layout="wide")
-state.init_session()
-state.keep_keras_state_between_reruns()
-state.warm_up()
-state.keep_worker_running()  # training happens in a worker process; one is started when jobs wait for it
+try:
+    resources.settings()  # read once per server; a setting that cannot be read is said on every page
+except SettingsError as error:
+    st.error(f"This server's settings cannot be read: {error}")
+    st.stop()
+session.init_session()
+streamlit_patches.keep_keras_state_between_reruns()
+streamlit_patches.warm_up()
+submission.keep_worker_running()  # training happens in a worker process; one is started when jobs wait for it
 
 pages = [
     st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
@@ -23,5 +29,5 @@ pages = [
 ]
 navigation = st.navigation(pages)
 sidebar.render(train_page=pages[0])
-state.show_flashes()
+session.show_flashes()
 navigation.run()

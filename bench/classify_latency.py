@@ -14,6 +14,7 @@ CODE = """
 import io, json, time
 import numpy as np
 from PIL import Image
+from fmnist_core.settings import Settings
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.inference import Classifier
 from fmnist_core.preprocessing import JPEG_DRAFT_MIN_SIDE, prepare_drawing, prepare_upload
@@ -33,7 +34,7 @@ inputs = {
     "canvas 280x280": lambda: prepare_drawing(canvas).model_input,
     "photo 1600x1200 JPEG": lambda: prepare_upload(photo_bytes, "photo.jpg").model_input,
 }
-model = ModelStore().load_model("default")
+model = ModelStore.from_settings(Settings.from_environment()).load_model("default")
 classifier = Classifier(model)
 ways = {
     "Classifier": lambda image: classifier.probabilities(image),

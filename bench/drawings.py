@@ -17,6 +17,7 @@ from .measure import Row, run_python
 CODE = """
 import json, tempfile
 import numpy as np
+from fmnist_core.settings import Settings
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.drawings import NON_ITEM_KINDS, benchmark_set, score_drawings
 from fmnist_core.hyperparameters import preset
@@ -25,7 +26,8 @@ from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
 data = load_fashion_mnist()
 drawings = benchmark_set(data.test_images, data.test_labels)
-models = {"shipped (best + sketches)": ModelStore().get(DEFAULT_MODEL)}
+shipped_store = ModelStore.from_settings(Settings.from_environment())
+models = {"shipped (best + sketches)": shipped_store.get(DEFAULT_MODEL)}
 with tempfile.TemporaryDirectory() as scratch:
     store = ModelStore(scratch)
     routes = {"quick, plain": {}, "quick + sketches": {"sketch_fraction": 0.3, "non_item_fraction": 0.05}}
@@ -33,7 +35,7 @@ with tempfile.TemporaryDirectory() as scratch:
         models[name], _ = train_evaluate_save(preset("quick", **changes), data, store, name)
     figures = {}
     for name, saved in models.items():
-        classifier = (ModelStore() if saved.is_default else store).load_classifier(saved.name)
+        classifier = (shipped_store if saved.is_default else store).load_classifier(saved.name)
         top = classifier.probabilities(data.test_images).max(axis=1)
         for fill in (False, True):
             scores = score_drawings(classifier, drawings, saved.unsure_below, fill=fill)

@@ -8,11 +8,13 @@ from .measure import Row, run_python
 
 CODE = """
 import json, tempfile
+from fmnist_core.settings import Settings
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.export import export_model
 from fmnist_core.store import ModelStore
 
-store = ModelStore(); saved = store.get("default"); model = store.load_model("default")
+store = ModelStore.from_settings(Settings.from_environment())
+saved = store.get("default"); model = store.load_model("default")
 dataset = load_fashion_mnist()
 figures = []
 with tempfile.TemporaryDirectory() as out:

@@ -12,13 +12,14 @@ from .measure import Row, run_python
 CODE = """
 import json, statistics, time
 import numpy as np
+from fmnist_core.settings import Settings
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.explain import METHODS, Explainer
 from fmnist_core.store import DEFAULT_MODEL, ModelStore
 
 WARM_UP, CALLS, HEAT_IMAGES, ITEM_THRESHOLD = 10, 100, 1000, 30
 data = load_fashion_mnist()
-model = ModelStore().load_model(DEFAULT_MODEL)
+model = ModelStore.from_settings(Settings.from_environment()).load_model(DEFAULT_MODEL)
 explainer = Explainer(model)
 images, labels = data.test_images, data.test_labels.astype(int)
 

@@ -37,6 +37,7 @@ EPOCH_TEXT = re.compile(r"Epoch (\d+)/\d+ · batch (\d+)/(\d+)")
 WORKER_VS_PLAIN = """
 import json, tempfile, time
 import keras
+from fmnist_core.settings import Settings
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.hyperparameters import preset
 from fmnist_core import worker as job_worker
@@ -74,7 +75,7 @@ def plain_fit():
 worker, plain = [], []
 for round_number in range(%(rounds)d):
     job = queue.submit(RUN, f"worker-{round_number}", "bench", hyperparameters=hp)
-    job_worker.run_job(queue, store, queue.claim_next(0, 0), lambda: dataset)
+    job_worker.run_job(queue, store, queue.claim_next(0, 0), lambda: dataset, Settings(models_dir=store.root))
     worker += [epoch["images_per_second"] for epoch in queue.snapshot(job.job_id).epochs][1:]  # 1: tracing
     plain += plain_fit()[1:]
 print(json.dumps({"worker": worker, "plain": plain}))

@@ -31,13 +31,14 @@ SECTION = "Serving"
 APP_PATH_CODE = """
 import json, threading, time
 import numpy as np
+from fmnist_core.settings import Settings
 from fmnist_core.data import load_fashion_mnist
 from fmnist_core.preprocessing import prepare_upload
 from fmnist_core.store import ModelStore
 
 images = load_fashion_mnist().test_images[:1000]
 pictures = json.load(open(%(pictures)r))
-classifier = ModelStore().load_classifier("default")
+classifier = ModelStore.from_settings(Settings.from_environment()).load_classifier("default")
 
 def hammer(threads, work, seconds=%(seconds)r, warm_up=1.0):
     latencies, counts, lock = [], [0], threading.Lock()

@@ -122,6 +122,7 @@ def _worker(hp, dataset) -> list[dict]:
 
     from fmnist_core.job_queue import JobQueue
     from fmnist_core.jobs import RUN
+    from fmnist_core.settings import Settings
     from fmnist_core.store import ModelStore
     from fmnist_core.worker import run_job
 
@@ -129,7 +130,8 @@ def _worker(hp, dataset) -> list[dict]:
         queue = JobQueue(root)
         queue.submit(RUN, "bench", owner="bench", hyperparameters=hp)
         with clocked_fit() as clock:
-            run_job(queue, ModelStore(root), queue.claim_next(0, os.getpid()), lambda: dataset)
+            run_job(queue, ModelStore(root), queue.claim_next(0, os.getpid()), lambda: dataset,
+                    Settings(models_dir=root))
     return clock.epochs
 
 

@@ -13,6 +13,15 @@ from typing import TextIO
 
 from .export import FORMATS
 from .hyperparameters import PRESETS, HyperParameterError, HyperParameters, field_specs, parse_int_list, preset
+from .settings import Settings, SettingsError, setting_variable
+from .store import ModelStore
+
+
+def _load_dataset(args: argparse.Namespace):
+    """The dataset from --data-dir, else from the first place that has it (the data_dir setting first)."""
+    from .data import load_fashion_mnist
+
+    return load_fashion_mnist(args.data_dir, preferred=args.settings.data_dir)
 
 
 def _parse_int_list(text: str) -> tuple[int, ...]:
@@ -90,16 +99,14 @@ def hyperparameters_from_args(args: argparse.Namespace) -> HyperParameters:
 
 
 def _command_train(args: argparse.Namespace) -> int:
-    from .data import load_fashion_mnist
-    from .store import ModelStore
     from .train_and_save import train_evaluate_save
 
     hp = hyperparameters_from_args(args)
-    dataset = load_fashion_mnist(args.data_dir)
+    dataset = _load_dataset(args)
     run_name = args.name or args.preset
     try:
         saved, evaluation = train_evaluate_save(
-            hp, dataset, ModelStore(args.models_dir), run_name, preset=args.preset,
+            hp, dataset, ModelStore.from_settings(args.settings), run_name, preset=args.preset,
             listeners=[TerminalProgress()],
         )
     except KeyboardInterrupt:
@@ -112,13 +119,11 @@ def _command_train(args: argparse.Namespace) -> int:
 
 
 def _command_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_fashion_mnist
     from .evaluation import evaluate
-    from .store import ModelStore
 
-    store = ModelStore(args.models_dir)
+    store = ModelStore.from_settings(args.settings)
     saved = store.get(args.model)
-    dataset = load_fashion_mnist(args.data_dir)
+    dataset = _load_dataset(args)
     start = time.perf_counter()
     evaluation = evaluate(store.load_classifier(saved.name), dataset.test_images, dataset.test_labels)
     _print_evaluation(evaluation, dataset.class_names, sys.stdout)
@@ -127,9 +132,8 @@ def _command_evaluate(args: argparse.Namespace) -> int:
 
 
 def _command_list(args: argparse.Namespace) -> int:
-    from .store import ModelStore
 
-    models, warnings = ModelStore(args.models_dir).list_models()
+    models, warnings = ModelStore.from_settings(args.settings).list_models()
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     for saved in models:
@@ -158,19 +162,17 @@ def _print_trials(result, out: TextIO) -> None:
 def _command_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .data import load_fashion_mnist
     from .events import TrialEnd
-    from .store import ModelStore
+    from .store import SWEEPS_FOLDER
     from .sweep import (
-        SWEEPS_FOLDER,
         SweepError,
         SweepSpec,
         current_tuner_id,
         distributed_environment,
         parse_vary,
         retrain_hyperparameters,
-        run_sweep,
     )
+    from .sweep_tuner import run_sweep
 
     try:
         vary = tuple(parse_vary(text) for text in args.vary)
@@ -183,7 +185,7 @@ def _command_sweep(args: argparse.Namespace) -> int:
     if role:  # Keras Tuner reads its distributed settings from the environment
         os.environ.update(distributed_environment(role, args.oracle_ip, args.oracle_port, args.worker_id))
     tuner_id = current_tuner_id()
-    folder = Path(args.sweep_dir) if args.sweep_dir else ModelStore(args.models_dir).root / SWEEPS_FOLDER / args.name
+    folder = Path(args.sweep_dir) if args.sweep_dir else args.settings.models_dir / SWEEPS_FOLDER / args.name
 
     def report_trial(event) -> None:
         if isinstance(event, TrialEnd):
@@ -195,7 +197,7 @@ def _command_sweep(args: argparse.Namespace) -> int:
 
     def load_dataset():
         nonlocal dataset
-        dataset = dataset or load_fashion_mnist(args.data_dir)
+        dataset = dataset or _load_dataset(args)
         return dataset
 
     if role == "chief":
@@ -213,7 +215,7 @@ def _command_sweep(args: argparse.Namespace) -> int:
         from .train_and_save import train_evaluate_save
 
         hp = retrain_hyperparameters(spec, result.best.values)
-        saved, evaluation = train_evaluate_save(hp, load_dataset(), ModelStore(args.models_dir),
+        saved, evaluation = train_evaluate_save(hp, load_dataset(), ModelStore.from_settings(args.settings),
                                                 f"{args.name}-best", listeners=[TerminalProgress()])
         _print_evaluation(evaluation, load_dataset().class_names, sys.stdout)
         print(f"saved {saved.path}")
@@ -221,13 +223,11 @@ def _command_sweep(args: argparse.Namespace) -> int:
 
 
 def _command_export(args: argparse.Namespace) -> int:
-    from .data import load_fashion_mnist
     from .export import export_model
-    from .store import ModelStore
 
-    store = ModelStore(args.models_dir)
+    store = ModelStore.from_settings(args.settings)
     saved = store.get(args.model)
-    result = export_model(store.load_model(saved.name), saved, args.format, args.out, load_fashion_mnist(args.data_dir),
+    result = export_model(store.load_model(saved.name), saved, args.format, args.out, _load_dataset(args),
                           int8=args.int8, version=args.version)
     check = result.check
     print(f"exported {result.label} of {saved.name!r} to {result.path} ({result.size_bytes / 1e6:.2f} MB) "
@@ -244,7 +244,7 @@ def _command_serve(args: argparse.Namespace) -> int:
     from .serving import serve
     from .store import DEFAULT_MODEL
 
-    serve(args.models or [DEFAULT_MODEL], models_dir=args.models_dir, host=args.host, port=args.port,
+    serve(args.models or [DEFAULT_MODEL], models_dir=args.settings.models_dir, host=args.host, port=args.port,
           batching=not args.no_batching, max_batch_images=args.max_batch_images, access_log=args.access_log,
           runtime=args.runtime)
     return 0
@@ -254,13 +254,12 @@ def _command_worker(args: argparse.Namespace) -> int:
     import functools
     import logging
 
-    from .data import load_fashion_mnist
-    from .store import ModelStore
     from .worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
-    load_dataset = functools.cache(lambda: load_fashion_mnist(args.data_dir))
-    return run_worker(ModelStore(args.models_dir), load_dataset, None if args.forever else args.idle_exit)
+    load_dataset = functools.cache(lambda: _load_dataset(args))
+    idle_exit = args.settings.worker_idle_exit_seconds if args.idle_exit is None else args.idle_exit
+    return run_worker(args.settings, load_dataset, None if args.forever else idle_exit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,12 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run each request on the model by itself (for comparison)")
     serve.add_argument("--access-log", action="store_true", help="log every request (costs some throughput)")
     serve.set_defaults(handler=_command_serve)
-    from .worker import IDLE_EXIT_SECONDS
-
     worker = commands.add_parser(
         "worker", help="train the jobs the app queues, in order (the app starts one itself when none runs)")
-    worker.add_argument("--idle-exit", type=float, default=IDLE_EXIT_SECONDS, metavar="SECONDS",
-                        help="exit after this long without a job, handing its memory back")
+    worker.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                        help="exit after this long without a job, handing its memory back (default: the "
+                             f"{setting_variable('worker_idle_exit_seconds')} setting, 60)")
     worker.add_argument("--forever", action="store_true", help="never exit for lack of jobs")
     worker.set_defaults(handler=_command_worker)
     return parser
@@ -351,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetFileError, DatasetNotFoundError
     from .export import ExportError
     from .store import ModelStoreError
+
+    try:  # read once, here: every command gets its folders and limits from args.settings
+        args.settings = Settings.from_environment(models_dir=args.models_dir)
+    except SettingsError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
 
     if args.command == "sweep" and not (args.chief or args.worker):
         from .sweep import DISTRIBUTED_VARIABLES

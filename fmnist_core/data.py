@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,33 +154,33 @@ def read_idx_file(path: Path, expected: IdxFile, verify: bool = True) -> tuple[n
     return decode_idx(raw, str(path), expected.shape), digest
 
 
-def candidate_dirs() -> list[tuple[str, Path]]:
-    """The folders we look in, in order, each with a label saying why it is there."""
+def candidate_dirs(preferred: Path | None = None) -> list[tuple[str, Path]]:
+    """The folders we look in, in order, each with a label saying why it is there: `preferred` (the data_dir
+    setting, $FMNIST_DATA_DIR) first when given."""
     candidates = []
-    env_dir = os.environ.get("FMNIST_DATA_DIR")
-    if env_dir:
-        candidates.append(("$FMNIST_DATA_DIR", Path(env_dir).expanduser()))
+    if preferred is not None:
+        candidates.append(("$FMNIST_DATA_DIR", Path(preferred).expanduser()))
     candidates.append(("Debian package dataset-fashion-mnist", DEBIAN_DATA_DIR))
     candidates.append(("Keras cache", KERAS_CACHE_DIR))
     return candidates
 
 
-def find_dataset_dir(candidates: list[tuple[str, Path]] | None = None) -> Path | None:
-    """The first candidate folder holding all four files, or None."""
-    for _label, folder in candidate_dirs() if candidates is None else candidates:
+def find_dataset_dir(candidates: list[tuple[str, Path]] | None = None, preferred: Path | None = None) -> Path | None:
+    """The first candidate folder holding all four files (by default `candidate_dirs(preferred)`), or None."""
+    for _label, folder in candidate_dirs(preferred) if candidates is None else candidates:
         if all(_file_in(folder, spec.stem) for spec in IDX_FILES.values()):
             return folder
     return None
 
 
-def _download_with_keras() -> Path:
+def _download_with_keras(preferred: Path | None = None) -> Path:
     """Last resort: let Keras download the files into its cache (needs internet)."""
     try:
         import keras
 
         keras.datasets.fashion_mnist.load_data()
     except Exception as error:  # noqa: BLE001 - any failure here means "no download"; we report it below
-        looked = "\n".join(f"  - {label}: {folder}" for label, folder in candidate_dirs())
+        looked = "\n".join(f"  - {label}: {folder}" for label, folder in candidate_dirs(preferred))
         raise DatasetNotFoundError(
             "Fashion-MNIST was not found. Looked in:\n"
             f"{looked}\n  - Keras download: failed ({type(error).__name__}: {error})\n"
@@ -203,8 +202,10 @@ def _folder_key(folder: Path) -> tuple:
     return (str(folder.resolve()), tuple(stamps))
 
 
-def load_fashion_mnist(data_dir: Path | str | None = None, verify: bool = True) -> FashionMNIST:
-    """Load the dataset, from `data_dir` or the first place that has it; cached in the process.
+def load_fashion_mnist(data_dir: Path | str | None = None, verify: bool = True,
+                       preferred: Path | None = None) -> FashionMNIST:
+    """Load the dataset, from `data_dir` or the first place that has it (`preferred`, the data_dir setting, looked in
+    first); cached in the process.
 
     Raises DatasetNotFoundError (saying where we looked) or DatasetFileError (naming the bad file).
     """
@@ -216,7 +217,7 @@ def load_fashion_mnist(data_dir: Path | str | None = None, verify: bool = True) 
                 f"{folder}: missing {', '.join(missing)} (.gz or plain). {INSTALL_HINT}"
             )
     else:
-        folder = find_dataset_dir() or _download_with_keras()
+        folder = find_dataset_dir(preferred=preferred) or _download_with_keras(preferred)
     key = (_folder_key(folder), verify)
     with _cache_lock:
         if key in _cache:

@@ -9,22 +9,23 @@ Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import shutil
 import sqlite3
 import time
 import uuid
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 from .events import BatchEnd, TrialEnd
 from .hyperparameters import HyperParameters
 from .jobs import (
     KEEP_ENDED_JOBS,
     MAX_BATCH_POINTS,
-    MAX_JOBS_PER_VISITOR,
     MAX_RESUMES,
-    MAX_WAITING_JOBS,
     RUN,
     RUNNING_STATES,
     SWEEP,
@@ -32,11 +33,16 @@ from .jobs import (
     JobState,
     QueueFullError,
 )
+from .ownership import NotYoursError, Visitor
+from .settings import Settings
+from .store import JOBS_FOLDER, SWEEPS_FOLDER, ModelStore, estimated_model_bytes
+from .sweep import Range, SweepSpec, spec_to_dict
 
-JOBS_FOLDER = ".jobs"  # inside the model store; dot folders are never listed as models
-SWEEPS_FOLDER = ".sweeps"  # a sweep job's keras-tuner folder is SWEEPS_FOLDER/<job id>, beside JOBS_FOLDER
 DATABASE_FILE = "queue.sqlite3"
 CHECKPOINTS_FOLDER = "checkpoints"
+NOT_YOURS = "only the visitor who started it, or the operator, can {verb} it."
+
+_log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -79,10 +85,17 @@ class JobQueueError(RuntimeError):
     """The queue's database cannot be opened or written; the message says why and what to check."""
 
 
-class JobQueue:
-    """The queue of one model store (`root`): `<root>/.jobs/queue.sqlite3`."""
+class StaleWorkerError(RuntimeError):
+    """A worker wrote to a job it no longer holds (it was taken up again by another worker); nothing was written."""
 
-    def __init__(self, root: Path | str):
+
+class JobQueue:
+    """The queue of one model store (`root`): `<root>/.jobs/queue.sqlite3`, taking at most `max_jobs_per_visitor`
+    active jobs per visitor and `max_waiting_jobs` waiting in all (`JobQueue.from_settings` builds the server's)."""
+
+    def __init__(self, root: Path | str, *, max_jobs_per_visitor: int = Settings.max_jobs_per_visitor,
+                 max_waiting_jobs: int = Settings.max_waiting_jobs):
+        self.max_jobs_per_visitor, self.max_waiting_jobs = max_jobs_per_visitor, max_waiting_jobs
         self.folder = Path(root) / JOBS_FOLDER
         self.path = self.folder / DATABASE_FILE
         try:
@@ -95,6 +108,12 @@ class JobQueue:
             raise JobQueueError(
                 f"the job queue ({JOBS_FOLDER}/{DATABASE_FILE} in the model folder) cannot be opened ({reason}). "
                 "Check that the model folder is writable and its disk has space, then reload the page.") from error
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobQueue:
+        """The job queue beside the model store of `settings`, with their limits; JobQueueError if it cannot open."""
+        return cls(settings.models_dir, max_jobs_per_visitor=settings.max_jobs_per_visitor,
+                   max_waiting_jobs=settings.max_waiting_jobs)
 
     @contextmanager
     def _connect(self):
@@ -120,27 +139,31 @@ class JobQueue:
     # ---- what pages do ---------------------------------------------------------------------------
     def submit(self, kind: str, run_name: str, owner: str, preset: str | None = None,
                hyperparameters: HyperParameters | None = None, spec=None,
-               from_sweep: tuple[str, str] | None = None) -> JobSnapshot:
-        """Put a job at the end of the queue; raises QueueFullError when the visitor or the queue is at its limit."""
+               from_sweep: tuple[str, str] | None = None, store: ModelStore | None = None) -> JobSnapshot:
+        """Put a job at the end of the queue; raises QueueFullError when the visitor or the queue is at its limit.
+        A run with a `store` reserves room there for its model (StoreFullError when there is none, counting the room
+        every queued or training run holds), so that a run allowed to start is never refused at its save."""
         if kind not in (RUN, SWEEP):
             raise ValueError(f"kind={kind!r}: expected {RUN!r} or {SWEEP!r}.")
-        spec_json = None
-        if spec is not None:
-            from .sweep import spec_to_dict
-
-            spec_json = json.dumps(spec_to_dict(spec))
+        spec_json = None if spec is None else json.dumps(spec_to_dict(spec))
         job_id = uuid.uuid4().hex[:12]
         with self._transaction() as db:
             mine = db.execute(f"SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN {_ACTIVE}", (owner,)).fetchone()[0]
-            if mine >= MAX_JOBS_PER_VISITOR:
+            if mine >= self.max_jobs_per_visitor:
                 raise QueueFullError(
                     f"you already have {mine} jobs waiting or training, the most one visitor may have at once "
-                    f"({MAX_JOBS_PER_VISITOR}). Cancel one of yours, or wait until one has ended.")
+                    f"({self.max_jobs_per_visitor}). Cancel one of yours, or wait until one has ended.")
             waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE state=?", (JobState.QUEUED.value,)).fetchone()[0]
-            if waiting >= MAX_WAITING_JOBS:
+            if waiting >= self.max_waiting_jobs:
                 raise QueueFullError(
                     f"the queue is full: {waiting} jobs are waiting, the most this server takes "
-                    f"({MAX_WAITING_JOBS}). Try again when some have started.")
+                    f"({self.max_waiting_jobs}). Try again when some have started.")
+            if kind == RUN and store is not None:
+                reserved = [self._stored_hyperparameters(row["hyperparameters"]) for row in db.execute(
+                    f"SELECT hyperparameters FROM jobs WHERE kind=? AND state IN {_ACTIVE} AND saved_name IS NULL",
+                    (RUN,))]
+                store.check_room(estimated_model_bytes(hyperparameters.parameter_count()), len(reserved),
+                                 sum(estimated_model_bytes(hp.parameter_count()) for hp in reserved if hp))
             db.execute(
                 "INSERT INTO jobs (job_id, kind, run_name, owner, state, submitted_at, preset, hyperparameters, "
                 "spec, from_sweep) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -149,8 +172,10 @@ class JobQueue:
                  json.dumps(list(from_sweep)) if from_sweep else None))
         return self.snapshot(job_id)
 
-    def cancel(self, job_id: str) -> bool:
-        """Take a waiting job out of the queue; False when it had already started (or ended)."""
+    def cancel(self, job_id: str, actor: Visitor) -> bool:
+        """Take a waiting job out of the queue for `actor` (its owner or the operator; anyone else gets
+        NotYoursError); False when it had already started (or ended)."""
+        self._check_control(job_id, actor, "cancel")
         with self._transaction() as db:
             changed = db.execute("UPDATE jobs SET state=?, ended_at=? WHERE job_id=? AND state=?",
                                  (JobState.CANCELLED.value, time.time(), job_id, JobState.QUEUED.value)).rowcount
@@ -159,12 +184,20 @@ class JobQueue:
             self._remove_files(job_id, pruned)
         return changed == 1
 
-    def request_stop(self, job_id: str) -> None:
-        """Ask the worker to stop a running job after its current batch (what it did is kept). A run waiting to
-        resume after a crash may be stopped too: the worker then saves what it had trained without training on."""
+    def request_stop(self, job_id: str, actor: Visitor) -> None:
+        """Ask the worker to stop a running job after its current batch (what it did is kept), for `actor` (its
+        owner or the operator; anyone else gets NotYoursError). A run waiting to resume after a crash may be stopped
+        too: the worker then saves what it had trained without training on."""
+        self._check_control(job_id, actor, "stop")
         with self._connect() as db:
             db.execute(f"UPDATE jobs SET stop_requested=1 WHERE job_id=? AND (state IN {_RUNNING} OR "
                        "(state=? AND resumes>0))", (job_id, JobState.QUEUED.value))
+
+    def _check_control(self, job_id: str, actor: Visitor, verb: str) -> None:
+        with self._connect() as db:
+            row = db.execute("SELECT owner FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        if row is not None and not actor.may_control(row["owner"]):
+            raise NotYoursError(NOT_YOURS.format(verb=verb).capitalize())
 
     def running_slots(self) -> set[int]:
         """The worker slots that jobs recorded as running are in (a slot may be beyond today's CONCURRENT_JOBS)."""
@@ -245,8 +278,19 @@ class JobQueue:
             shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
         return ids
 
-    def set_state(self, job_id: str, state: JobState) -> None:
-        with self._connect() as db:
+    # A worker's writes are fenced: each applies only while the job is running under the process that claimed it
+    # (`holder`, its pid). A worker taken for dead whose job was put back and claimed by another gets
+    # StaleWorkerError and writes nothing, whatever the slot locks say.
+    def _check_holder(self, db: sqlite3.Connection, job_id: str, holder: int) -> None:
+        row = db.execute(f"SELECT 1 FROM jobs WHERE job_id=? AND worker_pid=? AND state IN {_RUNNING}",
+                         (job_id, holder)).fetchone()
+        if row is None:
+            _log.error("job %s: a write from worker %s, which no longer holds it, was refused", job_id, holder)
+            raise StaleWorkerError(f"job {job_id} is no longer held by worker {holder}; nothing was written.")
+
+    def set_state(self, job_id: str, state: JobState, holder: int) -> None:
+        with self._transaction() as db:
+            self._check_holder(db, job_id, holder)
             db.execute("UPDATE jobs SET state=? WHERE job_id=?", (state.value, job_id))
 
     def stop_requested(self, job_id: str) -> bool:
@@ -254,10 +298,12 @@ class JobQueue:
             row = db.execute("SELECT stop_requested FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return bool(row and row[0])
 
-    def record_progress(self, job_id: str, last_batch: BatchEnd | None, points: list[tuple[float, float, float]],
-                        epochs: list[dict] = (), trials: list[TrialEnd] = ()) -> None:
+    def record_progress(self, job_id: str, holder: int, last_batch: BatchEnd | None,
+                        points: list[tuple[float, float, float]], epochs: list[dict] = (),
+                        trials: list[TrialEnd] = ()) -> None:
         """The worker's buffered events, in one transaction: the last batch, new curve points, epochs, trials."""
         with self._transaction() as db:
+            self._check_holder(db, job_id, holder)
             if last_batch is not None:
                 db.execute("UPDATE jobs SET last_batch=? WHERE job_id=?", (json.dumps(last_batch.__dict__), job_id))
             db.executemany("INSERT INTO batch_points VALUES (?,?,?,?)", [(job_id, *point) for point in points])
@@ -270,21 +316,24 @@ class JobQueue:
             if trials and last_batch is None:
                 db.execute("UPDATE jobs SET last_batch=NULL WHERE job_id=?", (job_id,))
 
-    def restart_history(self, job_id: str, history: list[dict]) -> None:
+    def restart_history(self, job_id: str, holder: int, history: list[dict]) -> None:
         """A resumed run: its epochs become the checkpoint's (none, when it had no checkpoint yet); curve points past
         them, and the last batch, are dropped."""
         with self._transaction() as db:
+            self._check_holder(db, job_id, holder)
             db.execute("DELETE FROM epochs WHERE job_id=?", (job_id,))
             db.executemany("INSERT INTO epochs VALUES (?,?,?)",
                            [(job_id, epoch["epoch"], json.dumps(epoch)) for epoch in history])
             db.execute("DELETE FROM batch_points WHERE job_id=? AND position>?", (job_id, len(history)))
             db.execute("UPDATE jobs SET last_batch=NULL WHERE job_id=?", (job_id,))
 
-    def finish(self, job_id: str, state: JobState, saved_name: str | None = None, test_accuracy: float | None = None,
-               stopped_by_time_limit: bool = False, error: str | None = None, traceback: str | None = None) -> None:
+    def finish(self, job_id: str, holder: int, state: JobState, saved_name: str | None = None,
+               test_accuracy: float | None = None, stopped_by_time_limit: bool = False, error: str | None = None,
+               traceback: str | None = None) -> None:
         """Record how a job ended; its checkpoint, of no use any more, is removed, and ended jobs beyond the
         KEEP_ENDED_JOBS that ended last are deleted."""
         with self._transaction() as db:
+            self._check_holder(db, job_id, holder)
             db.execute("UPDATE jobs SET state=?, ended_at=?, saved_name=?, test_accuracy=?, stopped_by_time_limit=?, "
                        "error=?, traceback=? WHERE job_id=?",
                        (state.value, time.time(), saved_name, test_accuracy, int(stopped_by_time_limit), error,
@@ -325,19 +374,45 @@ class JobQueue:
             "SELECT data FROM epochs WHERE job_id=? ORDER BY epoch", (job_id,)))
         trials = tuple(TrialEnd(**json.loads(r["data"])) for r in db.execute(
             "SELECT data FROM trials WHERE job_id=? ORDER BY seq", (job_id,)))
-        spec = None
-        if row["spec"]:
-            from .sweep import spec_from_dict
-
-            spec = spec_from_dict(json.loads(row["spec"]))
         return JobSnapshot(
             job_id=job_id, kind=row["kind"], run_name=row["run_name"], owner=row["owner"],
             state=JobState(row["state"]), submitted_at=row["submitted_at"], started_at=row["started_at"],
             last_batch=BatchEnd(**json.loads(row["last_batch"])) if row["last_batch"] else None,
             stop_requested=bool(row["stop_requested"]), stopped_by_time_limit=bool(row["stopped_by_time_limit"]),
             error=row["error"], traceback=row["traceback"], resumes=row["resumes"], ended_at=row["ended_at"],
-            preset=row["preset"],
-            hyperparameters=HyperParameters.from_json(row["hyperparameters"]) if row["hyperparameters"] else None,
+            preset=row["preset"], hyperparameters=self._stored_hyperparameters(row["hyperparameters"]),
             batch_points=points, epochs=epochs, saved_name=row["saved_name"], test_accuracy=row["test_accuracy"],
-            from_sweep=tuple(json.loads(row["from_sweep"])) if row["from_sweep"] else None, spec=spec, trials=trials,
+            from_sweep=tuple(json.loads(row["from_sweep"])) if row["from_sweep"] else None,
+            spec=self._stored_spec(row["spec"]), trials=trials, worker_pid=row["worker_pid"],
         )
+
+    # Rows are read as they were stored, without today's checks: a rule tightened since must not break every page
+    # that lists jobs. The worker checks a job's settings against today's rules before it trains (worker.py).
+    @staticmethod
+    def _stored_hyperparameters(text: str | None) -> HyperParameters | None:
+        return None if not text else as_stored(HyperParameters, json.loads(text))
+
+    @staticmethod
+    def _stored_spec(text: str | None):
+        if not text:
+            return None
+        data = json.loads(text)
+        data["vary"] = tuple((name, as_stored(Range, values) if isinstance(values, dict) else tuple(values))
+                             for name, values in data.get("vary", ()))
+        return as_stored(SweepSpec, data)
+
+
+def as_stored(cls: type, data: dict[str, Any]):
+    """A frozen dataclass `cls` made from stored `data` without its checks (`__post_init__`): unknown keys are
+    dropped, missing ones take their defaults, lists become tuples."""
+    instance = object.__new__(cls)
+    for spec in dataclasses.fields(cls):
+        if spec.name in data:
+            value = data[spec.name]
+            value = tuple(value) if isinstance(value, list) else value
+        elif spec.default is not dataclasses.MISSING:
+            value = spec.default
+        else:
+            value = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else None
+        object.__setattr__(instance, spec.name, value)
+    return instance

@@ -12,27 +12,21 @@ A job belongs to the visitor who submitted it (`owner`, a key derived from their
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass
 
 from .events import BatchEnd, TrialEnd, best_trial
 from .hyperparameters import TRAIN_SET_SIZE, HyperParameters
+from .settings import Settings
+from .sweep import SweepSpec  # the sweep's spec and its checks; Keras Tuner is only imported by sweep_tuner.py
 
 RUN, SWEEP = "run", "sweep"
 
 # ---- limits, in one place --------------------------------------------------------------------------
-# Wall-clock cap on the training of one job, so one visitor cannot hold the CPU for hours (the epoch, subset and
-# parameter caps alone allow a 5M-parameter model 60 epochs on 60,000 images; a sweep's trials x epochs more).
-# When reached, the job stops like a user stop. Read when the worker starts (FMNIST_MAX_TRAIN_MINUTES).
-MAX_TRAIN_MINUTES = float(os.environ.get("FMNIST_MAX_TRAIN_MINUTES", "30"))
-MAX_JOBS_PER_VISITOR = 2  # waiting or training at once, per visitor
-MAX_WAITING_JOBS = 12  # in the queue at once, for the whole server
+# The limits an operator sets (the wall-clock cap on one job's training, jobs per visitor, waiting jobs, jobs that
+# train at once) are settings (settings.py), passed in; these are the queue's own.
 # A job whose worker died this many times while running it (an out-of-memory kill every time, say) fails instead
 # of being taken up again for ever.
 MAX_RESUMES = 3
-# Jobs that train at the same time: one on this project's 2-core machines (two would each run at half speed and
-# need twice the memory); more on a bigger machine, with FMNIST_CONCURRENT_JOBS.
-CONCURRENT_JOBS = max(1, int(os.environ.get("FMNIST_CONCURRENT_JOBS", "1")))
 # Per-batch points kept for the live chart (older ones are thinned out when read): a 400 px wide chart shows no
 # more, and every refresh of the Train page sends them all to each open browser.
 MAX_BATCH_POINTS = 1000
@@ -75,10 +69,6 @@ class QueueFullError(RuntimeError):
     """A limit of the queue is reached; the message names the limit and what to do."""
 
 
-class NotYoursError(PermissionError):
-    """A visitor tried to stop, cancel or delete what another visitor owns."""
-
-
 @dataclass(frozen=True)
 class JobSnapshot:
     """What a page shows of a job at one moment; safe to keep and read from any thread."""
@@ -92,11 +82,12 @@ class JobSnapshot:
     started_at: float | None
     last_batch: BatchEnd | None  # of the run, or of the sweep's trial in progress
     stop_requested: bool
-    stopped_by_time_limit: bool  # ended by MAX_TRAIN_MINUTES, not by its epochs, its trials or a person
+    stopped_by_time_limit: bool  # ended by the time limit (settings), not by its epochs, its trials or a person
     error: str | None
     traceback: str | None = None  # for the page's technical details; never shown alone
     resumes: int = 0  # times the job was taken up again after a crash or restart of its worker
     ended_at: float | None = None
+    worker_pid: int | None = None  # the process that claimed it: the queue takes the job's writes from it alone
     # a run's
     preset: str | None = None
     hyperparameters: HyperParameters | None = None
@@ -106,7 +97,7 @@ class JobSnapshot:
     test_accuracy: float | None = None
     from_sweep: tuple[str, str] | None = None  # (sweep job id, trial id) when the run retrains a sweep's trial
     # a sweep's
-    spec: object = None  # sweep.SweepSpec (not imported here: that would import Keras Tuner with the app)
+    spec: SweepSpec | None = None
     trials: tuple[TrialEnd, ...] = ()  # in the order they ended
 
     @property
@@ -130,10 +121,10 @@ def images_to_train(snapshot: JobSnapshot) -> int:
     return round(hp.epochs * images * (1 - hp.validation_fraction) * (1 + hp.sketch_fraction + hp.non_item_fraction))
 
 
-def seconds_left(snapshot: JobSnapshot, images_per_second: float, now: float) -> float:
+def seconds_left(snapshot: JobSnapshot, images_per_second: float, now: float, time_limit_seconds: float) -> float:
     """About how long until `snapshot` ends: a training run's own ETA, else its size at `images_per_second` less
     the time it has run (a sweep's trials each have their own clock); never past the time limit."""
-    limit = MAX_TRAIN_MINUTES * 60
+    limit = time_limit_seconds
     if snapshot.is_running and snapshot.last_batch is not None and snapshot.kind == RUN:
         batch = snapshot.last_batch
         return min(batch.eta_seconds, max(limit - batch.elapsed_seconds, 0)) + SCORE_AND_SAVE_SECONDS
@@ -141,14 +132,17 @@ def seconds_left(snapshot: JobSnapshot, images_per_second: float, now: float) ->
     return max(min(images_to_train(snapshot) / images_per_second, limit) - done, 0) + SCORE_AND_SAVE_SECONDS
 
 
-def estimated_starts(active: list[JobSnapshot], images_per_second: float, now: float) -> dict[str, float]:
-    """When each waiting job of `active` (running ones first, then the queue in order) should start, as a time."""
-    running = [now + seconds_left(job, images_per_second, now) for job in active if job.is_running]
-    slots = running + [now] * max(CONCURRENT_JOBS - len(running), 0)
+def estimated_starts(active: list[JobSnapshot], images_per_second: float, now: float,
+                     settings: Settings) -> dict[str, float]:
+    """When each waiting job of `active` (running ones first, then the queue in order) should start, as a time, with
+    `settings.concurrent_jobs` jobs at a time."""
+    limit = settings.time_limit_seconds
+    running = [now + seconds_left(job, images_per_second, now, limit) for job in active if job.is_running]
+    slots = running + [now] * max(settings.concurrent_jobs - len(running), 0)
     starts = {}
     for job in active:
         if job.state == JobState.QUEUED:
             slots.sort()
             starts[job.job_id] = slots[0]
-            slots[0] += seconds_left(job, images_per_second, now)
+            slots[0] += seconds_left(job, images_per_second, now, limit)
     return starts

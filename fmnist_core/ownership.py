@@ -41,11 +41,20 @@ def operator_token(password: str) -> str:
     return hmac.new(password.encode(), b"fmnist-operator", "sha256").hexdigest()
 
 
+class NotYoursError(PermissionError):
+    """A visitor tried to stop, cancel or delete what another visitor owns; the message says whose it is and who may."""
+
+
 @dataclass(frozen=True)
 class Visitor:
     key: str  # owner_key of their browser id
     is_operator: bool = False
     operator_configured: bool = False  # whether this server has an operator password at all
+
+    @classmethod
+    def command_line(cls) -> Visitor:
+        """Whoever runs the command line on the server: they own its files, so they act as the operator."""
+        return cls(key="command-line", is_operator=True)
 
     def owns(self, owner: str | None) -> bool:
         return owner is not None and owner == self.key

@@ -97,11 +97,12 @@ def load_served_models(names: Iterable[str], models_dir: Path | str | None = Non
                        ) -> dict[str, ServedModel]:
     """Load each named model from the store (ModelStoreError if one cannot be) and make it ready to serve with
     `runtime` (a key of RUNTIMES; ExportError if its export fails its check)."""
+    from .settings import REPOSITORY_MODELS
     from .store import ModelStore
 
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}.")
-    store, models, dataset = ModelStore(models_dir), {}, None
+    store, models, dataset = ModelStore(models_dir if models_dir is not None else REPOSITORY_MODELS), {}, None
     for name in dict.fromkeys(names):  # each once, in the order given
         saved = store.get(name)
         if runtime == "keras":

@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from .hyperparameters import HyperParameterError, HyperParameters
+from .ownership import NotYoursError, Visitor
+from .settings import Settings, setting_variable
 
-MODELS_DIR = Path(os.environ.get("FMNIST_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
 DEFAULT_MODEL = "default"
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 CARD_FORMAT = 1
+# Hidden folders of the store (dot folders are never listed as models): the job queue and the sweeps' trials, a sweep
+# job's Keras Tuner folder being SWEEPS_FOLDER/<job id>.
+JOBS_FOLDER = ".jobs"
+SWEEPS_FOLDER = ".sweeps"
 _TEMPORARY_PREFIX = ".tmp-"
 _STALE_TEMPORARY_SECONDS = 3600
 _ARCHIVE_ENTRIES = {"config.json", "model.weights.h5"}  # what every Keras 3 `.keras` file holds
@@ -42,22 +47,16 @@ class StoreFullError(ModelStoreError):
     """The store holds as many saved runs, or as many megabytes, as this server allows."""
 
 
-# Saved runs (the shipped model aside) are capped, so that one visitor cannot fill the server's disk. An operator
-# raises the caps with these environment variables (read at each save, so a restart is not needed).
-MAX_SAVED_RUNS_VARIABLE, MAX_STORE_MB_VARIABLE = "FMNIST_MAX_SAVED_RUNS", "FMNIST_MAX_STORE_MB"
-DEFAULT_MAX_SAVED_RUNS, DEFAULT_MAX_STORE_MB = 100, 1000
+# Saved runs (the shipped model aside) are capped, so that one visitor cannot fill the server's disk: the store's
+# limits are settings (settings.py: max_saved_runs, max_store_mb), which an operator raises in the environment.
+# A saved model without optimizer state takes 4 bytes a parameter and this much besides (config, archive, card).
+MODEL_FILE_OVERHEAD_BYTES = 60_000
 
 
-def store_limits() -> tuple[int, int]:
-    """(saved runs, megabytes) this server allows: the defaults, or the operator's environment variables."""
-    limits = []
-    for variable, default in ((MAX_SAVED_RUNS_VARIABLE, DEFAULT_MAX_SAVED_RUNS), (MAX_STORE_MB_VARIABLE,
-                                                                                DEFAULT_MAX_STORE_MB)):
-        try:
-            limits.append(max(0, int(os.environ.get(variable, default))))
-        except ValueError:
-            limits.append(default)  # a mistyped setting must not lift the cap
-    return limits[0], limits[1]
+def estimated_model_bytes(parameter_count: int) -> int:
+    """About what a run with `parameter_count` parameters takes in the store once saved (3.5 MB for the shipped
+    model's 0.87 M parameters)."""
+    return 4 * parameter_count + MODEL_FILE_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -170,11 +169,18 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 class ModelStore:
-    """Saved models under `root` (default: the repository's `models/`, or $FMNIST_MODELS_DIR)."""
+    """Saved models under `root`, at most `max_saved_runs` runs and `max_store_mb` megabytes of them (the shipped
+    model aside); `ModelStore.from_settings` builds the server's."""
 
-    def __init__(self, root: Path | str | None = None):
-        self.root = Path(root) if root is not None else MODELS_DIR
+    def __init__(self, root: Path | str, *, max_saved_runs: int = 100, max_store_mb: int = 1000):
+        self.root = Path(root)
+        self.max_saved_runs, self.max_store_mb = max_saved_runs, max_store_mb
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelStore:
+        """The model store `settings` describe: its folder and limits."""
+        return cls(settings.models_dir, max_saved_runs=settings.max_saved_runs, max_store_mb=settings.max_store_mb)
 
     # ---- saving ---------------------------------------------------------------------------------
     def usage(self) -> tuple[int, int]:
@@ -189,21 +195,26 @@ class ModelStore:
             size += sum(entry.stat().st_size for entry in folder.iterdir() if entry.is_file())
         return runs, size
 
-    def check_room(self) -> None:
-        """Raise StoreFullError when one more saved run would go over the server's limits."""
-        max_runs, max_mb = store_limits()
+    def check_room(self, new_bytes: int = 0, reserved_runs: int = 0, reserved_bytes: int = 0) -> None:
+        """Raise StoreFullError when one more saved run of `new_bytes` would go over the server's limits, counting
+        the room already reserved for runs that are queued or training (`reserved_runs`, `reserved_bytes`)."""
         runs, size = self.usage()
-        if runs >= max_runs or size >= max_mb * 1_000_000:
+        runs, size = runs + reserved_runs, size + reserved_bytes
+        if runs + 1 > self.max_saved_runs or size + new_bytes > self.max_store_mb * 1_000_000:
+            waiting = f", and room kept for {reserved_runs} queued or training" if reserved_runs else ""
             raise StoreFullError(
-                f"the model store is full: {runs} saved runs, {size / 1e6:,.0f} MB (this server allows "
-                f"{max_runs} runs and {max_mb:,} MB). Delete saved runs you no longer need; an operator "
-                f"can raise the limits with {MAX_SAVED_RUNS_VARIABLE} and {MAX_STORE_MB_VARIABLE}."
+                f"the model store is full: {runs - reserved_runs} saved runs, {(size - reserved_bytes) / 1e6:,.0f} "
+                f"MB{waiting} (this server allows {self.max_saved_runs} runs and {self.max_store_mb:,} MB). Delete "
+                f"saved runs you no longer need; an operator can raise the limits with "
+                f"{setting_variable('max_saved_runs')} and {setting_variable('max_store_mb')}."
             )
 
-    def save(self, model, card: dict[str, Any], run_name: str) -> SavedModel:
+    def save(self, model, card: dict[str, Any], run_name: str, room_reserved: bool = False) -> SavedModel:
         """Save `model` (an inference copy, without optimizer state) and its card under a new folder; raises
-        StoreFullError when the store is at its limits."""
-        self.check_room()
+        StoreFullError when the store is at its limits, unless the room was reserved when its job was queued (a run
+        allowed to start is never thrown away at its end)."""
+        if not room_reserved:
+            self.check_room()
         slug = slugify(run_name)
         if slug == DEFAULT_MODEL:
             slug = f"run-{slug}"  # the shipped model's folder is never taken by a run
@@ -357,15 +368,19 @@ class ModelStore:
         network = self._load_network(saved)
         return Classifier(answering_model(network, saved.hyperparameters), network)
 
-    def delete(self, name: str, identity: tuple[str, str, int] | None = None) -> None:
-        """Delete a saved run; the shipped default model cannot be deleted. With `identity` (a SavedModel's, as the
-        user saw it), only that very model: a run saved since under the same name is refused, not deleted."""
+    def delete(self, name: str, actor: Visitor, identity: tuple[str, str, int] | None = None) -> None:
+        """Delete a saved run for `actor`, who must be allowed to (ownership.py; else NotYoursError); the shipped
+        default model cannot be deleted. With `identity` (a SavedModel's, as the user saw it), only that very model:
+        a run saved since under the same name is refused, not deleted."""
         if name == DEFAULT_MODEL:
             raise ModelStoreError("the shipped default model cannot be deleted.")
         try:
             saved = self.get(name)
         except ModelStoreError:
             raise ModelStoreError(f"{name!r} is already gone: someone deleted it. Nothing was deleted.") from None
+        refusal = actor.delete_refusal(saved.owner)
+        if refusal:
+            raise NotYoursError(f"{name!r} is not yours to delete: {refusal}")
         if identity is not None and saved.identity != tuple(identity):
             raise ModelStoreError(
                 f"{name!r} is no longer the model you chose: another run was saved under that name since. "

@@ -12,16 +12,10 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
-import threading
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .data import FashionMNIST
-from .events import Listener, TrialEnd, best_trial
 from .hyperparameters import (
     MAX_EPOCHS,
     PRESETS,
@@ -31,7 +25,6 @@ from .hyperparameters import (
     _check_field,
     field_specs,
 )
-from .job_queue import SWEEPS_FOLDER  # noqa: F401 - where the worker and the CLI put sweeps
 
 STRATEGIES = ("grid", "random", "hyperband")
 OBJECTIVE = "val_accuracy"
@@ -228,68 +221,6 @@ class SweepResult:
     stopped_by_user: bool = False
     stopped_by_time_limit: bool = False
     directory: Path | None = None
-
-
-def _record(trial) -> TrialRecord:
-    metrics = trial.metrics
-
-    def last(name):
-        return metrics.get_last_value(name) if metrics.exists(name) else None
-
-    from .sweep_tuner import TRIAL_STATUS
-
-    accuracy, epochs, seconds = last(OBJECTIVE), last("epochs_run"), last("train_seconds")
-    status = str(getattr(trial.status, "value", trial.status))
-    return TrialRecord(trial.trial_id, swept_values(trial.hyperparameters.values),
-                       None if accuracy is None else float(accuracy), TRIAL_STATUS.get(status, status.lower()),
-                       None if epochs is None else int(epochs), None if seconds is None else float(seconds))
-
-
-def run_sweep(
-    spec: SweepSpec,
-    load_dataset: Callable[[], FashionMNIST],
-    listeners: Iterable[Listener] = (),
-    stop_event: threading.Event | None = None,
-    directory: Path | str | None = None,
-    time_limit_seconds: float | None = None,
-    ended_trials: Iterable[TrialEnd] = (),
-) -> SweepResult:
-    """Run the sweep here; with KERASTUNER_* set, as the chief (serves trials) or a worker (runs them).
-
-    The tuner's files go to `directory` (a fresh temporary folder if None), one sub-folder per tuner id. With
-    `time_limit_seconds`, the trial in progress stops like a user stop once the sweep has run that long, and no
-    further trial starts. `ended_trials` resumes an interrupted sweep: the oracle chooses the same trials again (in
-    the same order, from the same seed), and those that had ended give their recorded results without training or
-    events; the rest run. (Keras Tuner's own reload cannot resume a grid: its GridSearchOracle does not save where
-    it was, and fails with a KeyError.)
-    """
-    from .sweep_tuner import SweepTuner
-
-    tuner_id = current_tuner_id()
-    temporary = directory is None
-    root = Path(tempfile.mkdtemp(prefix="fmnist-sweep-") if temporary else directory)
-    tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds, ended_trials,
-                       directory=str(root / tuner_id), project_name="sweep", overwrite=True)
-    result = SweepResult(directory=None if temporary else root)
-    try:
-        tuner.search(verbose=0)
-    except SweepStopped:
-        pass
-    except RuntimeError:
-        # A stopped trial counts as failed for Keras Tuner, which ends a search of only failures with a RuntimeError
-        # ("consecutive failures exceeded"): after a stop, that is the stop, not a failure.
-        if not (tuner.stopped_by_time_limit or (stop_event is not None and stop_event.is_set())):
-            raise
-    finally:
-        if temporary:
-            shutil.rmtree(root, ignore_errors=True)
-    result.stopped_by_time_limit = tuner.stopped_by_time_limit
-    result.stopped_by_user = stop_event is not None and stop_event.is_set()
-    if tuner_id.startswith("local") or "chief" in tuner_id:  # a worker's oracle is the chief's, over the network
-        result.trials = sorted((_record(trial) for trial in tuner.oracle.trials.values()),
-                               key=lambda record: record.trial_id)
-        result.best = best_trial(result.trials)
-    return result
 
 
 def current_tuner_id() -> str:

@@ -24,11 +24,13 @@ def train_evaluate_save(
     time_limit_seconds: float | None = None,
     checkpoint_dir: Path | str | None = None,
     card_extra: dict | None = None,
+    room_reserved: bool = False,
 ) -> tuple[SavedModel, Evaluation]:
     """Train (stoppable, optionally capped in time, resumable from `checkpoint_dir`), score the best weights on the
-    test set, save model and card (with `card_extra`'s fields, e.g. the job and owner)."""
+    test set, save model and card (with `card_extra`'s fields, e.g. the job and owner); `room_reserved`: the store
+    kept room for it when its job was queued, so the save is not refused for lack of room."""
     result = train(hp, dataset, listeners=listeners, stop_event=stop_event, time_limit_seconds=time_limit_seconds,
                    checkpoint_dir=checkpoint_dir)
     evaluation = evaluate(result.classifier, dataset.test_images, dataset.test_labels)
     card = {**make_card(result, evaluation, dataset, run_name=run_name, preset=preset), **(card_extra or {})}
-    return store.save(result.model, card, run_name), evaluation
+    return store.save(result.model, card, run_name, room_reserved=room_reserved), evaluation

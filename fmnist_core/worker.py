@@ -1,7 +1,7 @@
 """The training worker: a process of its own that takes jobs from the queue in order and runs them.
 
 `python -m fmnist_core worker` runs one by hand; the app starts one (`ensure_worker`) whenever jobs wait and no
-worker holds a slot. A worker holds one of CONCURRENT_JOBS slot locks (`.jobs/worker-N.lock`, an flock the
+worker holds a slot. A worker holds one of `Settings.concurrent_jobs` slot locks (`.jobs/worker-N.lock`, an flock the
 kernel releases when the process dies, even by `kill -9`), so a slot whose lock is free has no live worker, and
 the jobs recorded as running in it were interrupted: the next worker puts them back in the queue, where they
 resume from their last checkpoint (at most the epoch in progress is lost). A finished run's model is saved by
@@ -26,24 +26,24 @@ import traceback
 from pathlib import Path
 
 from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingResumed, TrainingStarted, TrialEnd
-from .job_queue import JobQueue
-from .jobs import CONCURRENT_JOBS, MAX_RESUMES, MAX_TRAIN_MINUTES, RUN, JobSnapshot, JobState
+from .hyperparameters import HyperParameterError, HyperParameters
+from .job_queue import JobQueue, StaleWorkerError
+from .jobs import MAX_RESUMES, RUN, JobSnapshot, JobState
+from .settings import Settings
+from .store import JOBS_FOLDER, SWEEPS_FOLDER, ModelStore
 
 SLOT_LOCK = "worker-{slot}.lock"
 WORKER_LOG = "worker.log"
 WORKER_LOG_BYTES = 5_000_000  # then it is rotated as the next worker starts
 POLL_SECONDS = 0.25  # how often a waiting worker looks for a job, and a running job for a stop request
 FLUSH_SECONDS = 0.5  # how often a job's progress (last batch, curve points) is written to the queue
-# An app-started worker exits after this long without a job, handing its memory back (FMNIST_WORKER_IDLE_EXIT).
-IDLE_EXIT_SECONDS = float(os.environ.get("FMNIST_WORKER_IDLE_EXIT", "60"))
 SPAWN_GRACE_SECONDS = 15.0  # a worker just started takes this long at most to take its slot: don't start another
-# A job that has sent no event (a batch, an epoch, a trial) for this long while its process used almost no CPU
-# (under STALL_CPU_SHARE of one core) is hung, waiting on something that will not come: its worker exits with
-# STALL_EXIT_CODE, releasing its slot, and the next worker takes the job up again from its last checkpoint, as after
-# a crash (a job that hangs every time fails after MAX_RESUMES). A job that computes without events (scoring a large
-# model on the validation and test images can take many minutes) keeps a core busy and is left alone
-# (FMNIST_WORKER_STALL_MINUTES).
-STALL_SECONDS = float(os.environ.get("FMNIST_WORKER_STALL_MINUTES", "10")) * 60
+# A job that has sent no event (a batch, an epoch, a trial) for `Settings.worker_stall_seconds` while its process
+# used almost no CPU (under STALL_CPU_SHARE of one core) is hung, waiting on something that will not come: its worker
+# exits with STALL_EXIT_CODE, releasing its slot, and the next worker takes the job up again from its last
+# checkpoint, as after a crash (a job that hangs every time fails after MAX_RESUMES). A job that computes without
+# events (scoring a large model on the validation and test images can take many minutes) keeps a core busy and is
+# left alone.
 STALL_CPU_SHARE = 0.05
 STALL_EXIT_CODE = 3
 
@@ -62,11 +62,12 @@ def _try_lock(path: Path):
     return file
 
 
-def take_slot(folder: Path, wait_seconds: float = 3.0) -> tuple[int, object] | None:
-    """(slot number, lock) for a free worker slot, trying for `wait_seconds`; None when every slot has a worker."""
+def take_slot(folder: Path, slots: int, wait_seconds: float = 3.0) -> tuple[int, object] | None:
+    """(slot number, lock) for a free one of `slots` worker slots, trying for `wait_seconds`; None when every slot
+    has a worker."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        for slot in range(CONCURRENT_JOBS):
+        for slot in range(slots):
             lock = _try_lock(folder / SLOT_LOCK.format(slot=slot))
             if lock is not None:
                 return slot, lock
@@ -75,10 +76,10 @@ def take_slot(folder: Path, wait_seconds: float = 3.0) -> tuple[int, object] | N
         time.sleep(0.1)
 
 
-def live_workers(folder: Path) -> int:
-    """How many slots have a live worker now (a probe: takes and releases each free lock at once)."""
+def live_workers(folder: Path, slots: int) -> int:
+    """How many of `slots` slots have a live worker now (a probe: takes and releases each free lock at once)."""
     alive = 0
-    for slot in range(CONCURRENT_JOBS):
+    for slot in range(slots):
         lock = _try_lock(folder / SLOT_LOCK.format(slot=slot))
         if lock is None:
             alive += 1
@@ -87,10 +88,10 @@ def live_workers(folder: Path) -> int:
     return alive
 
 
-def _requeue_dead_slots(queue: JobQueue, own_slot: int) -> None:
+def _requeue_dead_slots(queue: JobQueue, own_slot: int, slots: int) -> None:
     """Put back in the queue the jobs of slots with no live worker (ours included: we just took it), also of slots
-    beyond CONCURRENT_JOBS (it may have been lowered since)."""
-    for slot in sorted(set(range(CONCURRENT_JOBS)) | queue.running_slots()):
+    beyond `slots` (the setting may have been lowered since)."""
+    for slot in sorted(set(range(slots)) | queue.running_slots()):
         lock = None if slot == own_slot else _try_lock(queue.folder / SLOT_LOCK.format(slot=slot))
         if slot == own_slot or lock is not None:
             for job_id in queue.requeue_interrupted(slot):
@@ -106,6 +107,7 @@ class _Recorder:
 
     def __init__(self, queue: JobQueue, job: JobSnapshot):
         self.queue, self.job = queue, job
+        self.holder = job.worker_pid  # the process that claimed the job: the queue refuses writes from any other
         self.last_batch: BatchEnd | None = None
         self.points, self.epochs, self.trials = [], [], []
         self.last_flush = 0.0
@@ -116,9 +118,9 @@ class _Recorder:
         self.last_event = time.monotonic()
         with self.lock:
             if isinstance(event, TrainingResumed):
-                self.queue.restart_history(self.job.job_id, list(event.history))
+                self.queue.restart_history(self.job.job_id, self.holder, list(event.history))
             elif isinstance(event, TrainingStarted):
-                self.queue.set_state(self.job.job_id, JobState.TRAINING)
+                self.queue.set_state(self.job.job_id, JobState.TRAINING, self.holder)
             elif isinstance(event, BatchEnd):
                 self.last_batch = event
                 if self.job.kind == RUN:
@@ -133,40 +135,42 @@ class _Recorder:
             if urgent or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
                 self._flush()
             if isinstance(event, TrainingFinished) and self.job.kind == RUN:
-                self.queue.set_state(self.job.job_id, JobState.EVALUATING)
+                self.queue.set_state(self.job.job_id, JobState.EVALUATING, self.holder)
 
     def _flush(self) -> None:
-        self.queue.record_progress(self.job.job_id, self.last_batch, self.points, self.epochs, self.trials)
+        self.queue.record_progress(self.job.job_id, self.holder, self.last_batch, self.points, self.epochs,
+                                   self.trials)
         self.points, self.epochs, self.trials = [], [], []
         self.last_flush = time.monotonic()
 
 
 class _StallClock:
-    """Whether a job is hung: no event for STALL_SECONDS and, over those seconds, under STALL_CPU_SHARE of a core
+    """Whether a job is hung: no event for `stall_seconds` and, over those seconds, under STALL_CPU_SHARE of a core
     used by the whole process (all its threads: TensorFlow's as well)."""
 
-    def __init__(self, recorder: _Recorder):
-        self.recorder = recorder
+    def __init__(self, recorder: _Recorder, stall_seconds: float):
+        self.recorder, self.stall_seconds = recorder, stall_seconds
         self.samples: collections.deque[tuple[float, float]] = collections.deque()  # (monotonic, CPU seconds)
 
     def hung(self) -> tuple[float, float] | None:
-        """(seconds without an event, CPU seconds used in the last STALL_SECONDS) when hung, else None."""
+        """(seconds without an event, CPU seconds used in the last `stall_seconds`) when hung, else None."""
         now, cpu = time.monotonic(), time.process_time()
         self.samples.append((now, cpu))
-        while len(self.samples) > 1 and self.samples[1][0] <= now - STALL_SECONDS:
-            self.samples.popleft()  # the oldest kept sample is the last one at least STALL_SECONDS old
+        while len(self.samples) > 1 and self.samples[1][0] <= now - self.stall_seconds:
+            self.samples.popleft()  # the oldest kept sample is the last one at least `stall_seconds` old
         quiet = now - self.recorder.last_event
         then, cpu_then = self.samples[0]
-        if quiet > STALL_SECONDS and now - then >= STALL_SECONDS and cpu - cpu_then < STALL_CPU_SHARE * STALL_SECONDS:
+        limit = self.stall_seconds
+        if quiet > limit and now - then >= limit and cpu - cpu_then < STALL_CPU_SHARE * limit:
             return quiet, cpu - cpu_then
         return None
 
 
 def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: threading.Event,
-           recorder: _Recorder) -> None:
+           recorder: _Recorder, stall_seconds: float) -> None:
     """Turn a stop request written to the queue (by a page) into the trainer's stop event; end the process if the
     job is hung (_StallClock): its slot is freed and the job taken up again by the next worker."""
-    clock = _StallClock(recorder)
+    clock = _StallClock(recorder, stall_seconds)
     while not done.wait(POLL_SECONDS):
         if not stop_event.is_set() and queue.stop_requested(job_id):
             stop_event.set()
@@ -174,32 +178,56 @@ def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: thre
         if hung and not done.is_set():
             _log.error("job %s sent nothing for %.0f s and used %.1f CPU seconds in the last %.0f: it is hung; this "
                        "worker exits so that the next one takes it up again from its last checkpoint", job_id,
-                       hung[0], hung[1], STALL_SECONDS)
+                       hung[0], hung[1], stall_seconds)
             logging.shutdown()
             os._exit(STALL_EXIT_CODE)  # the hung thread cannot be stopped from Python; the process can
 
 
-def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset) -> JobState:
-    """Run one claimed job to its end and record how it ended; returns that state."""
+def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Settings) -> JobState:
+    """Run one claimed job to its end and record how it ended; returns that state (the job's own limits come from
+    `settings`: the time limit and the hang watchdog's)."""
     stop_event, done = threading.Event(), threading.Event()
     if job.stop_requested:
         stop_event.set()
     recorder = _Recorder(queue, job)
-    watcher = threading.Thread(target=_watch, args=(queue, job.job_id, stop_event, done, recorder), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(queue, job.job_id, stop_event, done, recorder,
+                                                    settings.worker_stall_seconds), daemon=True)
     watcher.start()
     try:
+        _check_today(job)
         if job.kind == RUN:
-            state = _run(queue, store, job, load_dataset, recorder, stop_event)
+            state = _run(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
         else:
-            state = _sweep(queue, store, job, load_dataset, recorder, stop_event)
+            state = _sweep(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
+    except StaleWorkerError:  # another worker took the job up: it is theirs to record; nothing more from here
+        _log.error("job %s was taken up by another worker; this one leaves it", job.job_id)
+        state = JobState.FAILED
     except Exception as error:  # noqa: BLE001 - every failure is recorded for the page instead of killing the worker
         _log.exception("job %s failed", job.job_id)
         state = JobState.FAILED
-        queue.finish(job.job_id, state, error=_without_paths(f"{type(error).__name__}: {error}", store),
-                     traceback=traceback.format_exc())
+        try:
+            queue.finish(job.job_id, job.worker_pid, state,
+                         error=_without_paths(f"{type(error).__name__}: {error}", store),
+                         traceback=traceback.format_exc())
+        except StaleWorkerError:
+            pass
     finally:
         done.set()
     return state
+
+
+def _check_today(job: JobSnapshot) -> None:
+    """A job's settings against today's rules (the queue reads stored rows without them, so an old row never breaks a
+    page); raises HyperParameterError or SweepError saying what no longer holds."""
+    if job.kind == RUN:
+        try:
+            HyperParameters.from_dict(job.hyperparameters.to_dict())
+        except HyperParameterError as error:
+            raise HyperParameterError(f"this run's settings are no longer allowed on this server: {error}") from None
+    else:
+        from .sweep import spec_from_dict, spec_to_dict
+
+        spec_from_dict(spec_to_dict(job.spec))
 
 
 def _without_paths(message: str, store) -> str:
@@ -207,53 +235,55 @@ def _without_paths(message: str, store) -> str:
     return message.replace(str(store.root.resolve()), "the model folder").replace(str(store.root), "the model folder")
 
 
-def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event) -> JobState:
+def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event,
+         time_limit_seconds: float) -> JobState:
     from .train_and_save import train_evaluate_save
 
     checkpoint_dir = queue.checkpoint_dir(job.job_id)
     if job.resumes:  # what the interrupted attempt recorded past its checkpoint (all of it, without one) is dropped
-        queue.restart_history(job.job_id, [])
+        queue.restart_history(job.job_id, job.worker_pid, [])
     saved = store.find_by_job(job.job_id)  # saved before a crash cut the recording short
     if saved is None:
         saved, evaluation = train_evaluate_save(
             job.hyperparameters, load_dataset(), store, job.run_name, preset=job.preset, listeners=[recorder],
-            stop_event=stop_event, time_limit_seconds=MAX_TRAIN_MINUTES * 60, checkpoint_dir=checkpoint_dir,
-            card_extra={"job_id": job.job_id, "owner": job.owner},
+            stop_event=stop_event, time_limit_seconds=time_limit_seconds, checkpoint_dir=checkpoint_dir,
+            card_extra={"job_id": job.job_id, "owner": job.owner}, room_reserved=True,  # reserved at submit
         )
     card = saved.card
     stopped = bool(card.get("stopped_by_user") or card.get("stopped_by_time_limit"))
     state = JobState.STOPPED if stopped else JobState.FINISHED
-    queue.finish(job.job_id, state, saved_name=saved.name, test_accuracy=card.get("test_accuracy"),
+    queue.finish(job.job_id, job.worker_pid, state, saved_name=saved.name, test_accuracy=card.get("test_accuracy"),
                  stopped_by_time_limit=bool(card.get("stopped_by_time_limit")))
     return state
 
 
-def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event) -> JobState:
-    from .sweep import SWEEPS_FOLDER, run_sweep
+def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event,
+           time_limit_seconds: float) -> JobState:
+    from .sweep_tuner import run_sweep
 
     used = sum(trial.seconds for trial in job.trials)  # by the trials that ended before an interruption
     result = run_sweep(job.spec, load_dataset, listeners=[recorder], stop_event=stop_event,
                        directory=store.root / SWEEPS_FOLDER / job.job_id,
-                       time_limit_seconds=max(MAX_TRAIN_MINUTES * 60 - used, 1e-3),
+                       time_limit_seconds=max(time_limit_seconds - used, 1e-3),
                        ended_trials=job.trials)  # a resumed sweep's trials before the interruption: not run again
     state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
-    queue.finish(job.job_id, state, stopped_by_time_limit=result.stopped_by_time_limit)
+    queue.finish(job.job_id, job.worker_pid, state, stopped_by_time_limit=result.stopped_by_time_limit)
     return state
 
 
 # ---- the worker's loop ------------------------------------------------------------------------------
-def run_worker(store, load_dataset, idle_exit_seconds: float | None = IDLE_EXIT_SECONDS) -> int:
-    """Take jobs from `store`'s queue until none has come for `idle_exit_seconds` (None: run for ever).
-    Returns 0; also when every slot already has a worker (nothing to do here)."""
-    queue = JobQueue(store.root)
+def run_worker(settings: Settings, load_dataset, idle_exit_seconds: float | None) -> int:
+    """Take jobs from the queue of `settings`' model store until none has come for `idle_exit_seconds` (None: run
+    for ever), then return 0; also when every slot already has a worker (nothing to do here)."""
+    store, queue = ModelStore.from_settings(settings), JobQueue.from_settings(settings)
     while True:
-        taken = take_slot(queue.folder)
+        taken = take_slot(queue.folder, settings.concurrent_jobs)
         if taken is None:
-            _log.info("every worker slot (%d) has a live worker; exiting", CONCURRENT_JOBS)
+            _log.info("every worker slot (%d) has a live worker; exiting", settings.concurrent_jobs)
             return 0
         slot, lock = taken
         try:
-            _work_in_slot(queue, store, load_dataset, slot, idle_exit_seconds)
+            _work_in_slot(queue, store, load_dataset, slot, idle_exit_seconds, settings)
         finally:
             lock.close()
         # A job submitted after the last look and before the lock was released saw a live worker and started none:
@@ -262,9 +292,10 @@ def run_worker(store, load_dataset, idle_exit_seconds: float | None = IDLE_EXIT_
             return 0
 
 
-def _work_in_slot(queue: JobQueue, store, load_dataset, slot: int, idle_exit_seconds: float | None) -> None:
+def _work_in_slot(queue: JobQueue, store, load_dataset, slot: int, idle_exit_seconds: float | None,
+                  settings: Settings) -> None:
     """Holding `slot`'s lock: put back interrupted jobs, then run jobs until none came for `idle_exit_seconds`."""
-    _requeue_dead_slots(queue, slot)
+    _requeue_dead_slots(queue, slot, settings.concurrent_jobs)
     idle_since = time.monotonic()
     while True:
         job = queue.claim_next(slot, os.getpid())
@@ -274,50 +305,61 @@ def _work_in_slot(queue: JobQueue, store, load_dataset, slot: int, idle_exit_sec
             time.sleep(POLL_SECONDS)
             continue
         _log.info("job %s (%s %r of %s) started", job.job_id, job.kind, job.run_name, job.owner)
-        state = run_job(queue, store, job, load_dataset)
+        state = run_job(queue, store, job, load_dataset, settings)
         _log.info("job %s %s", job.job_id, state.value)
         idle_since = time.monotonic()
 
 
 _spawned: dict[str, tuple[float, subprocess.Popen]] = {}  # per queue folder: the last worker started, and when
 _spawn_lock = threading.Lock()
-FAILED_SPAWN_BACKOFF_SECONDS = 120.0  # after a worker exited with an error, wait this long before starting another
+# After a worker exited with an error of its own (it could not start, say), wait this long before starting another;
+# a worker killed by a signal (kill -9, the OOM killer) or ended by the hang watchdog is replaced at once.
+FAILED_SPAWN_BACKOFF_SECONDS = 120.0
 
 
-def last_worker_failure(store) -> str | None:
+def _failed_by_itself(code: int | None) -> bool:
+    """An exit code that means the worker failed on its own (not killed, not ended on purpose by the watchdog)."""
+    return code is not None and code > 0 and code != STALL_EXIT_CODE
+
+
+def last_worker_failure(settings: Settings) -> str | None:
     """Why the worker this process started last has exited with an error, if it did (the page shows it)."""
-    spawned = _spawned.get(str(Path(store.root) / ".jobs"))
+    spawned = _spawned.get(str(settings.models_dir / JOBS_FOLDER))
     if spawned is None or spawned[1].poll() in (None, 0):
         return None
     code = spawned[1].returncode
+    log = f"its log is {JOBS_FOLDER}/{WORKER_LOG} in the model folder"
     if code == STALL_EXIT_CODE:
-        return (f"a job had hung (no progress and no work for {STALL_SECONDS / 60:g} minutes), so the training worker "
-                f"stopped (its log is .jobs/{WORKER_LOG} in the model folder); another will be started in a few "
-                f"minutes and take the job up again from its last checkpoint, unless it has hung "
-                f"{MAX_RESUMES + 1} times.")
-    return (f"the training worker exited with code {code} (its log is .jobs/{WORKER_LOG} in the model folder); "
-            "another will be started in a few minutes.")
+        return (f"a job had hung (no progress and no work for {settings.worker_stall_seconds / 60:g} minutes), so the "
+                f"training worker stopped ({log}); the next page view starts another, which takes the job up again "
+                f"from its last checkpoint, unless it has hung {MAX_RESUMES + 1} times.")
+    if code < 0:
+        return (f"the training worker was killed (signal {-code}; {log}); the next page view starts another, which "
+                "resumes the job from its last checkpoint.")
+    return f"the training worker exited with code {code} ({log}); another will be started in a few minutes."
 
 
-def ensure_worker(store, queue: JobQueue | None = None) -> bool:
-    """Start a worker process for `store` if jobs wait (or were interrupted) and a slot has no worker; True if
-    one was started. Cheap when there is nothing to do: one query and a lock probe (pass the store's `queue` if
-    there is one at hand, or it is opened here). Safe from many threads."""
-    queue = queue or JobQueue(store.root)
+def ensure_worker(settings: Settings, queue: JobQueue | None = None) -> bool:
+    """Start a worker process for the model store of `settings` if jobs wait (or were interrupted) and a slot has
+    no worker; True if one was started. Cheap when there is nothing to do: one query and a lock probe (pass the
+    store's `queue` if there is one at hand, or it is opened here). Safe from many threads."""
+    queue = queue or JobQueue.from_settings(settings)
     active = queue.active()
     if not active:
         return False
     with _spawn_lock:
         key = str(queue.folder)
         started, process = _spawned.get(key, (-1e9, None))
-        failed = process is not None and process.poll() not in (None, 0)
-        if time.monotonic() - started < (FAILED_SPAWN_BACKOFF_SECONDS if failed else SPAWN_GRACE_SECONDS):
-            return False
+        code, since = None if process is None else process.poll(), time.monotonic() - started
+        if process is not None and code is None and since < SPAWN_GRACE_SECONDS:
+            return False  # the one just started is taking its slot
+        if _failed_by_itself(code) and since < FAILED_SPAWN_BACKOFF_SECONDS:
+            return False  # it failed on its own: starting another at once would fail alike
         running = sum(job.is_running for job in active)
-        alive = live_workers(queue.folder)
-        if alive >= CONCURRENT_JOBS or (alive >= running and len(active) == running):
+        alive = live_workers(queue.folder, settings.concurrent_jobs)
+        if alive >= settings.concurrent_jobs or (alive >= running and len(active) == running):
             return False  # every slot is busy, or every job has its live worker
-        _spawned[key] = (time.monotonic(), spawn_worker(store.root))
+        _spawned[key] = (time.monotonic(), spawn_worker(settings))
         return True
 
 
@@ -331,14 +373,15 @@ def _rotate_if_large(log_path: Path) -> None:
         pass
 
 
-def spawn_worker(root: Path | str) -> subprocess.Popen:
+def spawn_worker(settings: Settings) -> subprocess.Popen:
     """`python -m fmnist_core --models-dir ROOT worker` in a session of its own (it outlives the web server: a
-    restart of the app does not cut a run), its output appended to `.jobs/worker.log`."""
-    root = Path(root)
-    folder = root / ".jobs"
+    restart of the app does not cut a run), with the app's settings, its output appended to `.jobs/worker.log`."""
+    root = settings.models_dir
+    folder = root / JOBS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     package_parent = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **settings.to_environment(),
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
     _rotate_if_large(folder / WORKER_LOG)
     with open(folder / WORKER_LOG, "ab") as log:
         return subprocess.Popen(

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import fmnist_core.store
+from fmnist_core.settings import Settings
 
 APP = "../streamlit_app.py"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -21,15 +20,33 @@ SCRIPT_TIMEOUT = 120  # seconds for one run of a page's script on a busy machine
 
 
 @contextmanager
-def serving_models_from(root: Path) -> Iterator[Path]:
-    """While inside, the app's ModelStore() is `root`, with no manager, classifier or explainer cached from
-    another store."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fmnist_core.store, "MODELS_DIR", root)
-        patch.setenv("FMNIST_MODELS_DIR", str(root))
-        st.cache_resource.clear()
-        yield root
+def serving_models_from(root: Path, **settings) -> Iterator[Path]:
+    """While inside, the app runs with the settings `Settings(models_dir=root, **settings)` (a test's own, not the
+    environment's), with no classifier or explainer cached from another store."""
+    from views import resources
+
+    before = resources.given_settings()  # an outer serving_models_from's, restored after
     st.cache_resource.clear()
+    resources.use_settings(Settings(models_dir=root, **settings))
+    try:
+        yield root
+    finally:
+        resources.use_settings(before)
+        st.cache_resource.clear()
+
+
+@contextmanager
+def changed_settings(**changes) -> Iterator[Settings]:
+    """While inside (within `serving_models_from`), the app runs with these settings changed, e.g. an operator
+    password or a shorter time limit; the settings before are restored after."""
+    from views import resources
+
+    before = resources.settings()
+    resources.use_settings(before.with_changes(**changes))
+    try:
+        yield resources.settings()
+    finally:
+        resources.use_settings(before)
 
 
 def with_shipped_model(root: Path) -> Path:
@@ -54,10 +71,10 @@ def open_page(page: str | None = None, query: dict | None = None, model: str | N
 
 
 def job_queue():
-    """The app's job queue (views.state.job_queue), on disk beside the model store the test serves."""
-    from views import state
+    """The app's job queue (views.resources.job_queue), on disk beside the model store the test serves."""
+    from views import resources
 
-    return state.job_queue()
+    return resources.job_queue()
 
 
 def texts(elements) -> str:

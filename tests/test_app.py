@@ -7,12 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
-from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
+from apptest_support import changed_settings, job_queue, open_page, serving_models_from, texts, with_shipped_model
 from images import encode
 from streamlit.testing.v1 import AppTest
 from waiting import job_ended, wait_until
 
-import fmnist_core.store
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import JobState
@@ -57,10 +56,10 @@ def test_every_page_loads_and_the_sidebar_shows_the_active_model(models_dir, pag
     assert "Test accuracy" in texts(at.sidebar.markdown) and "seed-004" in texts(at.sidebar.markdown)
 
 
-def test_an_empty_store_points_to_the_train_page(models_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(fmnist_core.store, "MODELS_DIR", tmp_path)
+def test_an_empty_store_points_to_the_train_page(models_dir, tmp_path):
     (tmp_path / "broken").mkdir()
-    at = open_page(PAGES[2])
+    with changed_settings(models_dir=tmp_path):
+        at = open_page(PAGES[2])
     assert "No trained model yet" in texts(at.sidebar.info)
     assert "broken" in texts(at.sidebar.warning)
     assert "no model to classify with" in texts(at.info)
@@ -170,7 +169,7 @@ def test_a_second_visitor_watches_the_run_queues_their_own_and_only_the_owner_ca
 # ---- Evaluate -----------------------------------------------------------------------------------------
 def test_evaluate_shows_the_metrics_the_confusion_matrix_and_filters_the_mistakes(models_dir):
     at = open_page(PAGES[1])
-    accuracy = ModelStore().get("default").test_accuracy
+    accuracy = ModelStore(models_dir).get("default").test_accuracy
     metrics = {metric.label: metric.value for metric in at.metric}
     assert metrics["Test accuracy"] == f"{accuracy:.2%}"
     heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
@@ -195,11 +194,12 @@ def test_evaluate_shows_the_metrics_the_confusion_matrix_and_filters_the_mistake
 
 # ---- Classify -----------------------------------------------------------------------------------------
 def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir, dataset):
-    from views import state
+    from views import resources
 
     trouser = CLASS_NAMES.index("Trouser")
     candidates = np.flatnonzero(dataset.test_labels == trouser)[:50]
-    probabilities = state.classifier(ModelStore().get("default")).probabilities(dataset.test_images[candidates])
+    classifier = resources.classifier(ModelStore(models_dir).get("default"))
+    probabilities = classifier.probabilities(dataset.test_images[candidates])
     index = candidates[probabilities[:, trouser].argmax()]
 
     at = open_page(PAGES[2])

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from waiting import job_ended, wait_until
 
 from fmnist_core.jobs import RUN, SWEEP, JobState
+from fmnist_core.ownership import Visitor
 
 PAGE = "views/sweep.py"
 TIMEOUT = 120
@@ -73,7 +74,8 @@ def test_a_tiny_sweep_fills_the_table_and_chart_and_its_best_retrains_on_all_ima
     # the sweep stays on its page and the retraining is shown beside it
     assert at.dataframe[0].value.shape[0] == 2 and "No sweep" not in "\n".join(c.value for c in at.caption)
     assert f"Retraining trial {int(best.trial_id) + 1} on the full training set" in texts(at.info)
-    job_queue().request_stop(retrain.job_id)  # the full run would take minutes; its settings are what this checks
+    # the full run would take minutes; its settings are what this checks
+    job_queue().request_stop(retrain.job_id, Visitor(retrain.owner))
     retrain = job_ended(job_queue(), retrain.job_id, TIMEOUT)
     assert retrain.saved_name.startswith("sweep-best-")
     at.run()

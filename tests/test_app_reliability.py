@@ -7,12 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
-from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
+from apptest_support import changed_settings, job_queue, open_page, serving_models_from, texts, with_shipped_model
 from images import encode
 from PIL import Image
 from waiting import job_ended
 
-from fmnist_core import jobs
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
 from fmnist_core.preprocessing import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, MAX_UPLOAD_TOTAL_BYTES
@@ -177,10 +176,13 @@ def test_a_session_whose_active_model_is_deleted_by_another_is_told_and_uses_the
 
 @pytest.mark.slow
 # ---- the server's time limit --------------------------------------------------------------------------
-def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(models_dir, monkeypatch):
+def test_a_run_reaching_the_time_limit_stops_is_saved_and_the_page_says_why(models_dir):
     # 3 s instead of 30 min (the run would take minutes): for the page, and for the worker process it starts
-    monkeypatch.setattr(jobs, "MAX_TRAIN_MINUTES", 3 / 60)
-    monkeypatch.setenv("FMNIST_MAX_TRAIN_MINUTES", str(3 / 60))
+    with changed_settings(max_train_minutes=3 / 60):
+        _a_run_reaching_the_time_limit(models_dir)
+
+
+def _a_run_reaching_the_time_limit(models_dir):
     at = open_page()
     assert "stop after 0.05 minutes of training at most" in texts(at.caption)
     at.selectbox(key="preset").set_value("seed-004").run()

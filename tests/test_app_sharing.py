@@ -7,12 +7,12 @@ import json
 import shutil
 
 import pytest
-from apptest_support import job_queue, open_page, serving_models_from, texts, with_shipped_model
+from apptest_support import changed_settings, job_queue, open_page, serving_models_from, texts, with_shipped_model
 from waiting import job_ended, wait_until
 
 from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import RUN, JobState
-from fmnist_core.ownership import OPERATOR_PASSWORD_VARIABLE, owner_key
+from fmnist_core.ownership import owner_key
 
 PASSWORD = "let-me-in"
 
@@ -33,6 +33,13 @@ def sign_in(at, password: str):
     return at.sidebar.button(key="operator_sign_in").click().run()
 
 
+@pytest.fixture
+def operator(models_dir):
+    """The server has an operator password (PASSWORD) while the test runs."""
+    with changed_settings(operator_password=PASSWORD):
+        yield PASSWORD
+
+
 def test_a_visitor_is_not_offered_another_visitors_run_to_delete(models_dir):
     at = open_page("views/runs.py")
     assert "1 saved run of other visitors is not listed" in texts(at.caption)
@@ -48,7 +55,7 @@ def test_a_visitors_own_last_run_stays_first_on_train_when_another_visitors_run_
                                                                "someone-elses")):
         job = queue.submit(RUN, name, owner, hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
         queue.claim_next(0, pid=1)
-        queue.finish(job.job_id, JobState.FINISHED, saved_name=saved, test_accuracy=0.5)
+        queue.finish(job.job_id, 1, JobState.FINISHED, saved_name=saved, test_accuracy=0.5)
     assert queue.latest().run_name == "carol-run"  # the server's latest run is the other visitor's
 
     at.run()
@@ -58,17 +65,15 @@ def test_a_visitors_own_last_run_stays_first_on_train_when_another_visitors_run_
     assert "yours" in texts(at.caption) and "started by another visitor" in texts(at.caption)
 
 
-def test_without_an_operator_password_there_is_no_operator_box(models_dir, monkeypatch):
-    monkeypatch.delenv(OPERATOR_PASSWORD_VARIABLE, raising=False)
+def test_without_an_operator_password_there_is_no_operator_box(models_dir):
     at = open_page()
     assert not [box for box in at.sidebar.text_input if box.key == "operator_password_input"]
 
 
-def test_after_five_wrong_passwords_sign_in_is_paused_even_for_the_right_one(models_dir, monkeypatch):
-    from views import state
+def test_after_five_wrong_passwords_sign_in_is_paused_even_for_the_right_one(models_dir, operator):
+    from views import resources
 
-    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)
-    state._sign_in_throttle.clear()  # server-wide: other tests' wrong passwords are not counted here
+    resources.sign_in_throttle.clear()  # server-wide: other tests' wrong passwords are not counted here
     try:
         at = open_page()
         for _ in range(5):
@@ -78,12 +83,11 @@ def test_after_five_wrong_passwords_sign_in_is_paused_even_for_the_right_one(mod
         assert "sign-in is paused: try again in 10 min." in texts(at.warning)
         assert "Signed in as the operator" not in texts(at.sidebar.caption)
     finally:
-        state._sign_in_throttle.clear()
+        resources.sign_in_throttle.clear()
 
 
 @pytest.mark.slow  # the worker trains a run for the operator to stop
-def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anything(models_dir, monkeypatch):
-    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)
+def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anything(models_dir, operator):
     at = sign_in(open_page("views/runs.py"), "guess")
     assert "That is not the operator password" in texts(at.warning)
     assert not [box for box in at.selectbox if box.key == "delete_model"]
@@ -111,14 +115,13 @@ def test_a_wrong_password_is_refused_and_the_operator_may_delete_and_stop_anythi
     assert "Signed in as the operator" not in texts(at.sidebar.caption)
 
 
-def test_a_change_of_the_operator_password_signs_the_operator_out(models_dir, monkeypatch):
-    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, PASSWORD)
+def test_a_change_of_the_operator_password_signs_the_operator_out(models_dir, operator):
     at = sign_in(open_page("views/runs.py"), PASSWORD)
     assert "Signed in as the operator" in texts(at.sidebar.caption)
-    monkeypatch.setenv(OPERATOR_PASSWORD_VARIABLE, "a new one")
-    at.run()
-    assert "Signed in as the operator" not in texts(at.sidebar.caption)
-    assert not [box for box in at.selectbox if box.key == "delete_model"]
+    with changed_settings(operator_password="a new one"):
+        at.run()
+        assert "Signed in as the operator" not in texts(at.sidebar.caption)
+        assert not [box for box in at.selectbox if box.key == "delete_model"]
 
 
 def test_a_job_queue_that_cannot_be_opened_stops_training_only_and_says_what_to_check(tmp_path):

@@ -19,6 +19,7 @@ from fmnist_core.data import (
     stratified_split,
     stratified_subset,
 )
+from fmnist_core.settings import Settings
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -94,27 +95,26 @@ def _fill_folder(folder):
     return folder
 
 
-def test_search_order_takes_env_dir_first(tmp_path, monkeypatch):
+def test_search_order_takes_the_data_dir_setting_first(tmp_path, monkeypatch):
     env_dir = _fill_folder(tmp_path / "env")
-    monkeypatch.setenv("FMNIST_DATA_DIR", str(env_dir))
+    preferred = Settings.from_environment({"FMNIST_DATA_DIR": str(env_dir)}).data_dir
     monkeypatch.setattr(data, "DEBIAN_DATA_DIR", _fill_folder(tmp_path / "debian"))
-    labels = [label for label, _ in data.candidate_dirs()]
+    labels = [label for label, _ in data.candidate_dirs(preferred)]
     assert labels == ["$FMNIST_DATA_DIR", "Debian package dataset-fashion-mnist", "Keras cache"]
-    assert find_dataset_dir() == env_dir
+    assert find_dataset_dir(preferred=preferred) == env_dir
+    assert find_dataset_dir() == tmp_path / "debian"  # without the setting
 
 
 def test_search_order_skips_incomplete_folders(tmp_path, monkeypatch):
     env_dir = _fill_folder(tmp_path / "env")
     (env_dir / "t10k-labels-idx1-ubyte.gz").unlink()
     keras_dir = _fill_folder(tmp_path / "keras")
-    monkeypatch.setenv("FMNIST_DATA_DIR", str(env_dir))
     monkeypatch.setattr(data, "DEBIAN_DATA_DIR", tmp_path / "missing")
     monkeypatch.setattr(data, "KERAS_CACHE_DIR", keras_dir)
-    assert find_dataset_dir() == keras_dir
+    assert find_dataset_dir(preferred=env_dir) == keras_dir
 
 
 def test_missing_everywhere_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setenv("FMNIST_DATA_DIR", str(tmp_path / "nowhere"))
     monkeypatch.setattr(data, "DEBIAN_DATA_DIR", tmp_path / "no-debian")
     monkeypatch.setattr(data, "KERAS_CACHE_DIR", tmp_path / "no-keras")
 
@@ -125,7 +125,7 @@ def test_missing_everywhere_says_where_it_looked(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline_download)
     with pytest.raises(DatasetNotFoundError) as error:
-        load_fashion_mnist()
+        load_fashion_mnist(preferred=tmp_path / "nowhere")
     message = str(error.value)
     for expected in ("nowhere", "no-debian", "no-keras", "Keras download: failed"):
         assert expected in message

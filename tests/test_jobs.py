@@ -21,19 +21,31 @@ from fmnist_core.jobs import (
     estimated_starts,
     images_to_train,
 )
+from fmnist_core.ownership import NotYoursError, Visitor
 from fmnist_core.reporting import progress_text
+from fmnist_core.settings import Settings
 from fmnist_core.store import ModelStore
 from fmnist_core.sweep import SweepSpec
 
 TINY = preset("seed-004", train_subset_size=1000, epochs=1)
+OPERATOR = Visitor("operator", is_operator=True, operator_configured=True)  # may stop and cancel any job
 
 
-def run_next(queue: JobQueue, store: ModelStore, dataset, slot: int = 0):
-    """What a worker does with the next job: claim it, run it; its final snapshot."""
+DEFAULTS = Settings()
+
+
+def run_next(queue: JobQueue, store: ModelStore, dataset, slot: int = 0, settings: Settings = DEFAULTS):
+    """What a worker does with the next job: claim it, run it (with `settings`' limits); its final snapshot."""
     job = queue.claim_next(slot, pid=1)
     assert job is not None
-    worker.run_job(queue, store, job, lambda: dataset)
+    worker.run_job(queue, store, job, lambda: dataset, settings)
     return queue.snapshot(job.job_id)
+
+
+def end_job(queue: JobQueue, job_id: str, state: JobState = JobState.FINISHED, **outcome) -> None:
+    """As a worker (pid 7) would: claim `job_id`, the first waiting job, and record how it ended."""
+    assert queue.claim_next(0, pid=7).job_id == job_id
+    queue.finish(job_id, 7, state, **outcome)
 
 
 @pytest.mark.slow
@@ -82,15 +94,14 @@ def test_jobs_wait_in_order_and_two_workers_claiming_at_once_never_take_the_same
     assert queue.claim_next(0, pid=0) is None
 
 
-def test_the_limits_per_visitor_and_in_total_say_which_was_reached(tmp_path, monkeypatch):
-    monkeypatch.setattr(job_queue, "MAX_JOBS_PER_VISITOR", 2)
-    monkeypatch.setattr(job_queue, "MAX_WAITING_JOBS", 4)
-    queue = JobQueue(tmp_path)
+def test_the_limits_per_visitor_and_in_total_say_which_was_reached(tmp_path):
+    queue = JobQueue.from_settings(Settings.from_environment(
+        {"FMNIST_MAX_JOBS_PER_VISITOR": "2", "FMNIST_MAX_WAITING_JOBS": "4"}, models_dir=tmp_path))
     first = queue.submit(RUN, "one", "visitor-a", hyperparameters=TINY)
     queue.submit(RUN, "two", "visitor-a", hyperparameters=TINY)
     with pytest.raises(QueueFullError, match=r"you already have 2 jobs waiting or training.*\(2\)\. Cancel one"):
         queue.submit(RUN, "three", "visitor-a", hyperparameters=TINY)
-    assert queue.cancel(first.job_id)  # a cancelled job no longer counts
+    assert queue.cancel(first.job_id, Visitor("visitor-a"))  # a cancelled job no longer counts
     queue.submit(RUN, "three", "visitor-a", hyperparameters=TINY)
     queue.submit(RUN, "four", "visitor-b", hyperparameters=TINY)
     queue.submit(RUN, "five", "visitor-c", hyperparameters=TINY)
@@ -103,13 +114,67 @@ def test_only_a_waiting_job_can_be_cancelled_and_only_a_running_one_stopped(tmp_
     running = queue.submit(RUN, "running", "a", hyperparameters=TINY)
     waiting = queue.submit(RUN, "waiting", "b", hyperparameters=TINY)
     queue.claim_next(0, pid=1)
-    assert not queue.cancel(running.job_id) and queue.snapshot(running.job_id).state == JobState.STARTING
-    queue.request_stop(waiting.job_id)  # not running: nothing to stop
+    assert not queue.cancel(running.job_id, OPERATOR) and queue.snapshot(running.job_id).state == JobState.STARTING
+    queue.request_stop(waiting.job_id, OPERATOR)  # not running: nothing to stop
     assert not queue.snapshot(waiting.job_id).stop_requested
-    queue.request_stop(running.job_id)
+    queue.request_stop(running.job_id, OPERATOR)
     assert queue.stop_requested(running.job_id)
-    assert queue.cancel(waiting.job_id) and queue.snapshot(waiting.job_id).state == JobState.CANCELLED
-    assert not queue.cancel(waiting.job_id)  # already out of the queue
+    assert queue.cancel(waiting.job_id, OPERATOR) and queue.snapshot(waiting.job_id).state == JobState.CANCELLED
+    assert not queue.cancel(waiting.job_id, OPERATOR)  # already out of the queue
+
+
+def test_the_queue_itself_lets_only_a_jobs_owner_or_the_operator_stop_or_cancel_it(tmp_path):
+    """Whatever front end calls it (a page, the CLI, a future API): the queue refuses a stranger."""
+    queue = JobQueue(tmp_path)
+    running = queue.submit(RUN, "alice's", "alice", hyperparameters=TINY)
+    waiting = queue.submit(RUN, "bob's", "bob", hyperparameters=TINY)
+    queue.claim_next(0, pid=1)
+    mallory = Visitor("mallory", operator_configured=True)
+    with pytest.raises(NotYoursError, match="Only the visitor who started it, or the operator, can stop it"):
+        queue.request_stop(running.job_id, mallory)
+    with pytest.raises(NotYoursError, match="can cancel it"):
+        queue.cancel(waiting.job_id, mallory)
+    assert not queue.stop_requested(running.job_id) and queue.snapshot(waiting.job_id).state == JobState.QUEUED
+    queue.request_stop(running.job_id, Visitor("alice"))
+    assert queue.cancel(waiting.job_id, Visitor("bob"))
+    assert queue.stop_requested(running.job_id)
+
+
+def test_a_stale_workers_writes_are_refused_once_another_worker_holds_its_job(tmp_path, caplog):
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "contested", "a", hyperparameters=TINY)
+    queue.claim_next(0, pid=101)  # the first worker, then taken for dead: its job goes back and another claims it
+    queue.requeue_interrupted(slot=0)
+    queue.claim_next(1, pid=202)
+    with pytest.raises(job_queue.StaleWorkerError, match="no longer held by worker 101"):
+        queue.record_progress(job.job_id, 101, None, [(0.5, 9.0, 0.1)], epochs=[{"epoch": 1, "images_per_second": 1}])
+    with pytest.raises(job_queue.StaleWorkerError):
+        queue.finish(job.job_id, 101, JobState.FAILED, error="the stale worker's word")
+    with pytest.raises(job_queue.StaleWorkerError):
+        queue.set_state(job.job_id, JobState.EVALUATING, 101)
+    assert "was refused" in caplog.text
+    snapshot = queue.snapshot(job.job_id)
+    assert snapshot.state == JobState.STARTING and snapshot.epochs == () and snapshot.batch_points == ()
+    queue.record_progress(job.job_id, 202, None, [(0.5, 1.0, 0.5)])  # the holder's writes go through
+    queue.finish(job.job_id, 202, JobState.FINISHED)
+    assert queue.snapshot(job.job_id).state == JobState.FINISHED
+
+
+def test_a_stored_row_that_todays_rules_refuse_is_still_listed(tmp_path):
+    """A job queued by an earlier version, whose settings a rule tightened since refuses: every page still lists it."""
+    import sqlite3
+
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "old", "a", hyperparameters=TINY)
+    sweep = queue.submit(SWEEP, "old sweep", "b", spec=SweepSpec(vary=(("learning_rate", (0.001, 0.01)),)))
+    with closing(sqlite3.connect(queue.path)) as db, db:
+        db.execute("UPDATE jobs SET hyperparameters=? WHERE job_id=?",
+                   (TINY.to_json().replace('"epochs": 1', '"epochs": 999'), job.job_id))
+        db.execute("UPDATE jobs SET spec=replace(spec, '\"max_trials\": 6', '\"max_trials\": 5000') WHERE job_id=?",
+                   (sweep.job_id,))
+    listed = {snapshot.job_id: snapshot for snapshot in queue.active()}
+    assert listed[job.job_id].hyperparameters.epochs == 999 and images_to_train(listed[job.job_id]) > 0
+    assert listed[sweep.job_id].spec.max_trials == 5000
 
 
 def test_a_job_that_ends_deletes_the_oldest_ended_jobs_beyond_the_kept_number_with_their_rows(tmp_path,
@@ -117,15 +182,15 @@ def test_a_job_that_ends_deletes_the_oldest_ended_jobs_beyond_the_kept_number_wi
     import sqlite3
 
     monkeypatch.setattr(job_queue, "KEEP_ENDED_JOBS", 3)
-    monkeypatch.setattr(job_queue, "MAX_JOBS_PER_VISITOR", 10)
-    queue = JobQueue(tmp_path)
-    waiting = queue.submit(RUN, "waits", "visitor-w", hyperparameters=TINY)  # the oldest job, still waiting
+    queue = JobQueue(tmp_path, max_jobs_per_visitor=10)
     ended = [queue.submit(RUN, f"run {n}", "visitor-a", hyperparameters=TINY).job_id for n in range(6)]
+    waiting = queue.submit(RUN, "waits", "visitor-w", hyperparameters=TINY)  # still waiting when the others ended
     for job_id in ended:
-        queue.record_progress(job_id, None, [(0.5, 1.0, 0.5)], epochs=[{"epoch": 1, "images_per_second": 1.0}])
-        queue.finish(job_id, JobState.FINISHED)
+        assert queue.claim_next(0, pid=7).job_id == job_id
+        queue.record_progress(job_id, 7, None, [(0.5, 1.0, 0.5)], epochs=[{"epoch": 1, "images_per_second": 1.0}])
+        queue.finish(job_id, 7, JobState.FINISHED)
 
-    assert [job.job_id for job in queue.recent(10)] == [waiting.job_id, *ended[-3:]]  # the waiting one stays
+    assert [job.job_id for job in queue.recent(10)] == [*ended[-3:], waiting.job_id]  # the waiting one stays
     with closing(sqlite3.connect(queue.path)) as db:
         for table in ("epochs", "batch_points"):
             assert {row[0] for row in db.execute(f"SELECT job_id FROM {table}")} == set(ended[-3:]), table
@@ -135,8 +200,7 @@ def test_a_job_that_ends_deletes_the_oldest_ended_jobs_beyond_the_kept_number_wi
 def test_pruning_keeps_the_jobs_that_ended_last_so_a_long_run_ending_after_many_cancelled_jobs_stays(tmp_path,
                                                                                                     monkeypatch):
     monkeypatch.setattr(job_queue, "KEEP_ENDED_JOBS", 3)
-    monkeypatch.setattr(job_queue, "MAX_JOBS_PER_VISITOR", 10)
-    queue = JobQueue(tmp_path)
+    queue = JobQueue(tmp_path, max_jobs_per_visitor=10)
     long_run = queue.submit(RUN, "long", "visitor-a", hyperparameters=TINY)
     queue.claim_next(0, pid=1)
     sweep_folder = tmp_path / job_queue.SWEEPS_FOLDER
@@ -144,11 +208,11 @@ def test_pruning_keeps_the_jobs_that_ended_last_so_a_long_run_ending_after_many_
     for n in range(5):  # submitted after the long run and cancelled before it ends: each cancel prunes too
         job = queue.submit(RUN, f"changed my mind {n}", "visitor-b", hyperparameters=TINY)
         (sweep_folder / job.job_id).mkdir(parents=True)  # as a sweep's keras-tuner folder would be
-        assert queue.cancel(job.job_id)
+        assert queue.cancel(job.job_id, Visitor("visitor-b"))
         cancelled.append(job.job_id)
     assert [job.job_id for job in queue.recent(10)] == [long_run.job_id, *cancelled[-3:]]
 
-    queue.finish(long_run.job_id, JobState.FINISHED, saved_name="long", test_accuracy=0.9)
+    queue.finish(long_run.job_id, 1, JobState.FINISHED, saved_name="long", test_accuracy=0.9)
     assert queue.snapshot(long_run.job_id).state == JobState.FINISHED  # ended last: kept, though submitted first
     assert queue.latest().job_id == long_run.job_id
     assert [job.job_id for job in queue.recent(10)] == [long_run.job_id, *cancelled[-2:]]
@@ -173,7 +237,7 @@ def test_a_stop_written_to_the_queue_stops_the_run_after_a_batch_and_keeps_it(tm
     def stop_when_training():
         while not (queue.snapshot(job.job_id).last_batch or 0):
             time.sleep(0.05)
-        queue.request_stop(job.job_id)
+        queue.request_stop(job.job_id, Visitor("a"))
 
     threading.Thread(target=stop_when_training, daemon=True).start()
     snapshot = run_next(queue, store, dataset)
@@ -195,11 +259,11 @@ def test_a_failing_run_is_recorded_with_its_reason_and_the_next_job_still_runs(t
 
 
 @pytest.mark.slow
-def test_a_run_stops_at_the_time_limit_and_is_saved_saying_so(tmp_path, dataset, monkeypatch):
-    monkeypatch.setattr(worker, "MAX_TRAIN_MINUTES", 2 / 60)  # 2 s; 10 epochs of 18,000 images take minutes here
+def test_a_run_stops_at_the_time_limit_and_is_saved_saying_so(tmp_path, dataset):
+    two_seconds = Settings(models_dir=tmp_path, max_train_minutes=2 / 60)  # 10 epochs of 18,000 images take minutes
     queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
     queue.submit(RUN, "capped", "a", hyperparameters=preset("seed-004", train_subset_size=20000, epochs=10))
-    snapshot = run_next(queue, store, dataset)
+    snapshot = run_next(queue, store, dataset, settings=two_seconds)
     assert snapshot.state == JobState.STOPPED and snapshot.stopped_by_time_limit and not snapshot.stop_requested
     assert len(snapshot.epochs) <= 1 and snapshot.last_batch.elapsed_seconds >= 2.0
     assert progress_text(snapshot).startswith("Stopped at the time limit after ")
@@ -231,7 +295,7 @@ def test_each_waiting_job_is_given_the_time_the_jobs_before_it_leave(tmp_path):
     assert [job.job_id for job in active] == [running.job_id, second.job_id, third.job_id]
     assert images_to_train(active[1]) == 18000
     now = active[0].started_at + 5.0  # the running job started 5 s ago and has no batch yet: estimated like the rest
-    starts = estimated_starts(active, images_per_second=1000.0, now=now)
+    starts = estimated_starts(active, images_per_second=1000.0, now=now, settings=Settings())
     one_job = 18000 / 1000.0 + SCORE_AND_SAVE_SECONDS
     assert starts == {second.job_id: pytest.approx(now + one_job - 5),
                       third.job_id: pytest.approx(now + 2 * one_job - 5)}
@@ -251,7 +315,7 @@ def test_a_run_waiting_to_resume_can_be_stopped_and_is_saved_with_the_epochs_it_
         train(hp, dataset, [worker._Recorder(queue, claimed), crash_after_epoch(2)],
               checkpoint_dir=queue.checkpoint_dir(job.job_id))
     queue.requeue_interrupted(slot=0)
-    queue.request_stop(job.job_id)  # its owner presses Stop while it waits to resume
+    queue.request_stop(job.job_id, Visitor("a"))  # its owner presses Stop while it waits to resume
     assert queue.snapshot(job.job_id).stop_requested
     snapshot = run_next(queue, store, dataset)
     assert snapshot.state == JobState.STOPPED and [epoch["epoch"] for epoch in snapshot.epochs] == [1, 2]
@@ -273,14 +337,12 @@ def test_the_workers_log_is_rotated_when_large_so_it_never_holds_more_than_two_f
     assert sorted(path.name for path in tmp_path.iterdir()) == ["worker.log.1"]
 
 
-def test_a_quiet_job_counts_as_hung_only_while_its_process_does_no_work(monkeypatch):
-    monkeypatch.setattr(worker, "STALL_SECONDS", 0.5)
-
+def test_a_quiet_job_counts_as_hung_only_while_its_process_does_no_work():
     class Quiet:  # a job that has sent no event since it started
         last_event = time.monotonic()
 
     def watch_while(activity, seconds: float):
-        clock, found, end = worker._StallClock(Quiet()), None, time.monotonic() + seconds
+        clock, found, end = worker._StallClock(Quiet(), stall_seconds=0.5), None, time.monotonic() + seconds
         while time.monotonic() < end and not found:
             activity()
             found = clock.hung()

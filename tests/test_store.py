@@ -13,16 +13,19 @@ import pytest
 
 from fmnist_core import store as store_module
 from fmnist_core.hyperparameters import preset
+from fmnist_core.job_queue import JobQueue
+from fmnist_core.jobs import RUN, SWEEP
 from fmnist_core.model import build_model
+from fmnist_core.ownership import NotYoursError, Visitor
+from fmnist_core.settings import Settings, SettingsError
 from fmnist_core.store import (
     DEFAULT_MODEL,
-    MAX_SAVED_RUNS_VARIABLE,
-    MAX_STORE_MB_VARIABLE,
     ModelStore,
     ModelStoreError,
     StoreFullError,
     slugify,
 )
+from fmnist_core.sweep import SweepSpec
 
 HP = preset("seed-004")
 
@@ -30,6 +33,9 @@ HP = preset("seed-004")
 @pytest.fixture(scope="module")
 def model():
     return build_model(HP)
+
+
+ANYONE = Visitor("any visitor")  # may delete models without an owner on a server without an operator
 
 
 def card(**extra):
@@ -140,13 +146,27 @@ def test_unknown_names_are_refused(tmp_path, model):
         store.load_model("../good")
 
 
+def test_only_its_owner_or_the_operator_may_delete_a_model_whoever_calls_the_store(tmp_path, model):
+    store = ModelStore(tmp_path)
+    store.save(model, card(owner="alice-key"), "alices")
+    store.save(model, card(), "from-the-command-line")
+    with pytest.raises(NotYoursError, match="'alices' is not yours to delete: another visitor trained it"):
+        store.delete("alices", Visitor("mallory-key"))
+    with pytest.raises(NotYoursError, match="only the operator may delete such models"):
+        store.delete("from-the-command-line", Visitor("mallory-key", operator_configured=True))
+    assert sorted(saved.name for saved in store.list_models()[0]) == ["alices", "from-the-command-line"]
+    store.delete("alices", Visitor("alice-key"))
+    store.delete("from-the-command-line", Visitor("anyone", is_operator=True, operator_configured=True))
+    assert store.list_models()[0] == []
+
+
 def test_delete_removes_a_run_but_never_the_default(tmp_path, model):
     store = ModelStore(tmp_path)
     store.save(model, card(), "temporary")
     (tmp_path / DEFAULT_MODEL).mkdir()
     with pytest.raises(ModelStoreError, match="shipped default model cannot be deleted"):
-        store.delete(DEFAULT_MODEL)
-    store.delete("temporary")
+        store.delete(DEFAULT_MODEL, ANYONE)
+    store.delete("temporary", ANYONE)
     assert not (tmp_path / "temporary").exists()
 
 
@@ -271,12 +291,12 @@ def test_an_unreadable_folder_is_skipped_with_a_warning_when_the_server_is_not_r
 def test_delete_acts_on_the_model_the_user_saw_not_on_a_new_one_with_its_name(tmp_path, model):
     store = ModelStore(tmp_path)
     seen = store.save(model, card(created="2026-11-26T04:00:00+00:00"), "shared").identity
-    store.delete("shared")  # another visitor deletes it ...
+    store.delete("shared", ANYONE)  # another visitor deletes it ...
     store.save(model, card(created="2026-11-26T04:05:00+00:00"), "shared")  # ... and a third saves a new one
     with pytest.raises(ModelStoreError, match="no longer the model you chose"):
-        store.delete("shared", identity=seen)
+        store.delete("shared", ANYONE, identity=seen)
     assert store.get("shared").card["created"] == "2026-11-26T04:05:00+00:00"
-    store.delete("shared", identity=store.get("shared").identity)
+    store.delete("shared", ANYONE, identity=store.get("shared").identity)
     assert not (tmp_path / "shared").exists()
 
 
@@ -288,7 +308,7 @@ def test_two_deletes_of_one_model_at_once_give_one_deletion_and_one_clear_refusa
     def delete(barrier: threading.Barrier, outcomes: list[str]) -> None:
         barrier.wait()
         try:
-            store.delete("contested")
+            store.delete("contested", ANYONE)
             outcomes.append("deleted")
         except ModelStoreError as error:
             outcomes.append(str(error))
@@ -307,25 +327,45 @@ def test_two_deletes_of_one_model_at_once_give_one_deletion_and_one_clear_refusa
         assert len(outcomes) == 2 and len(refusals) == 1 and "already gone" in refusals[0], (attempt, outcomes)
 
 
-def test_a_full_store_refuses_a_save_and_says_how_to_make_room(tmp_path, model, monkeypatch):
-    store = ModelStore(tmp_path)
-    store.save(model, card(), "first")
-    monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "1")
+def test_a_full_store_refuses_a_save_and_says_how_to_make_room(tmp_path, model):
+    ModelStore(tmp_path).save(model, card(), "first")
+    one_run = ModelStore.from_settings(Settings(models_dir=tmp_path, max_saved_runs=1))
     with pytest.raises(StoreFullError, match=r"1 saved runs.*allows 1 runs.*Delete saved runs.*FMNIST_MAX_SAVED_RUNS"):
-        store.save(model, card(), "second")
+        one_run.save(model, card(), "second")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]
-    monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "5")
-    monkeypatch.setenv(MAX_STORE_MB_VARIABLE, "0")
+    no_megabytes = ModelStore.from_settings(Settings.from_environment(
+        {"FMNIST_MAX_SAVED_RUNS": "5", "FMNIST_MAX_STORE_MB": "0"}, models_dir=tmp_path))
     with pytest.raises(StoreFullError, match="0 MB"):
-        store.save(model, card(), "second")
-    monkeypatch.setenv(MAX_STORE_MB_VARIABLE, "not a number")  # a mistyped setting keeps the default cap
-    assert store.save(model, card(), "second").name == "second"
+        no_megabytes.save(model, card(), "second")
+    assert ModelStore(tmp_path).save(model, card(), "second").name == "second"
 
 
-def test_the_shipped_model_does_not_count_against_the_limits(tmp_path, model, monkeypatch):
-    store = ModelStore(tmp_path)
+def test_a_mistyped_limit_is_refused_naming_the_variable_and_never_lifts_the_cap():
+    for variable, text in (("FMNIST_MAX_STORE_MB", "not a number"), ("FMNIST_MAX_SAVED_RUNS", "-3"),
+                           ("FMNIST_CONCURRENT_JOBS", "0"), ("FMNIST_MAX_TRAIN_MINUTES", "nan")):
+        with pytest.raises(SettingsError, match=variable if "MB" in variable else "expected a number") as error:
+            Settings.from_environment({variable: text})
+        assert "leave it unset for the default" in str(error.value)
+
+
+def test_room_is_reserved_for_runs_in_the_queue_so_a_run_allowed_to_start_is_saved(tmp_path, model):
+    """Two runs queued with room for one more saved run: the second is refused at submit, not after training; the
+    first, allowed to start, is saved even if the store filled up meanwhile (room kept for it)."""
+    settings = Settings(models_dir=tmp_path, max_saved_runs=1)
+    store, queue = ModelStore.from_settings(settings), JobQueue.from_settings(settings)
+    hp = preset("seed-004")
+    queue.submit(RUN, "first", "alice", hyperparameters=hp, store=store)
+    with pytest.raises(StoreFullError, match="room kept for 1 queued or training"):
+        queue.submit(RUN, "second", "bob", hyperparameters=hp, store=store)
+    queue.submit(SWEEP, "a sweep saves no model", "bob", spec=SweepSpec(vary=(("learning_rate", (0.001, 0.01)),)),
+                 store=store)
+    ModelStore(tmp_path).save(model, card(), "saved by the command line meanwhile")
+    assert store.save(model, card(), "first", room_reserved=True).name == "first"
+
+
+def test_the_shipped_model_does_not_count_against_the_limits(tmp_path, model):
+    store = ModelStore.from_settings(Settings(models_dir=tmp_path, max_saved_runs=1))
     shutil.copytree(store.save(model, card(), "x").path, tmp_path / DEFAULT_MODEL)
-    store.delete("x")
-    monkeypatch.setenv(MAX_SAVED_RUNS_VARIABLE, "1")
+    store.delete("x", ANYONE)
     assert store.usage()[0] == 0
     store.save(model, card(), "only-run")

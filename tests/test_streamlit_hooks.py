@@ -1,7 +1,7 @@
 """The Streamlit internals this app relies on: a Streamlit upgrade that changes them fails here, not in production.
 
-views/state.py replaces Streamlit's private per-run cleanup, which calls `keras.backend.clear_session()` after
-every script run; under a running fit that made training 3.5x slower with a Train page open.
+views/streamlit_patches.py replaces Streamlit's private per-run cleanup, which calls `keras.backend.clear_session()`
+after every script run (and with it clears TensorFlow's kernel cache under the models every session shares).
 """
 
 import subprocess
@@ -12,12 +12,13 @@ import pytest
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-from views import state
+from views.streamlit_patches import STREAMLIT_CLEANUP_HOOK as HOOK
+from views.streamlit_patches import _no_cleanup as no_cleanup
 
 
 def test_streamlit_still_has_the_private_cleanup_hook_we_replace():
-    assert hasattr(script_runner, state.STREAMLIT_CLEANUP_HOOK), (
-        f"streamlit.runtime.scriptrunner.script_runner.{state.STREAMLIT_CLEANUP_HOOK} is gone: find where this "
+    assert hasattr(script_runner, HOOK), (
+        f"streamlit.runtime.scriptrunner.script_runner.{HOOK} is gone: find where this "
         "Streamlit release clears Keras's state after a script run and update keep_keras_state_between_reruns()."
     )
 
@@ -26,11 +27,11 @@ def test_a_script_run_of_the_app_never_clears_keras_state(monkeypatch):
     cleared = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
     # as in a fresh server, whatever ran before in this process: a cleanup that clears Keras, until the app replaces it
-    monkeypatch.setattr(script_runner, state.STREAMLIT_CLEANUP_HOOK, lambda: keras.backend.clear_session())
+    monkeypatch.setattr(script_runner, HOOK, lambda: keras.backend.clear_session())
     at = AppTest.from_file("../streamlit_app.py", default_timeout=60)
     at.switch_page("views/dataset.py").run()
     at.run()
-    assert not at.exception and getattr(script_runner, state.STREAMLIT_CLEANUP_HOOK) is state._no_cleanup
+    assert not at.exception and getattr(script_runner, HOOK) is no_cleanup
     assert cleared == []
 
 
@@ -43,7 +44,7 @@ def test_without_our_replacement_streamlit_would_clear_keras_state_after_a_run()
         "from streamlit.runtime.scriptrunner import script_runner\n"
         "cleared = []\n"
         "keras.backend.clear_session = lambda *args, **kwargs: cleared.append(1)\n"
-        f"getattr(script_runner, {state.STREAMLIT_CLEANUP_HOOK!r})()\n"
+        f"getattr(script_runner, {HOOK!r})()\n"
         "print('cleared', len(cleared))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)

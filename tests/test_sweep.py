@@ -6,19 +6,25 @@ from fmnist_core.events import TrialEnd
 from fmnist_core.hyperparameters import preset
 from fmnist_core.job_queue import JobQueue
 from fmnist_core.jobs import RUN, SWEEP, JobState
-from fmnist_core.store import ModelStore
+from fmnist_core.settings import Settings
+from fmnist_core.store import SWEEPS_FOLDER, ModelStore
 from fmnist_core.sweep import (
-    SWEEPS_FOLDER,
     Range,
     SweepError,
     SweepSpec,
     parse_vary,
     retrain_hyperparameters,
-    run_sweep,
     trial_hyperparameters,
 )
 
 TINY = dict(max_trials=4, epochs_per_trial=1, subset_size=1000, base_preset="softmax-regression")
+
+
+def run_sweep(*args, **kwargs):
+    """fmnist_core.sweep_tuner.run_sweep, imported when a test runs a sweep (it imports Keras Tuner and TensorFlow)."""
+    from fmnist_core.sweep_tuner import run_sweep as run
+
+    return run(*args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -114,17 +120,15 @@ def test_a_queued_sweep_runs_in_the_worker_and_a_run_queued_meanwhile_follows_it
 
 
 @pytest.mark.slow
-def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset, monkeypatch):
+def test_a_whole_sweep_stops_at_the_server_time_limit(tmp_path, dataset):
     from test_jobs import run_next
 
-    from fmnist_core import worker
-
-    monkeypatch.setattr(worker, "MAX_TRAIN_MINUTES", 3 / 60)  # 3 s; 20 trials of 3 epochs take minutes here
+    three_seconds = Settings(models_dir=tmp_path, max_train_minutes=3 / 60)  # 20 trials of 3 epochs take minutes
     queue = JobQueue(tmp_path)
     spec = SweepSpec(vary={"learning_rate": Range(1e-4, 1e-2)}, strategy="random", max_trials=20,
                      epochs_per_trial=3, subset_size=5000, base_preset="seed-004")
     queue.submit(SWEEP, "sweep", "visitor-a", spec=spec)
-    snapshot = run_next(queue, ModelStore(tmp_path), dataset)
+    snapshot = run_next(queue, ModelStore(tmp_path), dataset, settings=three_seconds)
     assert snapshot.state == JobState.STOPPED and snapshot.stopped_by_time_limit and len(snapshot.trials) < 20
 
 

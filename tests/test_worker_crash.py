@@ -14,6 +14,7 @@ from fmnist_core import worker as worker_module
 from fmnist_core.hyperparameters import preset
 from fmnist_core.job_queue import JobQueue
 from fmnist_core.jobs import RUN, JobState
+from fmnist_core.settings import Settings
 from fmnist_core.store import ModelStore
 from fmnist_core.worker import ensure_worker, live_workers, spawn_worker
 
@@ -33,10 +34,10 @@ def kill(process) -> None:
 
 
 def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_resumes_from_its_last_epoch(tmp_path):
-    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    queue, store, settings = JobQueue(tmp_path), ModelStore(tmp_path), Settings(models_dir=tmp_path)
     job = queue.submit(RUN, "killed", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
                                                                           epochs=5))
-    worker = spawn_worker(tmp_path)
+    worker = spawn_worker(Settings(models_dir=tmp_path))
     try:
         wait_until(lambda: mid_epoch(queue.snapshot(job.job_id), at_least=2), TIMEOUT, "the run did not reach epoch 3",
                    interval_seconds=0.02)
@@ -44,7 +45,7 @@ def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_resumes_from_its_last
         kill(worker)
     interrupted = queue.snapshot(job.job_id)
     assert interrupted.state == JobState.TRAINING and live_workers(queue.folder) == 0  # recorded as running, dead
-    assert ensure_worker(store)  # as the app does on its next page view: a worker is started, and it resumes the run
+    assert ensure_worker(settings)  # as the app does on its next page view: a worker is started, and it resumes the run
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
     assert [epoch["epoch"] for epoch in done.epochs] == [1, 2, 3, 4, 5]  # none twice, none missing
@@ -59,7 +60,7 @@ def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_resumes_from_its_last
 def test_a_worker_killed_while_saving_leaves_nothing_half_written_and_the_model_is_saved_once(tmp_path):
     queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
     job = queue.submit(RUN, "saving", "visitor-a", hyperparameters=preset("best", train_subset_size=2000, epochs=1))
-    worker = spawn_worker(tmp_path)
+    worker = spawn_worker(Settings(models_dir=tmp_path))
     try:
         wait_until(lambda: save_in_progress(tmp_path, None), TIMEOUT, "no save was seen in progress",
                    interval_seconds=0.002)
@@ -68,7 +69,7 @@ def test_a_worker_killed_while_saving_leaves_nothing_half_written_and_the_model_
     assert queue.snapshot(job.job_id).state == JobState.EVALUATING
     models, warnings = store.list_models()
     assert warnings == [] and all(store.load_model(saved.name) for saved in models)  # nothing broken is listed
-    spawn_worker(tmp_path)
+    spawn_worker(Settings(models_dir=tmp_path))
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1 and len(done.epochs) == 1  # not trained again
     models, warnings = store.list_models()
@@ -77,28 +78,27 @@ def test_a_worker_killed_while_saving_leaves_nothing_half_written_and_the_model_
 
 
 def test_the_worker_the_app_starts_exits_once_the_queue_is_empty(tmp_path, monkeypatch):
-    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
-    assert not ensure_worker(store)  # nothing waits: no worker
-    monkeypatch.setenv("FMNIST_WORKER_IDLE_EXIT", "1")
+    queue, settings = JobQueue(tmp_path), Settings(models_dir=tmp_path, worker_idle_exit_seconds=1)
+    assert not ensure_worker(settings)  # nothing waits: no worker
     job = queue.submit(RUN, "tiny", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
-    assert ensure_worker(store)
+    assert ensure_worker(settings)
     wait_until(lambda: live_workers(queue.folder) == 1, 30, "the worker did not take its slot")
     monkeypatch.setattr(worker_module, "SPAWN_GRACE_SECONDS", 0.0)  # no grace: only the live worker stops a second
-    assert not ensure_worker(store)
+    assert not ensure_worker(settings)
     assert job_ended(queue, job.job_id, TIMEOUT).state == JobState.FINISHED
     wait_until(lambda: live_workers(queue.folder) == 0, 30, "the idle worker did not exit within 30 s")
 
 
 def test_a_worker_that_fails_to_start_is_reported_and_not_started_again_at_once(tmp_path, monkeypatch):
-    store = ModelStore(tmp_path)
+    settings = Settings(models_dir=tmp_path)
     JobQueue(tmp_path).submit(RUN, "tiny", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=1000,
                                                                              epochs=1))
     monkeypatch.setattr(worker_module.sys, "executable", "/bin/false")  # a Python that exits at once with code 1
     monkeypatch.setattr(worker_module, "SPAWN_GRACE_SECONDS", 0.0)
-    assert ensure_worker(store)
-    wait_until(lambda: worker_module.last_worker_failure(store), 10, "the failure was not noticed")
-    assert "exited with code 1" in worker_module.last_worker_failure(store)
-    assert not ensure_worker(store)  # backs off for FAILED_SPAWN_BACKOFF_SECONDS instead of one every page view
+    assert ensure_worker(settings)
+    wait_until(lambda: worker_module.last_worker_failure(settings), 10, "the failure was not noticed")
+    assert "exited with code 1" in worker_module.last_worker_failure(settings)
+    assert not ensure_worker(settings)  # backs off for FAILED_SPAWN_BACKOFF_SECONDS instead of one every page view
 
 
 def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(tmp_path):
@@ -109,14 +109,14 @@ def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(
     spec = SweepSpec(vary={"learning_rate": (1e-3, 2e-3, 3e-3)}, max_trials=3, epochs_per_trial=2, subset_size=3000,
                      base_preset="seed-004")
     job = queue.submit(SWEEP, "sweep", "visitor-a", spec=spec)
-    worker = spawn_worker(tmp_path)
+    worker = spawn_worker(Settings(models_dir=tmp_path))
     try:  # one trial over, the second under way
         wait_until(lambda: (s := queue.snapshot(job.job_id)).trials and s.last_batch, TIMEOUT,
                    "the second trial did not start", interval_seconds=0.02)
     finally:
         kill(worker)
     first_trial = queue.snapshot(job.job_id).trials[0]
-    spawn_worker(tmp_path)
+    spawn_worker(Settings(models_dir=tmp_path))
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
     assert done.trials[0] == first_trial  # kept, not trained again
@@ -124,12 +124,12 @@ def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(
     assert all(trial.status == "completed" for trial in done.trials)
 
 
-def test_a_job_hung_on_a_lock_ends_its_worker_and_the_next_worker_takes_it_up_and_finishes_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("FMNIST_WORKER_STALL_MINUTES", "0.05")  # 3 s without an event or work, instead of 10 minutes
+def test_a_job_hung_on_a_lock_ends_its_worker_and_the_next_worker_takes_it_up_and_finishes_it(tmp_path):
     queue = JobQueue(tmp_path)
     job = queue.submit(RUN, "hangs", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
                                                                          epochs=10))
-    worker = spawn_worker(tmp_path)
+    # 3 s without an event or work, instead of 10 minutes
+    worker = spawn_worker(Settings(models_dir=tmp_path, worker_stall_seconds=3.0))
     wait_until(lambda: queue.snapshot(job.job_id).last_batch, TIMEOUT, "the run did not start training")
     # Another process holds the queue's write lock: the worker's next progress write waits for it (up to 30 s), and
     # the run waits with it, using no CPU: hung, as far as anyone can tell.
@@ -144,8 +144,7 @@ def test_a_job_hung_on_a_lock_ends_its_worker_and_the_next_worker_takes_it_up_an
     log = (tmp_path / ".jobs" / worker_module.WORKER_LOG).read_text()
     assert f"job {job.job_id} sent nothing for" in log and "it is hung" in log
 
-    monkeypatch.delenv("FMNIST_WORKER_STALL_MINUTES")
-    spawn_worker(tmp_path)
+    spawn_worker(Settings(models_dir=tmp_path))
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
     assert [epoch["epoch"] for epoch in done.epochs] == list(range(1, 11))

@@ -6,7 +6,6 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
-from streamlit_drawable_canvas import st_canvas
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.memory import release_free_memory
@@ -22,7 +21,7 @@ from fmnist_core.preprocessing import (
 )
 from fmnist_core.reporting import percentages_apart
 from fmnist_core.store import ModelStoreError, SavedModel
-from views import charts, explain_panel, state
+from views import charts, explain_panel, resources, session
 from views.text import plain
 
 NOT_AN_ITEM = "Unsure"  # short enough for the metric at every width; the warning below says why
@@ -76,9 +75,9 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
 
 def _classifier(saved: SavedModel):
     try:
-        return state.classifier(saved)
+        return resources.classifier(saved)
     except ModelStoreError as error:
-        state.show_load_error(saved, error)
+        session.show_load_error(saved, error)
         return None
 
 
@@ -93,6 +92,9 @@ def _drawing(saved: SavedModel) -> None:
     row = st.container(horizontal=True, gap="large")
     canvas, result = row.container(width=CANVAS_SIDE + 8), row.container()  # all 280 px and the border, at any width
     why = st.container()  # under both: beside the canvas, a laptop leaves the panel a third of the page
+    # imported here: the component registers itself when imported, which needs a running Streamlit app
+    from streamlit_drawable_canvas import st_canvas
+
     with canvas:
         drawing = st_canvas(
             stroke_width=st.session_state["stroke_width"], stroke_color="#000000", background_color="#FFFFFF",
@@ -203,9 +205,9 @@ def _uploads(saved: SavedModel) -> None:
 
 def render() -> None:
     st.title("Classify")
-    saved = state.active_model()
+    saved = session.active_model()
     if saved is None:
-        state.point_to_train("There is no model to classify with yet. Train one first.")
+        session.point_to_train("There is no model to classify with yet. Train one first.")
         return
     st.caption(f"Using model **{saved.name}**. Pick another in the sidebar.")
     draw, upload = st.tabs(["Draw", "Upload pictures"])
@@ -215,4 +217,5 @@ def render() -> None:
         _uploads(saved)
 
 
-render()
+if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
+    render()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.dataset_stats import random_examples
-from views import charts, state
+from views import charts, resources
 
 EXAMPLES_PER_CLASS = 12
 
@@ -18,8 +18,8 @@ def _shuffle() -> None:
 
 def render() -> None:
     st.title("Dataset explorer")
-    data = state.dataset()
-    statistics = state.dataset_statistics()
+    data = resources.dataset()
+    statistics = resources.dataset_statistics()
     st.caption(f"Fashion-MNIST: {len(data.train_labels):,} training and {len(data.test_labels):,} test images of "
                f"28×28 grey pixels in 10 classes, read from `{data.source}`.")
 
@@ -53,4 +53,5 @@ def _row(images: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-render()
+if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
+    render()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from fmnist_core.export import FORMAT_LABELS, ExportError, saved_model_zip
 from fmnist_core.store import ModelStoreError, SavedModel
-from views import state
+from views import resources, session
 from views.text import plain
 
 # (format, int8) choices, in the order they are offered
@@ -36,8 +36,8 @@ def _export(models_root: str, name: str, modified_ns: int, format: str, int8: bo
     from fmnist_core.store import ModelStore
 
     saved = ModelStore(models_root).get(name)
-    model = state.classifier(saved).network
-    return export_zip(model, saved, format, state.dataset(), int8=int8)
+    model = resources.classifier(saved).network
+    return export_zip(model, saved, format, resources.dataset(), int8=int8)
 
 
 def _cached_export(saved: SavedModel, choice: str):
@@ -74,7 +74,7 @@ def render(models: list[SavedModel]) -> None:
     """The Runs page's section: choose a model (the active one first), download it, export it."""
     st.subheader("Download and export")
     by_name = {saved.name: saved for saved in models}
-    active = state.active_model()
+    active = session.active_model()
     names = list(by_name)
     chosen = st.selectbox("Model", names, index=names.index(active.name) if active and active.name in by_name else 0,
                           key="export_model", help="The sidebar's active model is chosen first.")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.store import ModelStoreError
-from views import charts, explain_panel, state
+from views import charts, explain_panel, resources, session
 
 ALL = "All"
 MISTAKES_ANCHOR = "mistakes"
@@ -79,16 +79,16 @@ def _mistake_grid(saved, evaluation, test_images, indices) -> None:
 
 def render() -> None:
     st.title("Evaluate")
-    saved = state.active_model()
+    saved = session.active_model()
     if saved is None:
-        state.point_to_train("There is no model to evaluate yet. Train one first.")
+        session.point_to_train("There is no model to evaluate yet. Train one first.")
         return
     try:
-        evaluation = state.evaluation(saved)
+        evaluation = resources.evaluation(saved)
     except ModelStoreError as error:
-        state.show_load_error(saved, error)
+        session.show_load_error(saved, error)
         return
-    test_images = state.dataset().test_images
+    test_images = resources.dataset().test_images
     st.caption(f"Model **{saved.name}** on the {len(evaluation.labels):,} test images, which no model trains on.")
 
     mistakes_total = int((evaluation.predictions != evaluation.labels).sum())
@@ -132,4 +132,5 @@ def render() -> None:
     _mistake_grid(saved, evaluation, test_images, indices)
 
 
-render()
+if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
+    render()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.store import ModelStoreError, SavedModel
-from views import charts, state
+from views import charts, resources, session
 
 GRID_COLUMNS = 16
 HEATMAP_SIDE, NOTE_WIDTH = 224, 420  # px: the map at 8x, and its controls and note
@@ -29,9 +29,9 @@ MIRROR_NOTE = (" The map is of the image as it is; this model's answer also look
 def _explainer(saved: SavedModel):
     """The model's Explainer, or None after showing why there is nothing to explain."""
     try:
-        explainer = state.explainer(saved)
+        explainer = resources.explainer(saved)
     except ModelStoreError as error:
-        state.show_load_error(saved, error)
+        session.show_load_error(saved, error)
         return None
     if explainer.unavailable:
         st.info(explainer.unavailable, icon=":material/visibility_off:")

@@ -7,21 +7,18 @@ import time
 
 import streamlit as st
 
+from fmnist_core.job_queue import NOT_YOURS
 from fmnist_core.jobs import (
-    CONCURRENT_JOBS,
     DEFAULT_IMAGES_PER_SECOND,
-    MAX_JOBS_PER_VISITOR,
-    MAX_WAITING_JOBS,
     SWEEP,
     JobSnapshot,
     JobState,
     estimated_starts,
 )
+from fmnist_core.ownership import NotYoursError
 from fmnist_core.reporting import format_duration
-from views import state
+from views import resources, session, submission
 from views.text import count, plain
-
-NOT_YOURS = "Only the visitor who started it, or the operator, can {verb} it."
 
 
 def describe(job: JobSnapshot) -> str:
@@ -32,65 +29,71 @@ def describe(job: JobSnapshot) -> str:
 
 
 def stop(job_id: str) -> None:
-    """Button callback: stop a running job of this visitor's (or any, for the operator)."""
-    job = state.job_queue().snapshot(job_id, with_curves=False)
-    if job is None or not state.visitor().may_control(job.owner):
-        state.flash("warning", NOT_YOURS.format(verb="stop"))
-        return
-    state.job_queue().request_stop(job_id)
+    """Button callback: stop a running job of this visitor's (or any, for the operator; the queue refuses others)."""
+    try:
+        resources.job_queue().request_stop(job_id, session.visitor())
+    except NotYoursError as error:
+        session.flash("warning", str(error))
 
 
 def stop_button(job: JobSnapshot, label: str, key: str, disabled: bool, help_text: str) -> None:
     """A running job's Stop button for its owner (or the operator); for anyone else, that they may only watch."""
-    if state.visitor().may_control(job.owner):
+    if session.visitor().may_control(job.owner):
         st.button(label, key=key, icon=":material/stop_circle:", on_click=stop, args=(job.job_id,),
                   disabled=disabled, help=help_text)
     else:
-        st.caption(f"You can watch this {job.kind}. {NOT_YOURS.format(verb='stop')}")
+        st.caption(f"You can watch this {job.kind}. {NOT_YOURS.format(verb='stop').capitalize()}")
 
 
 def cancel(job_id: str) -> None:
     """Take a waiting job out of the queue, if it is this visitor's (or for the operator); the outcome is flashed."""
-    queue = state.job_queue()
+    queue = resources.job_queue()
     job = queue.snapshot(job_id, with_curves=False)
-    if job is None or not state.visitor().may_control(job.owner):
-        state.flash("warning", NOT_YOURS.format(verb="cancel"))
-    elif queue.cancel(job_id):
-        state.flash("info", f"Cancelled: the {describe(job)} left the queue.")
+    try:
+        cancelled = job is not None and queue.cancel(job_id, session.visitor())
+    except NotYoursError as error:
+        session.flash("warning", str(error))
+        return
+    if job is None:
+        session.flash("warning", "That job is no longer in the queue.")
+    elif cancelled:
+        session.flash("info", f"Cancelled: the {describe(job)} left the queue.")
     else:
-        state.flash("warning", f"The {describe(job)} had already started, so it was not cancelled; stop it instead.")
+        session.flash("warning", f"The {describe(job)} had already started, so it was not cancelled; stop it instead.")
 
 
 def waiting_jobs(active: list[JobSnapshot] | None = None) -> tuple[list[JobSnapshot], dict[str, float]]:
     """The waiting jobs in queue order, and when each should start (a time); of `active` if given."""
-    queue = state.job_queue()
+    queue = resources.job_queue()
     active = queue.active() if active is None else active
     rate = queue.recent_images_per_second() or DEFAULT_IMAGES_PER_SECOND
-    starts = estimated_starts(active, rate, time.time())
+    starts = estimated_starts(active, rate, time.time(), resources.settings())
     return [job for job in active if job.state == JobState.QUEUED], starts
 
 
 def running_ids(active: list[JobSnapshot] | None = None) -> tuple[str, ...]:
-    active = state.job_queue().active() if active is None else active
+    active = resources.job_queue().active() if active is None else active
     return tuple(job.job_id for job in active if job.is_running)
 
 
 def show_queue(was_running: tuple[str, ...]) -> None:
     """The waiting jobs, one line each; redrawn every second by the page while any job is active."""
-    state.keep_worker_running()
-    active = state.job_queue().active()
+    submission.keep_worker_running()
+    active = resources.job_queue().active()
     if running_ids(active) != was_running:  # a job ended or began: the page above shows the new one
         st.rerun()
-    failure = state.worker_failure() if active else None
+    failure = submission.worker_failure() if active else None
     if failure:  # also with nothing waiting: a hung run's page would otherwise show its frozen progress only
         st.warning(f"Training is held up: {failure}")
     waiting, starts = waiting_jobs(active)
     if not waiting:
         return
-    me = state.visitor()
-    at_once = "one job trains at a time" if CONCURRENT_JOBS == 1 else f"{CONCURRENT_JOBS} jobs train at a time"
-    st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {MAX_WAITING_JOBS}; {at_once}, "
-                f"each visitor may have {MAX_JOBS_PER_VISITOR} waiting or training)")
+    me = session.visitor()
+    limits = resources.settings()
+    at_once = ("one job trains at a time" if limits.concurrent_jobs == 1
+               else f"{limits.concurrent_jobs} jobs train at a time")
+    st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {limits.max_waiting_jobs}; {at_once}, "
+                f"each visitor may have {limits.max_jobs_per_visitor} waiting or training)")
     for position, job in enumerate(waiting, start=1):
         # the line and its button side by side where they fit, the button under the line where they do not
         row = st.container(horizontal=True, vertical_alignment="center", gap="medium", key=f"queued_{job.job_id}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_core import jobs
 from fmnist_core.jobs import JobSnapshot, JobState
 from fmnist_core.reporting import outcome_text, progress_fraction, progress_text, summarize
-from views import charts, queue_panel, state
+from views import charts, queue_panel, resources, session
 from views.fragments import timed_fragment_home
 from views.text import plain, trial_number
 
@@ -19,12 +18,12 @@ ENDED_RUN_STATES = (JobState.FINISHED, JobState.STOPPED, JobState.FAILED)
 
 
 def _show_job(job_id: str, was_running: bool) -> None:
-    snapshot = state.job_queue().snapshot(job_id, with_curves=False)
+    snapshot = resources.job_queue().snapshot(job_id, with_curves=False)
     if snapshot is None or (was_running and not snapshot.is_running):
         # a full run: the sidebar lists the new model and the auto refresh stops (or, for a record the queue has
         # since deleted as old, the page shows the latest run instead)
         st.rerun()
-    whose = state.whose(snapshot.owner)
+    whose = session.whose(snapshot.owner)
     if snapshot.from_sweep:
         whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
     st.subheader(f"Run “{plain(snapshot.run_name)}”")
@@ -53,14 +52,14 @@ def _outcome(snapshot: JobSnapshot, use_key: str) -> None:
     if snapshot.state in (JobState.FINISHED, JobState.STOPPED):
         outcome = outcome_text(snapshot)
         if snapshot.stopped_by_time_limit:
-            limit = jobs.MAX_TRAIN_MINUTES  # read now: the limit as the server has it (tests lower it)
+            limit = resources.settings().max_train_minutes
             outcome = outcome.replace("Stopped at the time limit", f"Stopped at the server's time limit of {limit:g} "
                                       "minutes of training (the best weights so far were kept)")
         st.success(f"{outcome} Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
-        if st.session_state.get(state.ACTIVE_MODEL_KEY) == snapshot.saved_name:
+        if st.session_state.get(session.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")
         elif st.button("Use this model", key=use_key, icon=":material/check_circle:"):
-            state.use_model(snapshot.saved_name)
+            session.use_model(snapshot.saved_name)
             st.rerun()
     elif snapshot.state == JobState.FAILED:
         st.error(f"Training failed: {plain(snapshot.error, 400)}")
@@ -78,7 +77,7 @@ def your_last_run(snapshot: JobSnapshot) -> None:
 
 
 def _show_curves(job_id: str) -> None:
-    snapshot = state.job_queue().snapshot(job_id)
+    snapshot = resources.job_queue().snapshot(job_id)
     if snapshot is None or not snapshot.batch_points or snapshot.last_batch is None:
         return
     batches, loss, accuracy = st.columns(3)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fmnist_core.ownership import NotYoursError
 from fmnist_core.reporting import epochs_trained, format_duration, summarize
-from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
-from views import charts, deploy_panel, state
+from fmnist_core.store import ModelStoreError, SavedModel
+from views import charts, deploy_panel, resources, session
 from views.text import count, plain
 
 CARD_WIDTH = 330  # px: one run's card; as many side by side as the screen holds
@@ -21,7 +22,7 @@ def _card(saved: SavedModel) -> None:
     took = f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else ""
     with st.container(border=True, width=CARD_WIDTH):
         st.markdown(f"**{plain(saved.name)}**" + (" · shipped" if saved.is_default else "")
-                    + (" · yours" if state.visitor().owns(saved.owner) else ""))
+                    + (" · yours" if session.visitor().owns(saved.owner) else ""))
         st.caption(f"{saved.hyperparameters.family} · preset {plain(card.get('preset') or 'custom')} · "
                    f"{card.get('parameter_count', 0):,} parameters")
         st.markdown(f"Test accuracy **{'–' if accuracy is None else f'{accuracy:.2%}'}** · test loss "
@@ -35,24 +36,23 @@ def _delete_chosen() -> None:
     """Button callback, run before the page is redrawn: it deletes the run the user saw chosen, even if it
     has vanished since (then it says so), never a fallback the redrawn selectbox would pick instead."""
     name = st.session_state["delete_model"]
+    store = resources.model_store()
     try:
-        refusal = _delete_refusal(ModelStore().get(name))
+        refusal = _in_use_refusal(store.get(name))
         if refusal:
             raise ModelStoreError(refusal)
-        ModelStore().delete(name, identity=st.session_state.get(SHOWN_KEY, {}).get(name))
-    except ModelStoreError as error:
-        state.flash("error", f"Could not delete '{plain(name)}': {plain(error, 400)}")
+        store.delete(name, session.visitor(), identity=st.session_state.get(SHOWN_KEY, {}).get(name))
+    except (ModelStoreError, NotYoursError) as error:
+        session.flash("error", f"Could not delete '{plain(name)}': {plain(error, 400)}")
         return
-    state.forget_models()
-    state.flash("success", f"Deleted the model '{plain(name)}'.")
+    resources.forget_models()
+    session.flash("success", f"Deleted the model '{plain(name)}'.")
 
 
-def _delete_refusal(saved: SavedModel) -> str | None:
-    """Why this visitor may not delete `saved` now (the ownership policy, then other sessions using it), or None."""
-    refusal = state.visitor().delete_refusal(saved.owner)
-    if refusal:
-        return f"it is not yours to delete: {refusal}"
-    users = state.active_models().other_users(saved.name, state.streamlit_session_id())
+def _in_use_refusal(saved: SavedModel) -> str | None:
+    """Why `saved` may not be deleted now because other sessions use it, or None (who may delete it at all is the
+    store's to say: ModelStore.delete refuses a visitor who is not its owner with NotYoursError)."""
+    users = resources.active_models().other_users(saved.name, session.streamlit_session_id())
     if users:
         return (f"{'another open session has' if users == 1 else f'{users} other open sessions have'} it as the "
                 "active model right now (another visitor's, or another tab of yours). Nothing was deleted; try again "
@@ -62,9 +62,9 @@ def _delete_refusal(saved: SavedModel) -> str | None:
 
 def render() -> None:
     st.title("Saved runs")
-    models, _warnings = state.list_models()  # the sidebar shows the warnings
+    models, _warnings = session.list_models()  # the sidebar shows the warnings
     if not models:
-        state.point_to_train("No saved models yet. Every finished training run is saved here.")
+        session.point_to_train("No saved models yet. Every finished training run is saved here.")
         return
     st.caption("Test loss is the cross-entropy on the test set without label smoothing, so it compares across "
                "models.")
@@ -89,7 +89,7 @@ def render() -> None:
     deploy_panel.render(models)
 
     st.subheader("Delete a run")
-    me = state.visitor()
+    me = session.visitor()
     deletable = [saved.name for saved in models if not saved.is_default and me.delete_refusal(saved.owner) is None]
     kept = [saved for saved in models if not saved.is_default and saved.name not in deletable]
     others = sum(1 for saved in kept if saved.owner is not None)
@@ -111,4 +111,5 @@ def render() -> None:
         st.button("Yes, delete it", key="delete_button", type="primary", on_click=_delete_chosen)
 
 
-render()
+if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
+    render()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.store import SavedModel
-from views import deploy_panel, state
+from views import deploy_panel, session
 
 
 def _label(saved: SavedModel) -> str:
@@ -34,19 +34,19 @@ def model_card(saved: SavedModel) -> None:
 
 
 def _sign_in() -> None:
-    refusal = state.sign_in_operator(st.session_state.pop("operator_password_input", ""))
+    refusal = session.sign_in_operator(st.session_state.pop("operator_password_input", ""))
     if refusal:
-        state.flash("warning", refusal)
+        session.flash("warning", refusal)
 
 
 def _operator_panel() -> None:
     """Where the operator signs in (only on a server with an operator password); they may stop, cancel and delete
     anything (fmnist_core/ownership.py)."""
-    if state.operator_password() is None:
+    if session.operator_password() is None:
         return
-    if state.visitor().is_operator:
+    if session.visitor().is_operator:
         st.caption("Signed in as the operator: you may stop, cancel and delete any visitor's jobs and runs.")
-        st.button("Sign out", key="operator_sign_out", on_click=state.sign_out_operator)
+        st.button("Sign out", key="operator_sign_out", on_click=session.sign_out_operator)
         return
     with st.expander("Operator", icon=":material/admin_panel_settings:"):
         st.text_input("Operator password", type="password", key="operator_password_input")
@@ -57,12 +57,12 @@ def render(train_page: st.Page) -> None:
     _models_panel(train_page)
     with st.sidebar:
         _operator_panel()
-        state.remember_visitor()
+        session.remember_visitor()
 
 
 def _models_panel(train_page: st.Page) -> None:
-    models, warnings = state.list_models()
-    state.choose_active_model(models)
+    models, warnings = session.list_models()
+    session.choose_active_model(models)
     by_name = {saved.name: saved for saved in models}
     with st.sidebar:
         st.markdown("### Fashion-MNIST CNN Studio")
@@ -73,8 +73,8 @@ def _models_panel(train_page: st.Page) -> None:
             st.page_link(train_page, label="Go to Train", icon=":material/model_training:")
             return
         st.selectbox(
-            "Active model", list(by_name), key=state.ACTIVE_MODEL_KEY, format_func=lambda name: _label(by_name[name]),
+            "Active model", list(by_name), key=session.ACTIVE_MODEL_KEY, format_func=lambda name: _label(by_name[name]),
             help="The model the Evaluate and Classify pages use: the shipped default or any saved run.",
         )
-        model_card(by_name[st.session_state[state.ACTIVE_MODEL_KEY]])
-        deploy_panel.download_button(by_name[st.session_state[state.ACTIVE_MODEL_KEY]], key="sidebar_download")
+        model_card(by_name[st.session_state[session.ACTIVE_MODEL_KEY]])
+        deploy_panel.download_button(by_name[st.session_state[session.ACTIVE_MODEL_KEY]], key="sidebar_download")

@@ -8,11 +8,11 @@ from datetime import datetime
 import streamlit as st
 
 from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
-from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, SWEEP, JobSnapshot, JobState, QueueFullError
+from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, JobState, QueueFullError
 from fmnist_core.reporting import outcome_text, progress_text
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
-from views import charts, queue_panel, state
+from views import charts, queue_panel, resources, session, submission
 from views.fragments import timed_fragment_home
 from views.text import count, hyperparameter_label, hyperparameter_values, plain, trial_number
 
@@ -73,16 +73,16 @@ def _retrain_best(spec: SweepSpec, sweep_id: str, trial_id: str, values: dict) -
     hp = retrain_hyperparameters(spec, values)
     name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        state.submit(RUN, name, hyperparameters=hp, from_sweep=(sweep_id, trial_id))
+        submission.submit(RUN, name, hyperparameters=hp, from_sweep=(sweep_id, trial_id))
     except QueueFullError as error:
-        st.session_state[RETRAIN_REFUSAL_KEY] = state.queue_full_message(error, "The retraining")
+        st.session_state[RETRAIN_REFUSAL_KEY] = submission.queue_full_message(error, "The retraining")
     except StoreFullError as error:
-        st.session_state[RETRAIN_REFUSAL_KEY] = state.store_full_message(error, "The retraining")
+        st.session_state[RETRAIN_REFUSAL_KEY] = submission.store_full_message(error, "The retraining")
 
 
 def _retraining(sweep: JobSnapshot) -> JobSnapshot | None:
     """The server's run that retrains a trial of `sweep`, if that is the run training now (or last)."""
-    snapshot = state.job_queue().latest(RUN)
+    snapshot = resources.job_queue().latest(RUN)
     return snapshot if snapshot and snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id else None
 
 
@@ -115,11 +115,11 @@ def _retrain_section(snapshot: JobSnapshot) -> None:
 
 
 def _show_sweep(job_id: str, was_running: bool) -> None:
-    snapshot = state.job_queue().snapshot(job_id)
+    snapshot = resources.job_queue().snapshot(job_id)
     if snapshot is None or was_running != snapshot.is_running:  # it began or ended: refresh the page's timing and
         st.rerun()  # buttons (or, deleted as old by the queue meanwhile, show the latest sweep)
     spec = snapshot.spec
-    whose = state.whose(snapshot.owner)
+    whose = session.whose(snapshot.owner)
     st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
     st.caption(f"base preset {spec.base_preset} · {count(len(snapshot.trials), 'trial')} done · {whose}")
     if snapshot.resumes:
@@ -137,8 +137,8 @@ def _show_sweep(job_id: str, was_running: bool) -> None:
     elif snapshot.state == JobState.FAILED:
         st.error(f"The sweep failed: {plain(snapshot.error, 400)}")
     elif snapshot.stopped_by_time_limit:
-        st.warning(f"Sweep stopped at the server's limit of {MAX_TRAIN_MINUTES} minutes of training; "
-                   "the trials below are kept.")
+        limit = resources.settings().max_train_minutes
+        st.warning(f"Sweep stopped at the server's limit of {limit:g} minutes of training; the trials below are kept.")
     else:
         st.success(f"Sweep {snapshot.state.value}.")
     if not snapshot.trials:
@@ -163,11 +163,11 @@ def _show_sweep(job_id: str, was_running: bool) -> None:
 
 def _shown_sweep() -> JobSnapshot | None:
     """The sweep running now, else this visitor's newest waiting one, else the last that ran."""
-    queue = state.job_queue()
+    queue = resources.job_queue()
     latest = queue.latest(SWEEP)
     if latest is not None and latest.is_running:
         return latest
-    mine = [job for job in queue.active() if job.kind == SWEEP and state.visitor().owns(job.owner)]
+    mine = [job for job in queue.active() if job.kind == SWEEP and session.visitor().owns(job.owner)]
     return mine[-1] if mine else latest
 
 
@@ -175,16 +175,16 @@ def render() -> None:
     st.title("Sweep hyperparameters")
     st.caption("Keras Tuner picks each trial's values; every trial is a short training run on a subset. "
                "One job trains at a time on this server, a sweep or a training run; the others wait in the queue.")
-    state.job_queue_or_stop()
+    submission.job_queue_or_stop()
     spec = _form()
     if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
                  disabled=spec is None) and spec is not None:
         try:
-            state.submit(SWEEP, "sweep", spec=spec)
+            submission.submit(SWEEP, "sweep", spec=spec)
         except QueueFullError as error:
-            st.warning(state.queue_full_message(error, "Your sweep"))
+            st.warning(submission.queue_full_message(error, "Your sweep"))
     st.divider()
-    active = bool(state.job_queue().active())
+    active = bool(resources.job_queue().active())
     with timed_fragment_home():
         st.fragment(run_every=1.0 if active else None)(queue_panel.show_queue)(queue_panel.running_ids())
     job = _shown_sweep()
@@ -196,4 +196,5 @@ def render() -> None:
         st.fragment(run_every=1.0 if job.state.is_active else None)(_show_sweep)(job.job_id, job.is_running)
 
 
-render()
+if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
+    render()

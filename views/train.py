@@ -17,11 +17,11 @@ from fmnist_core.hyperparameters import (
     filters_for_blocks,
     parse_int_list,
 )
-from fmnist_core.jobs import MAX_TRAIN_MINUTES, RUN, SWEEP, JobSnapshot, QueueFullError
+from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, QueueFullError
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
-from views import queue_panel, run_panel, state
+from views import queue_panel, resources, run_panel, session, submission
 from views.fragments import timed_fragment_home
 from views.text import count, hyperparameter_label, plain
 
@@ -162,19 +162,19 @@ def _start(hp: HyperParameters) -> bool:
     preset_name = preset_name if preset_name in PRESETS and PRESETS[preset_name] == hp else None
     run_name = st.session_state["run_name"].strip() or f"{preset_name or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        job = state.submit(RUN, run_name, preset=preset_name, hyperparameters=hp)
+        job = submission.submit(RUN, run_name, preset=preset_name, hyperparameters=hp)
     except QueueFullError as error:
-        st.warning(state.queue_full_message(error))
+        st.warning(submission.queue_full_message(error))
         return False
     except StoreFullError as error:
-        st.warning(state.store_full_message(error))
+        st.warning(submission.store_full_message(error))
         return False
     waiting, starts = queue_panel.waiting_jobs()
     position = next((number for number, other in enumerate(waiting, start=1) if other.job_id == job.job_id), None)
-    ahead = len(state.job_queue().active()) - len(waiting) + (position or 1) - 1  # training, then waiting before it
+    ahead = len(resources.job_queue().active()) - len(waiting) + (position or 1) - 1  # training, then waiting before it
     if position is not None and ahead:
         wait = format_duration(max(starts.get(job.job_id, 0) - datetime.now().timestamp(), 0))
-        state.flash("info", f"{count(ahead, 'job')} {'is' if ahead == 1 else 'are'} ahead of yours, so your run "
+        session.flash("info", f"{count(ahead, 'job')} {'is' if ahead == 1 else 'are'} ahead of yours, so your run "
                             f"“{plain(run_name)}” waits in the queue: number {position}, starting in about {wait}. "
                             "It starts by itself; you may leave this page.")
     return True
@@ -214,8 +214,9 @@ def _form(active: list[JobSnapshot]) -> None:
     if hp is not None:
         sizes = " → ".join(map(str, hp.feature_map_sizes()))
         layout = f"feature maps {sizes} px" if sizes else f"no convolutions: {hp.family} on the 784 pixels"
+        limit = resources.settings().max_train_minutes
         st.caption(f"**{hp.parameter_count():,} parameters** · {layout} · "
-                   f"runs on this server stop after {MAX_TRAIN_MINUTES:g} minutes of training at most")
+                   f"runs on this server stop after {limit:g} minutes of training at most")
     name_box, button = st.columns([2, 1], vertical_alignment="bottom")
     name_box.text_input("Run name", key="run_name", max_chars=48,
                         placeholder="e.g. wide-dropout",
@@ -242,7 +243,7 @@ def render() -> None:
     _restore_form()
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
-    queue = state.job_queue_or_stop()
+    queue = submission.job_queue_or_stop()
     job = queue.latest()
     run = job if job is not None and job.kind != SWEEP else None
     if job is not None and run is None:
@@ -250,7 +251,7 @@ def render() -> None:
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
     # This visitor's last run, if it ended and is not the run shown below, then a run in progress or this visitor's
     # latest one: first, in view without scrolling.
-    me = state.visitor()
+    me = session.visitor()
     mine = run if run is not None and me.owns(run.owner) else queue.latest(RUN, owner=me.key)
     yours_apart = mine is not None and mine is not run and mine.state in run_panel.ENDED_RUN_STATES
     if yours_apart:
@@ -270,4 +271,5 @@ def render() -> None:
         run_panel.run_section(run)
 
 
-render()
+if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
+    render()

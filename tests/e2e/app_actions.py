@@ -310,11 +310,12 @@ def stop_any_run(page: Page, app_server) -> None:
     """Clear the server's queue between tests, as its operator would: cancel every waiting job, stop the running
     ones (through the queue on disk: a page may only stop its own visitor's runs), and wait until none is left."""
     from fmnist_core.job_queue import JobQueue
+    from fmnist_core.ownership import Visitor
 
-    queue = JobQueue(app_server.models_dir)
+    queue, operator = JobQueue(app_server.models_dir), Visitor("the test's operator", is_operator=True)
     for job in queue.active():
-        queue.cancel(job.job_id)
-        queue.request_stop(job.job_id)
+        queue.cancel(job.job_id, operator)
+        queue.request_stop(job.job_id, operator)
     wait_until(lambda: not queue.active(), RUN_SECONDS, "the server's jobs did not end")
     open_page(page, app_server.url)
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
