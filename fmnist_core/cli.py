@@ -6,12 +6,13 @@ Every hyperparameter is a flag, generated from the dataclass, so the CLI can nev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from typing import TextIO
 
-from .export import FORMATS
+from .export import FORMATS, SERVE_RUNTIMES
 from .hyperparameters import PRESETS, HyperParameterError, HyperParameters, field_specs, parse_int_list, preset
 from .settings import Settings, SettingsError, setting_variable
 from .store import ModelStore
@@ -281,14 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: sweep --preset quick --vary learning_rate=1e-3,1e-4 --vary batch_size=32,64 "
                "--strategy grid --max-trials 4 --epochs 2 --subset 5000",
     )
-    sweep.add_argument("--preset", default="quick", choices=list(PRESETS), help="base hyperparameters")
+    from .sweep import STRATEGIES, SweepSpec
+
+    defaults = {spec.name: spec.default for spec in dataclasses.fields(SweepSpec)}  # the spec's, not a copy of them
+    sweep.add_argument("--preset", default=defaults["base_preset"], choices=list(PRESETS),
+                       help="base hyperparameters")
     sweep.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2|NAME=LOW..HIGH",
                        help="a hyperparameter and its values (or a range, for random/hyperband); repeat per field")
-    sweep.add_argument("--strategy", default="grid", help="grid, random or hyperband")
-    sweep.add_argument("--max-trials", type=int, default=6, help="at most this many trials (grid, random)")
-    sweep.add_argument("--epochs", type=int, default=2, help="epochs per trial (Hyperband's maximum)")
-    sweep.add_argument("--subset", type=int, default=5000, help="training images per trial (0: all)")
-    sweep.add_argument("--seed", type=int, default=42, help="seed of the oracle's choices")
+    sweep.add_argument("--strategy", default=defaults["strategy"], choices=STRATEGIES, help="how trials are chosen")
+    sweep.add_argument("--max-trials", type=int, default=defaults["max_trials"],
+                       help="at most this many trials (grid, random)")
+    sweep.add_argument("--epochs", type=int, default=defaults["epochs_per_trial"],
+                       help="epochs per trial (Hyperband's maximum)")
+    sweep.add_argument("--subset", type=int, default=defaults["subset_size"], help="training images per trial (0: all)")
+    sweep.add_argument("--seed", type=int, default=defaults["seed"], help="seed of the oracle's choices")
     sweep.add_argument("--name", default="sweep", help="folder name under <models>/.sweeps/")
     sweep.add_argument("--sweep-dir", default=None,
                        help="folder for the tuner's files (default: <models>/.sweeps/NAME)")
@@ -323,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8502, help="TCP port (TensorFlow Serving's REST port is 8501, "
                        "which the app takes)")
-    serve.add_argument("--runtime", default="keras", choices=["keras", "litert", "litert-int8", "onnx"],
+    serve.add_argument("--runtime", default="keras", choices=SERVE_RUNTIMES,
                        help="what runs the model: keras (the app's own Classifier: the Classify page's answers), or "
                             "an export of it, checked at start: litert (float; fastest one image at a time), "
                             "litert-int8 (about 4x the images/s in batches, about 0.1 point less accurate), onnx")

@@ -39,6 +39,11 @@ from .runtimes import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME, load_runtime, sin
 from .store import CARD_FILE, MODEL_FILE, SavedModel
 
 FORMATS = ("savedmodel", "litert", "onnx", "keras")
+# What a person picks (the Deploy panel, `serve --runtime`): a format and whether it is quantized to int8
+CHOICES = {"savedmodel": ("savedmodel", False), "litert": ("litert", False), "litert-int8": ("litert", True),
+           "onnx": ("onnx", False), "keras": ("keras", False)}
+# What `serve --runtime` offers: the app's own Classifier, or an export of it made and checked at start
+SERVE_RUNTIMES = ("keras", "litert", "litert-int8", "onnx")
 FORMAT_LABELS = {"savedmodel": "TensorFlow SavedModel", "litert": "LiteRT (TFLite)", "onnx": "ONNX",
                  "keras": "Keras (.keras)"}
 CHECK_IMAGES = 1000  # test images each export is compared on

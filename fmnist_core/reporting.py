@@ -84,11 +84,15 @@ def epochs_trained(history, last_batch=None) -> str:
     return text
 
 
-def outcome_text(snapshot: JobSnapshot) -> str:
-    """How an ended run ended: 'Finished after 8 epochs in 48 s.' or 'Stopped early by request after …'."""
+def outcome_text(snapshot: JobSnapshot, time_limit_minutes: float | None = None) -> str:
+    """How an ended run ended: 'Finished after 8 epochs in 48 s.' or 'Stopped early by request after …'; with
+    `time_limit_minutes`, a run stopped by the time limit says the limit and that its best weights were kept."""
     batch = snapshot.last_batch
     took = f" in {format_duration(batch.elapsed_seconds)}" if batch else ""
-    how = "Stopped at the time limit" if snapshot.stopped_by_time_limit else (
+    limit = ("Stopped at the time limit" if time_limit_minutes is None else
+             f"Stopped at the server's time limit of {time_limit_minutes:g} minutes of training (the best weights so "
+             "far were kept)")
+    how = limit if snapshot.stopped_by_time_limit else (
         "Stopped early by request" if snapshot.state == JobState.STOPPED else "Finished")
     return f"{how} after {epochs_trained(snapshot.epochs, batch)}{took}."
 

@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from .batching import DEFAULT_MAX_BATCH_IMAGES, Batcher, BatcherClosedError
 from .data import CLASS_NAMES
+from .export import CHOICES
 from .tf_serving import (
     MAX_BODY_BYTES,
     RequestError,
@@ -54,9 +55,9 @@ ROUTES_HINT = ("This server answers GET /v1/models/NAME, GET /v1/models/NAME/met
 
 RUNTIMES = {  # --runtime: what runs the model (export formats are made and checked at start, then loaded)
     "keras": None,  # the app's own traced Classifier: exactly the Classify page's answers
-    "litert": ("litert", False),  # float: the fastest one image at a time (0.14 vs 0.8 ms here)
-    "litert-int8": ("litert", True),  # int8: about 4x the images/s of float in batches, ~0.1 point less accurate
-    "onnx": ("onnx", False),
+    "litert": CHOICES["litert"],  # float: the fastest one image at a time (0.14 vs 0.8 ms here)
+    "litert-int8": CHOICES["litert-int8"],  # int8: about 4x the images/s of float in batches, ~0.1 point less accurate
+    "onnx": CHOICES["onnx"],
 }
 
 

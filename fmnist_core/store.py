@@ -89,6 +89,11 @@ class SavedModel:
             return None
 
     @property
+    def created_text(self) -> str:
+        """When it was saved, as the pages write it: '2026-11-26 14:05 UTC' (or 'unknown date')."""
+        return f"{self.created:%Y-%m-%d %H:%M} UTC" if self.created else "unknown date"
+
+    @property
     def identity(self) -> tuple[str, str, int]:
         """What tells this very model apart from another saved later under the same folder name."""
         return self.name, str(self.card.get("created")), self.modified_ns

@@ -105,3 +105,11 @@ def test_an_epoch_cut_short_by_a_stop_is_called_partial_not_counted_as_one():
 ])
 def test_a_probability_under_the_threshold_never_reads_the_same_as_it(below, threshold, shown):
     assert percentages_apart(below, threshold) == shown
+
+
+def test_a_run_stopped_by_the_time_limit_says_the_servers_limit_when_given():
+    capped = _snapshot(state=JobState.STOPPED, stopped_by_time_limit=True, epochs=({"epoch": 1, "complete": True},),
+                       last_batch=BATCH)
+    assert outcome_text(capped).startswith("Stopped at the time limit after ")
+    assert outcome_text(capped, 0.05).startswith(
+        "Stopped at the server's time limit of 0.05 minutes of training (the best weights so far were kept) after ")

@@ -148,3 +148,19 @@ def test_a_job_hung_on_a_lock_ends_its_worker_and_the_next_worker_takes_it_up_an
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
     assert [epoch["epoch"] for epoch in done.epochs] == list(range(1, 11))
+
+
+def test_a_worker_the_app_started_and_a_signal_killed_is_replaced_on_the_next_page_view(tmp_path):
+    """A kill -9 (or the OOM killer) is no failure to start: no back-off, the next page view starts another."""
+    settings = Settings(models_dir=tmp_path)
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "killed", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
+                                                                          epochs=4))
+    assert ensure_worker(settings)
+    process = worker_module._spawned[str(queue.folder)][1]
+    wait_until(lambda: queue.snapshot(job.job_id).epochs, TIMEOUT, "the run did not finish its first epoch")
+    kill(process)
+    assert "was killed (signal 9" in worker_module.last_worker_failure(settings)
+    assert ensure_worker(settings)  # at once: it did not fail on its own
+    done = job_ended(queue, job.job_id, TIMEOUT)
+    assert done.state == JobState.FINISHED and done.resumes == 1

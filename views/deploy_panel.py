@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_core.export import FORMAT_LABELS, ExportError, saved_model_zip
+from fmnist_core.export import CHOICES, FORMAT_LABELS, ExportError, saved_model_zip
 from fmnist_core.store import ModelStoreError, SavedModel
 from views import resources, session
 from views.text import plain
 
-# (format, int8) choices, in the order they are offered
-CHOICES = {"savedmodel": ("savedmodel", False), "litert": ("litert", False), "litert-int8": ("litert", True),
-           "onnx": ("onnx", False), "keras": ("keras", False)}
 EXPORTED_KEY = "exports_made"  # per session: {model identity: [choice, ...]} exported, in order
 
 

@@ -50,11 +50,7 @@ def _outcome(snapshot: JobSnapshot, use_key: str) -> None:
     """How an ended run ended: its accuracy and saved name with "Use this model" (button `use_key`), or why it
     failed."""
     if snapshot.state in (JobState.FINISHED, JobState.STOPPED):
-        outcome = outcome_text(snapshot)
-        if snapshot.stopped_by_time_limit:
-            limit = resources.settings().max_train_minutes
-            outcome = outcome.replace("Stopped at the time limit", f"Stopped at the server's time limit of {limit:g} "
-                                      "minutes of training (the best weights so far were kept)")
+        outcome = outcome_text(snapshot, resources.settings().max_train_minutes)
         st.success(f"{outcome} Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
         if st.session_state.get(session.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")

@@ -28,7 +28,7 @@ def _card(saved: SavedModel) -> None:
         st.markdown(f"Test accuracy **{'–' if accuracy is None else f'{accuracy:.2%}'}** · test loss "
                     f"**{'–' if loss is None else f'{loss:.3f}'}**")
         st.caption(f"{epochs_trained(card.get('history') or [])}{took}"
-                   + (f" · {saved.created:%Y-%m-%d %H:%M} UTC" if saved.created else ""))
+                   + (f" · {saved.created_text}" if saved.created else ""))
         st.caption(summarize(saved.hyperparameters))
 
 

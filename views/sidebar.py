@@ -15,10 +15,6 @@ def _label(saved: SavedModel) -> str:
     return f"{saved.name}{shipped} · {accuracy:.2%}" if accuracy is not None else f"{saved.name}{shipped}"
 
 
-def _created(saved: SavedModel) -> str:
-    return saved.created.strftime("%Y-%m-%d %H:%M UTC") if saved.created else "unknown date"
-
-
 def model_card(saved: SavedModel) -> None:
     """Preset, key hyperparameters, size, accuracy and date of a saved model."""
     card = saved.card
@@ -27,7 +23,7 @@ def model_card(saved: SavedModel) -> None:
         f"**Test accuracy** {'–' if accuracy is None else f'{accuracy:.2%}'}  \n"
         f"**Preset** {card.get('preset') or 'custom'}  \n"
         f"**Parameters** {card.get('parameter_count', 0):,}  \n"
-        f"**Trained** {_created(saved)}"
+        f"**Trained** {saved.created_text}"
         + (f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else "")
     )
     st.caption(summarize(saved.hyperparameters))

@@ -14,6 +14,7 @@ from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import charts, queue_panel, resources, session, submission
 from views.fragments import timed_fragment_home
+from views.run_panel import PROGRESS_REFRESH_SECONDS as REFRESH_SECONDS  # one refresh rate for every job
 from views.text import count, hyperparameter_label, hyperparameter_values, plain, trial_number
 
 SPECS = field_specs()
@@ -186,14 +187,14 @@ def render() -> None:
     st.divider()
     active = bool(resources.job_queue().active())
     with timed_fragment_home():
-        st.fragment(run_every=1.0 if active else None)(queue_panel.show_queue)(queue_panel.running_ids())
+        st.fragment(run_every=REFRESH_SECONDS if active else None)(queue_panel.show_queue)(queue_panel.running_ids())
     job = _shown_sweep()
     if job is None:
         st.caption("Jobs are training or waiting; a training run shows on the Train page." if active
                    else "No sweep on this server yet.")
         return
     with timed_fragment_home():
-        st.fragment(run_every=1.0 if job.state.is_active else None)(_show_sweep)(job.job_id, job.is_running)
+        st.fragment(run_every=REFRESH_SECONDS if job.state.is_active else None)(_show_sweep)(job.job_id, job.is_running)
 
 
 if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing
