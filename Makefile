@@ -50,7 +50,7 @@ test: setup-dev lint
 	$(PY) -m pytest
 
 # The quick loop while working: no browser tests and none of the slow ones (markers in pyproject.toml).
-test-fast: setup-dev
+test-fast: $(VENV)/.dev data
 	$(PY) -m pytest -m "not browser and not slow"
 
 bench: setup-dev

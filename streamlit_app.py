@@ -5,6 +5,7 @@ Run with `streamlit run streamlit_app.py`. Each page is one module under views/;
 
 import streamlit as st
 
+from fmnist_core.job_queue import JobQueueError
 from fmnist_core.settings import SettingsError
 from views import resources, session, sidebar, streamlit_patches, submission
 
@@ -30,4 +31,7 @@ pages = [
 navigation = st.navigation(pages)
 sidebar.render(train_page=pages[0])
 session.show_flashes()
-navigation.run()
+try:
+    navigation.run()
+except JobQueueError as error:  # busy or damaged: said in words on the page that needed it, the others unaffected
+    st.error(f"The job queue cannot be used right now: {error}")

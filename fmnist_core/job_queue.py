@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +81,26 @@ _RUNNING = "(" + ",".join(f"'{state}'" for state in RUNNING_STATES) + ")"
 _ACTIVE = "(" + ",".join(f"'{state}'" for state in (JobState.QUEUED.value, *RUNNING_STATES)) + ")"
 
 
+# How long one operation waits for another program's write lock on the database (a backup tool, a person with the
+# sqlite3 shell) before it says the queue is busy: a page must not hang, and a worker retries later.
+BUSY_SECONDS = 5.0
+
+
 class JobQueueError(RuntimeError):
     """The queue's database cannot be opened or written; the message says why and what to check."""
 
 
+class QueueBusyError(JobQueueError, QueueFullError):
+    """Another program holds the queue's database for longer than BUSY_SECONDS: nothing was written; try again soon.
+    (A QueueFullError too: a job submitted now was not queued, and the page says why.)"""
+
+
 class StaleWorkerError(RuntimeError):
     """A worker wrote to a job it no longer holds (it was taken up again by another worker); nothing was written."""
+
+
+class JobGoneError(StaleWorkerError):
+    """A worker wrote to a job the queue no longer has (its database was deleted and made anew)."""
 
 
 class JobQueue:
@@ -94,20 +108,13 @@ class JobQueue:
     active jobs per visitor and `max_waiting_jobs` waiting in all (`JobQueue.from_settings` builds the server's)."""
 
     def __init__(self, root: Path | str, *, max_jobs_per_visitor: int = Settings.max_jobs_per_visitor,
-                 max_waiting_jobs: int = Settings.max_waiting_jobs):
+                 max_waiting_jobs: int = Settings.max_waiting_jobs, busy_seconds: float = BUSY_SECONDS):
         self.max_jobs_per_visitor, self.max_waiting_jobs = max_jobs_per_visitor, max_waiting_jobs
+        self.busy_seconds = busy_seconds
         self.folder = Path(root) / JOBS_FOLDER
         self.path = self.folder / DATABASE_FILE
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")  # readers (pages) never wait for the writer (the worker)
-                db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as error:  # named by folder: the server's paths are never shown to visitors
-            reason = getattr(error, "strerror", None) or str(error)
-            raise JobQueueError(
-                f"the job queue ({JOBS_FOLDER}/{DATABASE_FILE} in the model folder) cannot be opened ({reason}). "
-                "Check that the model folder is writable and its disk has space, then reload the page.") from error
+        with self._connect():
+            pass  # opens (and makes, the first time) the database now: a queue that cannot be opened says so here
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobQueue:
@@ -117,10 +124,49 @@ class JobQueue:
 
     @contextmanager
     def _connect(self):
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA synchronous=FULL")  # a committed write survives a crash of the machine, not only ours
-            yield db
+        """A connection for one operation. Every database failure leaves here as a JobQueueError in words (never a
+        raw sqlite3 error with the server's paths): QueueBusyError when another program holds the database, and a
+        database that went missing (deleted with its -wal and -shm) is made anew, empty, and said so once."""
+        try:
+            missing = not self.path.exists()
+            if missing:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:  # named by folder: the server's paths are never shown to visitors
+            raise JobQueueError(
+                f"the job queue ({JOBS_FOLDER}/{DATABASE_FILE} in the model folder) cannot be opened "
+                f"({getattr(error, 'strerror', None) or error}). Check that the model folder is writable and its disk "
+                "has space, then reload the page.") from None
+        with closing(db):
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA synchronous=FULL")  # a committed write survives a crash of the machine, not ours
+                if missing:
+                    self._create(db)
+                yield db
+            except sqlite3.Error as error:  # only the database's own errors: the caller's go through as they are
+                raise self._in_words(error) from None
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        if any(self.folder.joinpath(CHECKPOINTS_FOLDER).glob("*")):
+            _log.error("the job queue's database %s was missing and is made anew, empty: the jobs it held are gone "
+                       "(their checkpoints are removed as the next worker starts)", self.path.name)
+        db.execute("PRAGMA journal_mode=WAL")  # readers (pages) never wait for the writer (the worker)
+        db.executescript(_SCHEMA)
+
+    def _in_words(self, error: sqlite3.Error) -> JobQueueError:
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            return QueueBusyError(
+                f"the job queue is busy: another program has held its database ({JOBS_FOLDER}/{DATABASE_FILE} in the "
+                f"model folder) for over {self.busy_seconds:g} s. Nothing was changed; try again in a minute.")
+        if "no such table" in text:  # emptied by hand, or made by something else: make the tables again
+            with suppress(sqlite3.Error), closing(sqlite3.connect(self.path, timeout=self.busy_seconds)) as db:
+                self._create(db)
+            return JobQueueError("the job queue's database had lost its tables and was made anew, empty. Try again.")
+        return JobQueueError(
+            f"the job queue ({JOBS_FOLDER}/{DATABASE_FILE} in the model folder) cannot be read or written ({text}). "
+            "Check that the model folder is writable and its disk has space, then reload the page.")
 
     @contextmanager
     def _transaction(self):
@@ -282,9 +328,10 @@ class JobQueue:
     # (`holder`, its pid). A worker taken for dead whose job was put back and claimed by another gets
     # StaleWorkerError and writes nothing, whatever the slot locks say.
     def _check_holder(self, db: sqlite3.Connection, job_id: str, holder: int) -> None:
-        row = db.execute(f"SELECT 1 FROM jobs WHERE job_id=? AND worker_pid=? AND state IN {_RUNNING}",
-                         (job_id, holder)).fetchone()
+        row = db.execute("SELECT worker_pid, state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         if row is None:
+            raise JobGoneError(f"job {job_id} is no longer in the queue (its database was made anew).")
+        if row["worker_pid"] != holder or row["state"] not in RUNNING_STATES:
             _log.error("job %s: a write from worker %s, which no longer holds it, was refused", job_id, holder)
             raise StaleWorkerError(f"job {job_id} is no longer held by worker {holder}; nothing was written.")
 
@@ -300,10 +347,13 @@ class JobQueue:
 
     def record_progress(self, job_id: str, holder: int, last_batch: BatchEnd | None,
                         points: list[tuple[float, float, float]], epochs: list[dict] = (),
-                        trials: list[TrialEnd] = ()) -> None:
-        """The worker's buffered events, in one transaction: the last batch, new curve points, epochs, trials."""
+                        trials: list[TrialEnd] = (), state: JobState | None = None) -> None:
+        """The worker's buffered events, in one transaction: the last batch, new curve points, epochs, trials, and
+        the job's new state if it changed."""
         with self._transaction() as db:
             self._check_holder(db, job_id, holder)
+            if state is not None:
+                db.execute("UPDATE jobs SET state=? WHERE job_id=?", (state.value, job_id))
             if last_batch is not None:
                 db.execute("UPDATE jobs SET last_batch=? WHERE job_id=?", (json.dumps(last_batch.__dict__), job_id))
             db.executemany("INSERT INTO batch_points VALUES (?,?,?,?)", [(job_id, *point) for point in points])
@@ -351,6 +401,19 @@ class JobQueue:
         for table in ("epochs", "batch_points", "trials", "jobs"):
             db.executemany(f"DELETE FROM {table} WHERE job_id=?", [(job_id,) for job_id in old])
         return old
+
+    def remove_orphaned_checkpoints(self) -> list[str]:
+        """Delete the checkpoints of jobs the queue no longer has (its database was deleted and made anew, say) or
+        that have ended; their job ids. Only call it holding a worker slot: a checkpoint of a live job is kept."""
+        folder = self.folder / CHECKPOINTS_FOLDER
+        if not folder.is_dir():
+            return []
+        with self._connect() as db:
+            active = {row[0] for row in db.execute(f"SELECT job_id FROM jobs WHERE state IN {_ACTIVE}")}
+        orphans = [path.name for path in folder.iterdir() if path.name not in active]
+        for job_id in orphans:
+            shutil.rmtree(folder / job_id, ignore_errors=True)
+        return orphans
 
     def _remove_files(self, ended: str, pruned: list[str]) -> None:
         """The checkpoint of the job that `ended`, of no use any more, and every file of the `pruned` jobs."""

@@ -15,6 +15,7 @@ memory training used goes back to the system when the worker exits (after `idle_
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import logging
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from .events import BatchEnd, EpochEnd, TrainingEvent, TrainingFinished, TrainingResumed, TrainingStarted, TrialEnd
 from .hyperparameters import HyperParameterError, HyperParameters
-from .job_queue import JobQueue, StaleWorkerError
+from .job_queue import JobGoneError, JobQueue, JobQueueError, QueueBusyError, StaleWorkerError
 from .jobs import MAX_RESUMES, RUN, JobSnapshot, JobState
 from .settings import Settings
 from .store import JOBS_FOLDER, SWEEPS_FOLDER, ModelStore
@@ -37,6 +38,9 @@ WORKER_LOG = "worker.log"
 WORKER_LOG_BYTES = 5_000_000  # then it is rotated as the next worker starts
 POLL_SECONDS = 0.25  # how often a waiting worker looks for a job, and a running job for a stop request
 FLUSH_SECONDS = 0.5  # how often a job's progress (last batch, curve points) is written to the queue
+# A worker's queue waits this long for another program's lock before it says busy; a busy write is tried again after
+# BUSY_RETRY_SECONDS, training going on meanwhile (a page waits longer: job_queue.BUSY_SECONDS).
+WORKER_BUSY_SECONDS, BUSY_RETRY_SECONDS = 0.5, 5.0
 SPAWN_GRACE_SECONDS = 15.0  # a worker just started takes this long at most to take its slot: don't start another
 # A job that has sent no event (a batch, an epoch, a trial) for `Settings.worker_stall_seconds` while its process
 # used almost no CPU (under STALL_CPU_SHARE of one core) is hung, waiting on something that will not come: its worker
@@ -103,24 +107,34 @@ def _requeue_dead_slots(queue: JobQueue, own_slot: int, slots: int) -> None:
 # ---- running a job --------------------------------------------------------------------------------
 class _Recorder:
     """The training listener of a job in the worker: buffers events and writes them to the queue in batches,
-    at most every FLUSH_SECONDS (an epoch, a trial and the start are written at once)."""
+    at most every FLUSH_SECONDS (the start, an epoch, a trial and the end of training are written at once).
 
-    def __init__(self, queue: JobQueue, job: JobSnapshot):
-        self.queue, self.job = queue, job
+    A queue that is busy (another program holds its database) costs the run nothing: the events are kept and written
+    when it can take them. A queue that no longer has the job (its database was deleted and made anew) is written to
+    no more, and training is stopped so that what it trained is evaluated and saved, not lost."""
+
+    def __init__(self, queue: JobQueue, job: JobSnapshot, stop_event: threading.Event | None = None):
+        self.queue, self.job, self.stop_event = queue, job, stop_event
         self.holder = job.worker_pid  # the process that claimed the job: the queue refuses writes from any other
         self.last_batch: BatchEnd | None = None
         self.points, self.epochs, self.trials = [], [], []
+        self.state: JobState | None = None  # a new state of the job, not yet written
         self.last_flush = 0.0
+        self.busy_until = 0.0  # after a busy queue, the next try waits this long
+        self.orphaned = False
         self.last_event = time.monotonic()  # the job's start counts as its first sign of life
         self.lock = threading.Lock()
 
     def __call__(self, event: TrainingEvent) -> None:
         self.last_event = time.monotonic()
         with self.lock:
+            if self.orphaned:
+                return
             if isinstance(event, TrainingResumed):
-                self.queue.restart_history(self.job.job_id, self.holder, list(event.history))
+                _when_not_busy(lambda: self.queue.restart_history(self.job.job_id, self.holder,
+                                                                  list(event.history)))
             elif isinstance(event, TrainingStarted):
-                self.queue.set_state(self.job.job_id, JobState.TRAINING, self.holder)
+                self.state = JobState.TRAINING
             elif isinstance(event, BatchEnd):
                 self.last_batch = event
                 if self.job.kind == RUN:
@@ -131,17 +145,48 @@ class _Recorder:
             elif isinstance(event, TrialEnd):
                 self.trials.append(event)
                 self.last_batch = None
-            urgent = isinstance(event, (EpochEnd, TrialEnd, TrainingFinished))
-            if urgent or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            elif isinstance(event, TrainingFinished) and self.job.kind == RUN:
+                self.state = JobState.EVALUATING
+            urgent = isinstance(event, (TrainingStarted, EpochEnd, TrialEnd, TrainingFinished))
+            now = time.monotonic()
+            if now >= self.busy_until and (urgent or now - self.last_flush >= FLUSH_SECONDS):
                 self._flush()
-            if isinstance(event, TrainingFinished) and self.job.kind == RUN:
-                self.queue.set_state(self.job.job_id, JobState.EVALUATING, self.holder)
 
     def _flush(self) -> None:
-        self.queue.record_progress(self.job.job_id, self.holder, self.last_batch, self.points, self.epochs,
-                                   self.trials)
-        self.points, self.epochs, self.trials = [], [], []
-        self.last_flush = time.monotonic()
+        try:
+            self.queue.record_progress(self.job.job_id, self.holder, self.last_batch, self.points, self.epochs,
+                                       self.trials, state=self.state)
+        except QueueBusyError:
+            if not self.busy_until:
+                _log.warning("job %s: the job queue is busy (another program holds its database); training goes on "
+                             "and its progress is written when the queue can take it", self.job.job_id)
+            self.busy_until = time.monotonic() + BUSY_RETRY_SECONDS
+            return
+        except JobGoneError:
+            _log.error("job %s is no longer in the job queue (its database was made anew): it stops after this batch "
+                       "and what it trained is evaluated and saved", self.job.job_id)
+            self.orphaned = True
+            if self.stop_event is not None:
+                self.stop_event.set()
+            return
+        if self.busy_until:
+            _log.info("job %s: the job queue takes its progress again", self.job.job_id)
+        self.points, self.epochs, self.trials, self.state = [], [], [], None
+        self.last_flush, self.busy_until = time.monotonic(), 0.0
+
+
+def _when_not_busy(write, what: str = "a write"):
+    """Do `write` (a queue call), waiting out a busy queue (another program holding its database): a worker never
+    fails a job for a lock it did not cause. A lock held for good ends in the hang watchdog, as any hang does."""
+    warned = False
+    while True:
+        try:
+            return write()
+        except QueueBusyError:
+            if not warned:
+                _log.warning("the job queue is busy (another program holds its database); %s waits for it", what)
+                warned = True
+            time.sleep(BUSY_RETRY_SECONDS)
 
 
 class _StallClock:
@@ -172,8 +217,9 @@ def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: thre
     job is hung (_StallClock): its slot is freed and the job taken up again by the next worker."""
     clock = _StallClock(recorder, stall_seconds)
     while not done.wait(POLL_SECONDS):
-        if not stop_event.is_set() and queue.stop_requested(job_id):
-            stop_event.set()
+        with contextlib.suppress(JobQueueError):  # a busy queue: asked again at the next poll
+            if not stop_event.is_set() and queue.stop_requested(job_id):
+                stop_event.set()
         hung = clock.hung()
         if hung and not done.is_set():
             _log.error("job %s sent nothing for %.0f s and used %.1f CPU seconds in the last %.0f: it is hung; this "
@@ -189,7 +235,7 @@ def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Se
     stop_event, done = threading.Event(), threading.Event()
     if job.stop_requested:
         stop_event.set()
-    recorder = _Recorder(queue, job)
+    recorder = _Recorder(queue, job, stop_event)
     watcher = threading.Thread(target=_watch, args=(queue, job.job_id, stop_event, done, recorder,
                                                     settings.worker_stall_seconds), daemon=True)
     watcher.start()
@@ -199,18 +245,16 @@ def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Se
             state = _run(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
         else:
             state = _sweep(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
-    except StaleWorkerError:  # another worker took the job up: it is theirs to record; nothing more from here
-        _log.error("job %s was taken up by another worker; this one leaves it", job.job_id)
+    except StaleWorkerError as error:  # another worker took the job up, or the queue lost it: nothing to record
+        _log.error("job %s: %s; this worker leaves it", job.job_id, error)
         state = JobState.FAILED
     except Exception as error:  # noqa: BLE001 - every failure is recorded for the page instead of killing the worker
         _log.exception("job %s failed", job.job_id)
         state = JobState.FAILED
-        try:
-            queue.finish(job.job_id, job.worker_pid, state,
-                         error=_without_paths(f"{type(error).__name__}: {error}", store),
-                         traceback=traceback.format_exc())
-        except StaleWorkerError:
-            pass
+        details, why = traceback.format_exc(), _without_paths(f"{type(error).__name__}: {error}", store)
+        with contextlib.suppress(StaleWorkerError):
+            _when_not_busy(lambda: queue.finish(job.job_id, job.worker_pid, state, error=why, traceback=details),
+                           "recording how the job ended")
     finally:
         done.set()
     return state
@@ -241,7 +285,7 @@ def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_
 
     checkpoint_dir = queue.checkpoint_dir(job.job_id)
     if job.resumes:  # what the interrupted attempt recorded past its checkpoint (all of it, without one) is dropped
-        queue.restart_history(job.job_id, job.worker_pid, [])
+        _when_not_busy(lambda: queue.restart_history(job.job_id, job.worker_pid, []))
     saved = store.find_by_job(job.job_id)  # saved before a crash cut the recording short
     if saved is None:
         saved, evaluation = train_evaluate_save(
@@ -252,8 +296,13 @@ def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_
     card = saved.card
     stopped = bool(card.get("stopped_by_user") or card.get("stopped_by_time_limit"))
     state = JobState.STOPPED if stopped else JobState.FINISHED
-    queue.finish(job.job_id, job.worker_pid, state, saved_name=saved.name, test_accuracy=card.get("test_accuracy"),
-                 stopped_by_time_limit=bool(card.get("stopped_by_time_limit")))
+    if recorder.orphaned:  # saved, with nobody to tell but the store's listing
+        _log.error("job %s was saved as %r; the queue no longer has it", job.job_id, saved.name)
+        return state
+    _when_not_busy(lambda: queue.finish(job.job_id, job.worker_pid, state, saved_name=saved.name,
+                                        test_accuracy=card.get("test_accuracy"),
+                                        stopped_by_time_limit=bool(card.get("stopped_by_time_limit"))),
+                   "recording the saved run")
     return state
 
 
@@ -267,7 +316,9 @@ def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, sto
                        time_limit_seconds=max(time_limit_seconds - used, 1e-3),
                        ended_trials=job.trials)  # a resumed sweep's trials before the interruption: not run again
     state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
-    queue.finish(job.job_id, job.worker_pid, state, stopped_by_time_limit=result.stopped_by_time_limit)
+    if not recorder.orphaned:
+        _when_not_busy(lambda: queue.finish(job.job_id, job.worker_pid, state,
+                                            stopped_by_time_limit=result.stopped_by_time_limit), "recording the sweep")
     return state
 
 
@@ -275,7 +326,8 @@ def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, sto
 def run_worker(settings: Settings, load_dataset, idle_exit_seconds: float | None) -> int:
     """Take jobs from the queue of `settings`' model store until none has come for `idle_exit_seconds` (None: run
     for ever), then return 0; also when every slot already has a worker (nothing to do here)."""
-    store, queue = ModelStore.from_settings(settings), JobQueue.from_settings(settings)
+    store = ModelStore.from_settings(settings)
+    queue = JobQueue(settings.models_dir, busy_seconds=WORKER_BUSY_SECONDS)
     while True:
         taken = take_slot(queue.folder, settings.concurrent_jobs)
         if taken is None:
@@ -295,10 +347,15 @@ def run_worker(settings: Settings, load_dataset, idle_exit_seconds: float | None
 def _work_in_slot(queue: JobQueue, store, load_dataset, slot: int, idle_exit_seconds: float | None,
                   settings: Settings) -> None:
     """Holding `slot`'s lock: put back interrupted jobs, then run jobs until none came for `idle_exit_seconds`."""
-    _requeue_dead_slots(queue, slot, settings.concurrent_jobs)
+    _when_not_busy(lambda: _requeue_dead_slots(queue, slot, settings.concurrent_jobs), "taking up interrupted jobs")
+    for job_id in _when_not_busy(queue.remove_orphaned_checkpoints, "looking for orphaned checkpoints"):
+        _log.warning("removed the checkpoint of job %s, which the queue no longer has (or has ended)", job_id)
     idle_since = time.monotonic()
     while True:
-        job = queue.claim_next(slot, os.getpid())
+        try:
+            job = queue.claim_next(slot, os.getpid())
+        except QueueBusyError:
+            job = None
         if job is None:
             if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
                 return

@@ -352,3 +352,37 @@ def test_a_quiet_job_counts_as_hung_only_while_its_process_does_no_work():
     assert busy is None
     idle = watch_while(lambda: time.sleep(0.05), 1.5)  # waiting on something that does not come
     assert idle is not None and idle[0] > 0.5 and idle[1] < 0.05 * 0.5
+
+
+def test_a_queue_held_by_another_program_says_it_is_busy_in_words_and_writes_nothing(tmp_path):
+    import sqlite3
+
+    queue = JobQueue(tmp_path, busy_seconds=0.3)
+    waiting = queue.submit(RUN, "waiting", "a", hyperparameters=TINY)
+    with closing(sqlite3.connect(queue.path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")  # a backup tool, or a person in the sqlite3 shell
+        started = time.monotonic()
+        with pytest.raises(job_queue.QueueBusyError, match="the job queue is busy: another program has held") as error:
+            queue.submit(RUN, "refused", "b", hyperparameters=TINY)
+        assert time.monotonic() - started < 3 and isinstance(error.value, QueueFullError)  # the page says why
+        assert "OperationalError" not in str(error.value) and str(tmp_path) not in str(error.value)
+        with pytest.raises(job_queue.QueueBusyError):
+            queue.cancel(waiting.job_id, Visitor("a"))
+        assert [job.job_id for job in queue.active()] == [waiting.job_id]  # reading goes on (WAL)
+        other.execute("ROLLBACK")
+    assert queue.cancel(waiting.job_id, Visitor("a"))
+
+
+def test_a_deleted_queue_database_is_made_anew_and_orphaned_checkpoints_are_removed(tmp_path, caplog):
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "lost", "a", hyperparameters=TINY)
+    queue.claim_next(0, pid=5)
+    queue.checkpoint_dir(job.job_id).mkdir(parents=True)
+    (queue.checkpoint_dir(job.job_id) / "checkpoint.npz").write_bytes(b"weights")
+    for suffix in ("", "-wal", "-shm"):
+        queue.path.with_name(queue.path.name + suffix).unlink(missing_ok=True)
+    assert queue.active() == [] and "made anew, empty" in caplog.text  # pages go on, with an empty queue
+    with pytest.raises(job_queue.JobGoneError):  # the worker of the lost job is told, and keeps what it trained
+        queue.record_progress(job.job_id, 5, None, [(0.5, 1.0, 0.5)])
+    assert queue.remove_orphaned_checkpoints() == [job.job_id] and not queue.checkpoint_dir(job.job_id).exists()
+    assert queue.submit(RUN, "next", "a", hyperparameters=TINY).state == JobState.QUEUED

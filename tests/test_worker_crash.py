@@ -4,6 +4,7 @@ saved once, nothing half-written is listed); and the worker the app starts exits
 import os
 import signal
 import sqlite3
+import subprocess
 from contextlib import closing
 
 import pytest
@@ -44,7 +45,7 @@ def test_a_worker_killed_mid_epoch_is_replaced_and_the_run_resumes_from_its_last
     finally:
         kill(worker)
     interrupted = queue.snapshot(job.job_id)
-    assert interrupted.state == JobState.TRAINING and live_workers(queue.folder) == 0  # recorded as running, dead
+    assert interrupted.state == JobState.TRAINING and live_workers(queue.folder, 1) == 0  # recorded as running, dead
     assert ensure_worker(settings)  # as the app does on its next page view: a worker is started, and it resumes the run
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
@@ -82,11 +83,11 @@ def test_the_worker_the_app_starts_exits_once_the_queue_is_empty(tmp_path, monke
     assert not ensure_worker(settings)  # nothing waits: no worker
     job = queue.submit(RUN, "tiny", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=1000, epochs=1))
     assert ensure_worker(settings)
-    wait_until(lambda: live_workers(queue.folder) == 1, 30, "the worker did not take its slot")
+    wait_until(lambda: live_workers(queue.folder, 1) == 1, 30, "the worker did not take its slot")
     monkeypatch.setattr(worker_module, "SPAWN_GRACE_SECONDS", 0.0)  # no grace: only the live worker stops a second
     assert not ensure_worker(settings)
     assert job_ended(queue, job.job_id, TIMEOUT).state == JobState.FINISHED
-    wait_until(lambda: live_workers(queue.folder) == 0, 30, "the idle worker did not exit within 30 s")
+    wait_until(lambda: live_workers(queue.folder, 1) == 0, 30, "the idle worker did not exit within 30 s")
 
 
 def test_a_worker_that_fails_to_start_is_reported_and_not_started_again_at_once(tmp_path, monkeypatch):
@@ -124,30 +125,71 @@ def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(
     assert all(trial.status == "completed" for trial in done.trials)
 
 
-def test_a_job_hung_on_a_lock_ends_its_worker_and_the_next_worker_takes_it_up_and_finishes_it(tmp_path):
-    queue = JobQueue(tmp_path)
-    job = queue.submit(RUN, "hangs", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
-                                                                         epochs=10))
+def test_a_job_hung_on_its_data_ends_its_worker_and_the_next_worker_takes_it_up_and_finishes_it(tmp_path):
+    """The dataset's files are named pipes nobody writes to: loading them waits for ever, using no CPU: hung, as far
+    as anyone can tell. The watchdog ends the worker; the next one (with the real dataset) finishes the run."""
+    fifo_dir = tmp_path / "never-written"
+    fifo_dir.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        os.mkfifo(fifo_dir / name)
+    models = tmp_path / "models"
+    queue = JobQueue(models)
+    job = queue.submit(RUN, "hangs", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=2000, epochs=2))
     # 3 s without an event or work, instead of 10 minutes
-    worker = spawn_worker(Settings(models_dir=tmp_path, worker_stall_seconds=3.0))
-    wait_until(lambda: queue.snapshot(job.job_id).last_batch, TIMEOUT, "the run did not start training")
-    # Another process holds the queue's write lock: the worker's next progress write waits for it (up to 30 s), and
-    # the run waits with it, using no CPU: hung, as far as anyone can tell.
-    with closing(sqlite3.connect(queue.path, isolation_level=None)) as db:
-        db.execute("BEGIN EXCLUSIVE")
-        try:
-            code = worker.wait(25)
-        finally:
-            db.execute("ROLLBACK")
-    assert code == worker_module.STALL_EXIT_CODE
+    worker = spawn_worker(Settings(models_dir=models, data_dir=fifo_dir, worker_stall_seconds=3.0))
+    assert worker.wait(TIMEOUT) == worker_module.STALL_EXIT_CODE
     assert queue.snapshot(job.job_id).is_running  # recorded as running by a dead worker: to be taken up again
-    log = (tmp_path / ".jobs" / worker_module.WORKER_LOG).read_text()
+    log = (models / ".jobs" / worker_module.WORKER_LOG).read_text()
     assert f"job {job.job_id} sent nothing for" in log and "it is hung" in log
 
-    spawn_worker(Settings(models_dir=tmp_path))
+    spawn_worker(Settings(models_dir=models))
     done = job_ended(queue, job.job_id, TIMEOUT)
     assert done.state == JobState.FINISHED and done.resumes == 1
-    assert [epoch["epoch"] for epoch in done.epochs] == list(range(1, 11))
+    assert [epoch["epoch"] for epoch in done.epochs] == [1, 2]
+
+
+def test_a_queue_locked_by_another_program_while_a_run_trains_costs_the_run_nothing(tmp_path):
+    """Another process holds the queue's write lock for 12 s mid-run: the run keeps training (its progress is written
+    once the lock is gone), is not failed, and every epoch is recorded."""
+    queue = JobQueue(tmp_path)
+    job = queue.submit(RUN, "locked out", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
+                                                                              epochs=4))
+    worker = spawn_worker(Settings(models_dir=tmp_path))
+    try:
+        wait_until(lambda: queue.snapshot(job.job_id).last_batch, TIMEOUT, "the run did not start training")
+        with closing(sqlite3.connect(queue.path, isolation_level=None)) as db:
+            db.execute("BEGIN EXCLUSIVE")
+            try:
+                with pytest.raises(subprocess.TimeoutExpired):
+                    worker.wait(12)  # alive all along: it did not fail the run nor exit
+            finally:
+                db.execute("ROLLBACK")
+        done = job_ended(queue, job.job_id, TIMEOUT)
+    finally:
+        if worker.poll() is None:
+            kill(worker)
+    assert done.state == JobState.FINISHED and done.resumes == 0 and done.error is None
+    assert [epoch["epoch"] for epoch in done.epochs] == [1, 2, 3, 4]
+    assert "the job queue is busy" in (tmp_path / ".jobs" / worker_module.WORKER_LOG).read_text()
+
+
+def test_a_queue_database_deleted_while_a_run_trains_loses_no_run(tmp_path):
+    """The queue's database deleted (with -wal and -shm) mid-run: pages see an empty queue, not an error; the run stops
+    after its batch and what it trained is saved; the next worker removes its orphaned checkpoint."""
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
+    job = queue.submit(RUN, "orphan", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=6000,
+                                                                         epochs=20))
+    worker = spawn_worker(Settings(models_dir=tmp_path, worker_idle_exit_seconds=1))
+    wait_until(lambda: queue.snapshot(job.job_id).epochs, TIMEOUT, "the run did not finish an epoch")
+    for suffix in ("", "-wal", "-shm"):
+        queue.path.with_name(queue.path.name + suffix).unlink(missing_ok=True)
+    assert queue.active() == []
+    worker.wait(TIMEOUT)
+    saved = store.find_by_job(job.job_id)
+    assert saved is not None and saved.card["stopped_by_user"] is True and len(saved.card["history"]) < 20
+    spawn_worker(Settings(models_dir=tmp_path, worker_idle_exit_seconds=1)).wait(TIMEOUT)
+    assert not queue.checkpoint_dir(job.job_id).exists()
 
 
 def test_a_worker_the_app_started_and_a_signal_killed_is_replaced_on_the_next_page_view(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from fmnist_core.job_queue import NOT_YOURS
+from fmnist_core.job_queue import NOT_YOURS, JobQueueError
 from fmnist_core.jobs import (
     DEFAULT_IMAGES_PER_SECOND,
     SWEEP,
@@ -32,8 +32,8 @@ def stop(job_id: str) -> None:
     """Button callback: stop a running job of this visitor's (or any, for the operator; the queue refuses others)."""
     try:
         resources.job_queue().request_stop(job_id, session.visitor())
-    except NotYoursError as error:
-        session.flash("warning", str(error))
+    except (NotYoursError, JobQueueError) as error:
+        session.flash("warning", plain(error, 400))
 
 
 def stop_button(job: JobSnapshot, label: str, key: str, disabled: bool, help_text: str) -> None:
@@ -51,8 +51,8 @@ def cancel(job_id: str) -> None:
     job = queue.snapshot(job_id, with_curves=False)
     try:
         cancelled = job is not None and queue.cancel(job_id, session.visitor())
-    except NotYoursError as error:
-        session.flash("warning", str(error))
+    except (NotYoursError, JobQueueError) as error:
+        session.flash("warning", plain(error, 400))
         return
     if job is None:
         session.flash("warning", "That job is no longer in the queue.")
