@@ -179,13 +179,21 @@ def parse_predict(body: bytes) -> PredictRequest:
     raise RequestError(f"the request has no 'instances' (keys: {keys}). Send {EXAMPLE}.")
 
 
-def prepare_pictures(request: PredictRequest) -> None:
-    """Decode the request's b64 pictures into its images, as the app prepares an upload; RequestError if one is bad."""
-    from .preprocessing import ImageDecodeError, prepare_upload
+def prepare_pictures(request: PredictRequest, max_pixels: int | None = None) -> None:
+    """Decode the request's b64 pictures into its images, as the app prepares an upload; RequestError if one is bad
+    (413 for a picture over `max_pixels`, default the app's MAX_IMAGE_PIXELS, as it would be decoded)."""
+    from .preprocessing import MAX_IMAGE_PIXELS, ImageDecodeError, ImageTooLargeError, prepare_upload
 
     for index, (name, data) in request.pictures.items():
         try:
-            request.images[index] = prepare_upload(data, name).model_input
+            request.images[index] = prepare_upload(data, name, max_pixels or MAX_IMAGE_PIXELS).model_input
+        except ImageTooLargeError as error:
+            raise RequestError(
+                f"{name}: the picture is {error.width}x{error.height} pixels ({error.width * error.height / 1e6:.1f} "
+                f"megapixels), over this server's limit of {error.max_pixels / 1e6:g} megapixels per picture. Resize "
+                "it before sending: the model sees 28x28 pixels, so 1000 pixels on the longest side is plenty "
+                "(e.g. `convert shirt.png -resize 1000x1000 small.png`, or Pillow's Image.thumbnail).",
+                status=413) from error
         except ImageDecodeError as error:
             raise RequestError(str(error)) from error
 
