@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from .batching import DEFAULT_MAX_BATCH_IMAGES, Batcher, BatcherClosedError
 from .data import CLASS_NAMES
+from .inference import UNSURE_BELOW
 from .serving_limits import BodyLimits, InFlight, MemoryRelease, ServerBusyError, ServingLimits, uvicorn_settings
 from .tf_serving import (
     MAX_BODY_BYTES,
@@ -77,6 +78,7 @@ class ServedModel:
     predict: Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) float32, safe from any thread
     batcher: Batcher | None  # None: each request runs on the model by itself
     runtime: str
+    unsure_below: float = UNSURE_BELOW  # its card's: under this top probability the Classify page says "Unsure"
 
     async def probabilities(self, images: np.ndarray) -> np.ndarray:
         if self.batcher is None:
@@ -121,7 +123,9 @@ def load_served_models(names: Iterable[str], models_dir: Path | str | None = Non
             predict = _checked_export_runtime(store.load_model(saved.name), saved, runtime, dataset)
         batcher = Batcher(predict, max_batch_images, name) if batching else None
         class_names = tuple(saved.card.get("class_names") or CLASS_NAMES)
-        models[saved.name] = ServedModel(saved.name, SERVED_VERSION, class_names, predict, batcher, runtime)
+        unsure_below = UNSURE_BELOW if saved.unsure_below is None else saved.unsure_below
+        models[saved.name] = ServedModel(saved.name, SERVED_VERSION, class_names, predict, batcher, runtime,
+                                         unsure_below)
     return models
 
 
@@ -198,7 +202,7 @@ async def _predict(request: Request) -> JSONResponse:
             probabilities = await served.probabilities(parsed.images)
     if parsed.pictures or len(body) >= LARGE_BODY_BYTES:
         state.memory_release.soon(state.decode_pool)
-    return JSONResponse(predict_answer(probabilities, parsed, served.class_names))
+    return JSONResponse(predict_answer(probabilities, parsed, served.class_names, served.unsure_below))
 
 
 async def _request_error(request: Request, error: RequestError) -> JSONResponse:

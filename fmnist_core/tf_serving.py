@@ -199,11 +199,16 @@ def prepare_pictures(request: PredictRequest, max_pixels: int | None = None) -> 
 
 
 # ---- answers -------------------------------------------------------------------------------------------------------
-def predict_answer(probabilities: np.ndarray, request: PredictRequest, class_names: tuple[str, ...]) -> dict:
-    """TensorFlow Serving's answer, plus "classes" (each image's top class name) and, when pictures were sent,
-    "model_inputs" (the 28x28 images the model received); a TensorFlow Serving client ignores both."""
+def predict_answer(probabilities: np.ndarray, request: PredictRequest, class_names: tuple[str, ...],
+                   unsure_below: float) -> dict:
+    """TensorFlow Serving's answer, plus "classes" (each image's top class name), "unsure" (true where that class's
+    probability is under the model's `unsure_below`: the Classify page answers "Unsure" there), "unsure_below" and,
+    when pictures were sent, "model_inputs" (the 28x28 images the model received); a TensorFlow Serving client
+    ignores them all."""
     answer = {"outputs" if request.columnar else "predictions": probabilities.tolist(),
-              "classes": [class_names[index] for index in probabilities.argmax(axis=1)]}
+              "classes": [class_names[index] for index in probabilities.argmax(axis=1)],
+              "unsure": (probabilities.max(axis=1) < unsure_below).tolist(),
+              "unsure_below": unsure_below}
     if request.pictures:
         answer["model_inputs"] = request.images.tolist()
     return answer
