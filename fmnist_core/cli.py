@@ -243,12 +243,30 @@ def _command_export(args: argparse.Namespace) -> int:
 
 def _command_serve(args: argparse.Namespace) -> int:
     from .serving import serve
+    from .serving_limits import ServingLimits
     from .store import DEFAULT_MODEL
 
+    try:
+        limits = ServingLimits(**{name: value for name in ServingLimits.__dataclass_fields__
+                                  if (value := getattr(args, name)) is not None})
+    except ValueError as error:
+        raise SystemExit(f"serve: {error}") from None
     serve(args.models or [DEFAULT_MODEL], models_dir=args.settings.models_dir, host=args.host, port=args.port,
           batching=not args.no_batching, max_batch_images=args.max_batch_images, access_log=args.access_log,
-          runtime=args.runtime)
+          runtime=args.runtime, limits=limits)
     return 0
+
+
+def _add_serving_limit_flags(parser: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from .serving_limits import ServingLimits
+
+    group = parser.add_argument_group("limits (serving_limits.py)")
+    for spec in fields(ServingLimits):
+        kind = float if spec.type == "float" else int
+        group.add_argument("--" + spec.name.replace("_", "-"), dest=spec.name, type=kind, default=None, metavar="N",
+                           help=f"{spec.metadata['help']} (default {spec.default:g})")
 
 
 def _command_worker(args: argparse.Namespace) -> int:
@@ -339,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-batching", action="store_true",
                        help="run each request on the model by itself (for comparison)")
     serve.add_argument("--access-log", action="store_true", help="log every request (costs some throughput)")
+    _add_serving_limit_flags(serve)
     serve.set_defaults(handler=_command_serve)
     worker = commands.add_parser(
         "worker", help="train the jobs the app queues, in order (the app starts one itself when none runs)")

@@ -52,6 +52,14 @@ class ImageDecodeError(ValueError):
     """
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """A picture with more pixels than the caller's limit, found from its header before it was decoded."""
+
+    def __init__(self, message: str, width: int, height: int, max_pixels: int):
+        super().__init__(message)
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+
 @dataclass(frozen=True)
 class PreparedImage:
     """An uploaded picture, ready to show and to classify."""
@@ -252,9 +260,16 @@ def _flatten_onto_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
 
 
-def _decode(data: bytes, name: str) -> tuple[Image.Image, int]:
+def _too_large(name: str, width: int, height: int, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over the limit of "
+        f"{max_pixels / 1e6:.0f} megapixels. Resize the picture and upload it again.", width, height, max_pixels)
+
+
+def _decode(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[Image.Image, int]:
     """The first frame of `data`, fully decoded, turned upright by its EXIF orientation, RGB on white; and how
-    many frames the file has."""
+    many frames the file has. Refused (ImageTooLargeError) over MAX_IMAGE_PIXELS in its header, or over
+    `max_pixels` as it would be decoded (a JPEG decodes at 1/2 to 1/8 scale, so it may be larger)."""
     try:
         # Our own pixel limit, checked from the header, is below Pillow's bomb limit, so every bomb is refused
         # here; no warnings filter is needed (warnings.catch_warnings is not thread-safe across sessions).
@@ -266,12 +281,10 @@ def _decode(data: bytes, name: str) -> tuple[Image.Image, int]:
                 f"{FORMATS_HINT}"
             )
         if width * height > MAX_IMAGE_PIXELS:
-            raise ImageDecodeError(
-                f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over "
-                f"the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize the picture and upload "
-                "it again."
-            )
+            raise _too_large(name, width, height, MAX_IMAGE_PIXELS)
         image.draft("RGB", (JPEG_DRAFT_MIN_SIDE, JPEG_DRAFT_MIN_SIDE))  # JPEG only; others ignore it
+        if image.width * image.height > max_pixels:  # the size it decodes at (a JPEG's draft size)
+            raise _too_large(name, width, height, max_pixels)
         image.load()  # decode everything now, so a truncated file fails here rather than later
         # Frames of an animation or pages of a TIFF; a phone's JPEG often holds a second picture (an MPO preview
         # or gain map) that is no frame of what the user sees.
@@ -295,8 +308,9 @@ def _decode(data: bytes, name: str) -> tuple[Image.Image, int]:
         ) from error
 
 
-def prepare_upload(data: bytes, name: str) -> PreparedImage:
-    """Decode an uploaded picture and prepare it for display and the model; raises only ImageDecodeError."""
+def prepare_upload(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> PreparedImage:
+    """Decode an uploaded picture and prepare it for display and the model; raises only ImageDecodeError
+    (ImageTooLargeError over `max_pixels` as decoded, which is at most MAX_IMAGE_PIXELS)."""
     if not data:
         raise ImageDecodeError(
             f"{name}: the file is empty (0 bytes). Upload the picture again. {FORMATS_HINT}"
@@ -307,7 +321,7 @@ def prepare_upload(data: bytes, name: str) -> PreparedImage:
             f"{MAX_UPLOAD_BYTES / 1e6:g} MB. Save a smaller version (fewer pixels, or JPEG) and "
             "upload that."
         )
-    original, frames = _decode(data, name)
+    original, frames = _decode(data, name, max_pixels)
     original.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.Resampling.LANCZOS)
     model_input, inverted = to_model_input(np.asarray(original.convert("L")))
     if not model_input.any():

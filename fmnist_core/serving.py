@@ -9,16 +9,18 @@ traced `Classifier`, so the server's answers are the Classify page's; `--runtime
 int8) or ONNX export instead. Concurrent requests are batched on the model (fmnist_core/batching.py).
 Request bodies are read into memory up to MAX_BODY_BYTES and parsed as JSON only:
 nothing a client sends is loaded as a model or written to disk, and a model name is only ever looked up among the
-models loaded at start.
+models loaded at start. How long a client may take, and how much the server holds at once, is in serving_limits.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +28,16 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .batching import DEFAULT_MAX_BATCH_IMAGES, Batcher, BatcherClosedError
 from .data import CLASS_NAMES
 from .export import CHOICES
+from .inference import UNSURE_BELOW
+from .serving_limits import BodyLimits, InFlight, MemoryRelease, ServerBusyError, ServingLimits, uvicorn_settings
 from .tf_serving import (
     MAX_BODY_BYTES,
     RequestError,
@@ -49,6 +54,9 @@ SERVED_VERSION = 1  # the store keeps one version of each model; a SavedModel ex
 SMALL_BODY_BYTES = 64_000
 # An over-limit body is read and discarded up to this many bytes and seconds, so that its client gets the 413.
 MAX_DRAIN_BYTES, DRAIN_SECONDS = 4 * MAX_BODY_BYTES, 5.0
+# After a request with pictures or a body this large, the memory it freed is handed back to the system.
+LARGE_BODY_BYTES = 4_000_000
+log = logging.getLogger("uvicorn.error")
 ROUTES_HINT = ("This server answers GET /v1/models/NAME, GET /v1/models/NAME/metadata and "
                "POST /v1/models/NAME:predict (optionally with /versions/1 after NAME).")
 
@@ -71,6 +79,7 @@ class ServedModel:
     predict: Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) float32, safe from any thread
     batcher: Batcher | None  # None: each request runs on the model by itself
     runtime: str
+    unsure_below: float = UNSURE_BELOW  # its card's: under this top probability the Classify page says "Unsure"
 
     async def probabilities(self, images: np.ndarray) -> np.ndarray:
         if self.batcher is None:
@@ -116,7 +125,9 @@ def load_served_models(names: Iterable[str], models_dir: Path | str | None = Non
             predict = _checked_export_runtime(store.load_model(saved.name), saved, runtime, dataset)
         batcher = Batcher(predict, max_batch_images, name) if batching else None
         class_names = tuple(saved.card.get("class_names") or CLASS_NAMES)
-        models[saved.name] = ServedModel(saved.name, SERVED_VERSION, class_names, predict, batcher, runtime)
+        unsure_below = UNSURE_BELOW if saved.unsure_below is None else saved.unsure_below
+        models[saved.name] = ServedModel(saved.name, SERVED_VERSION, class_names, predict, batcher, runtime,
+                                         unsure_below)
     return models
 
 
@@ -149,22 +160,26 @@ async def _read_body(request: Request) -> bytes:
         raise too_large  # answered before the body is sent (the client waits for 100 Continue) or read
     chunks, size = [], 0
     stream = request.stream()
-    async for chunk in stream:
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            break
-        chunks.append(chunk)
-    else:
-        return b"".join(chunks)
-    chunks.clear()
-    # Read on and discard the rest (within bounds) before answering: most clients send the whole body before they
-    # read the answer, and a connection closed on unread data reaches them as a reset instead of this 413.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for chunk in stream:
-                size += len(chunk)
-                if size > MAX_DRAIN_BYTES:
-                    break
+    try:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                break
+            chunks.append(chunk)
+        else:
+            return b"".join(chunks)
+        chunks.clear()
+        # Read on and discard the rest (within bounds) before answering: most clients send the whole body before they
+        # read the answer, and a connection closed on unread data reaches them as a reset instead of this 413.
+        with contextlib.suppress(TimeoutError, RequestError):  # RequestError: the body's time limit (BodyLimits)
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > MAX_DRAIN_BYTES:
+                        break
+    except ClientDisconnect:
+        request.state.body_bytes_read = size
+        raise
     raise too_large
 
 
@@ -178,17 +193,34 @@ async def _metadata(request: Request) -> JSONResponse:
 
 
 async def _predict(request: Request) -> JSONResponse:
-    served = _served(request)
+    served, state = _served(request), request.app.state
     body = await _read_body(request)
-    parsed = parse_predict(body) if len(body) <= SMALL_BODY_BYTES else await run_in_threadpool(parse_predict, body)
-    if parsed.pictures:  # decoding pictures (Pillow) takes milliseconds: off the event loop
-        await run_in_threadpool(prepare_pictures, parsed)
-    probabilities = await served.probabilities(parsed.images)
-    return JSONResponse(predict_answer(probabilities, parsed, served.class_names))
+    async with state.bytes_in_flight.hold(len(body)):
+        parsed = parse_predict(body) if len(body) <= SMALL_BODY_BYTES else await run_in_threadpool(parse_predict, body)
+        async with state.images_in_flight.hold(len(parsed.images)):
+            if parsed.pictures:  # decoding pictures (Pillow) takes milliseconds to seconds: in the bounded pool
+                await asyncio.get_running_loop().run_in_executor(
+                    state.decode_pool, prepare_pictures, parsed, round(state.limits.max_picture_megapixels * 1e6))
+            probabilities = await served.probabilities(parsed.images)
+    if parsed.pictures or len(body) >= LARGE_BODY_BYTES:
+        state.memory_release.soon(state.decode_pool)
+    return JSONResponse(predict_answer(probabilities, parsed, served.class_names, served.unsure_below))
 
 
 async def _request_error(request: Request, error: RequestError) -> JSONResponse:
-    return JSONResponse({"error": str(error)}, status_code=error.status)
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, ServerBusyError) else {}
+    if getattr(error, "body_unread", False):
+        headers["Connection"] = "close"  # the rest of the body may still come: no next request on this connection
+    return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
+
+
+async def _client_gone(request: Request, error: ClientDisconnect) -> Response:
+    """One line in the log for a client that closed its connection before sending its whole body (no one to answer)."""
+    client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+    log.warning("%s went away after %s of %s bytes of its body to %s %s; nothing answered", client,
+                getattr(request.state, "body_bytes_read", "?"), request.headers.get("content-length", "?")[:20],
+                request.method, request.url.path[:100])
+    return Response(status_code=400)
 
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -201,14 +233,17 @@ async def _internal_error(request: Request, error: Exception) -> JSONResponse:
                                   " the server goes on serving. Report it with the server's log."}, status_code=500)
 
 
-def create_app(models: dict[str, ServedModel]) -> Starlette:
-    """The ASGI app serving `models` (closing their batchers when it shuts down)."""
+def create_app(models: dict[str, ServedModel], limits: ServingLimits | None = None) -> Starlette:
+    """The ASGI app serving `models` within `limits` (closing their batchers when it shuts down)."""
     if not models:
         raise ValueError("models is empty: serve at least one model.")
+    limits = limits or ServingLimits()
+    decode_pool = ThreadPoolExecutor(limits.decode_threads, thread_name_prefix="decode")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
+        decode_pool.shutdown(wait=False, cancel_futures=True)
         for served in models.values():
             if served.batcher is not None:
                 await run_in_threadpool(served.batcher.close)
@@ -223,17 +258,22 @@ def create_app(models: dict[str, ServedModel]) -> Starlette:
             Route("/v1/models/{name}/metadata", _metadata, methods=["GET"]),
             Route(versioned + "/metadata", _metadata, methods=["GET"]),
         ],
-        exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _internal_error},
+        middleware=[Middleware(BodyLimits, limits=limits)],
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error, ClientDisconnect: _client_gone,
+                            Exception: _internal_error},
         lifespan=lifespan,
     )
-    app.state.models = models
+    app.state.models, app.state.limits, app.state.decode_pool = models, limits, decode_pool
+    app.state.bytes_in_flight = InFlight(round(limits.max_mb_in_flight * 1e6), "bytes of requests", limits.busy_wait)
+    app.state.images_in_flight = InFlight(limits.max_images_in_flight, "images", limits.busy_wait)
+    app.state.memory_release = MemoryRelease()
     return app
 
 
 def serve(names: Iterable[str], models_dir: Path | str | None = None, host: str = "127.0.0.1", port: int = 8502,
           batching: bool = True, max_batch_images: int | None = None, access_log: bool = False,
-          runtime: str = "keras") -> None:
-    """Load the models and answer requests on host:port until interrupted (Ctrl-C or SIGTERM)."""
+          runtime: str = "keras", limits: ServingLimits | None = None) -> None:
+    """Load the models and answer requests on host:port within `limits` until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
 
     models = load_served_models(names, models_dir, batching, max_batch_images or DEFAULT_MAX_BATCH_IMAGES, runtime)
@@ -242,5 +282,7 @@ def serve(names: Iterable[str], models_dir: Path | str | None = None, host: str 
                          f"{'on' if served.batcher else 'off'}): POST http://{host}:{port}/v1/models/{name}:predict\n")
     # The pure-Python HTTP parser and event loop, whatever else is installed, so figures hold for any install. Measured
     # here (32 single-image clients): httptools parses 10-35 % more requests/s, uvloop adds little; not needed.
-    uvicorn.run(create_app(models), host=host, port=port, http="h11", loop="asyncio", access_log=access_log,
-                log_level="info", timeout_graceful_shutdown=5)
+    # (uvicorn_settings: the h11 protocol, with a time limit on each request's headers.)
+    limits = limits or ServingLimits()
+    uvicorn.run(create_app(models, limits), host=host, port=port, loop="asyncio", access_log=access_log,
+                log_level="info", timeout_graceful_shutdown=5, **uvicorn_settings(limits))

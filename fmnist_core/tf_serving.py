@@ -179,23 +179,36 @@ def parse_predict(body: bytes) -> PredictRequest:
     raise RequestError(f"the request has no 'instances' (keys: {keys}). Send {EXAMPLE}.")
 
 
-def prepare_pictures(request: PredictRequest) -> None:
-    """Decode the request's b64 pictures into its images, as the app prepares an upload; RequestError if one is bad."""
-    from .preprocessing import ImageDecodeError, prepare_upload
+def prepare_pictures(request: PredictRequest, max_pixels: int | None = None) -> None:
+    """Decode the request's b64 pictures into its images, as the app prepares an upload; RequestError if one is bad
+    (413 for a picture over `max_pixels`, default the app's MAX_IMAGE_PIXELS, as it would be decoded)."""
+    from .preprocessing import MAX_IMAGE_PIXELS, ImageDecodeError, ImageTooLargeError, prepare_upload
 
     for index, (name, data) in request.pictures.items():
         try:
-            request.images[index] = prepare_upload(data, name).model_input
+            request.images[index] = prepare_upload(data, name, max_pixels or MAX_IMAGE_PIXELS).model_input
+        except ImageTooLargeError as error:
+            raise RequestError(
+                f"{name}: the picture is {error.width}x{error.height} pixels ({error.width * error.height / 1e6:.1f} "
+                f"megapixels), over this server's limit of {error.max_pixels / 1e6:g} megapixels per picture. Resize "
+                "it before sending: the model sees 28x28 pixels, so 1000 pixels on the longest side is plenty "
+                "(e.g. `convert shirt.png -resize 1000x1000 small.png`, or Pillow's Image.thumbnail).",
+                status=413) from error
         except ImageDecodeError as error:
             raise RequestError(str(error)) from error
 
 
 # ---- answers -------------------------------------------------------------------------------------------------------
-def predict_answer(probabilities: np.ndarray, request: PredictRequest, class_names: tuple[str, ...]) -> dict:
-    """TensorFlow Serving's answer, plus "classes" (each image's top class name) and, when pictures were sent,
-    "model_inputs" (the 28x28 images the model received); a TensorFlow Serving client ignores both."""
+def predict_answer(probabilities: np.ndarray, request: PredictRequest, class_names: tuple[str, ...],
+                   unsure_below: float) -> dict:
+    """TensorFlow Serving's answer, plus "classes" (each image's top class name), "unsure" (true where that class's
+    probability is under the model's `unsure_below`: the Classify page answers "Unsure" there), "unsure_below" and,
+    when pictures were sent, "model_inputs" (the 28x28 images the model received); a TensorFlow Serving client
+    ignores them all."""
     answer = {"outputs" if request.columnar else "predictions": probabilities.tolist(),
-              "classes": [class_names[index] for index in probabilities.argmax(axis=1)]}
+              "classes": [class_names[index] for index in probabilities.argmax(axis=1)],
+              "unsure": (probabilities.max(axis=1) < unsure_below).tolist(),
+              "unsure_below": unsure_below}
     if request.pictures:
         answer["model_inputs"] = request.images.tolist()
     return answer

@@ -3,7 +3,10 @@ model folders, and a run that reaches the server's time limit. The store holds a
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -132,6 +135,40 @@ def test_broken_model_folders_are_named_in_warnings_and_the_good_model_still_cla
     finally:
         for name in ("cut-short", "half-made", ".tmp-killed-1234abcd"):
             shutil.rmtree(models_dir / name)
+
+
+# A Markdown image whose address a browser reads as http://127.0.0.1:1/p.png (a folder name holds no "/"), bold,
+# a Streamlit colour and LaTeX.
+HOSTILE_NAME = r"![x](http:\\127.0.0.1:1\p.png) **b** :red[r] $x$"
+UNESCAPED_MARKDOWN = r"(?<!\\)[!\[\]()*:$<>`~#_|]"  # a syntax character without the backslash that shows it as typed
+
+
+def test_broken_model_folders_with_markdown_in_their_names_are_named_as_typed_in_the_sidebar(models_dir):
+    """Every message path of a broken folder (broken card, damaged .keras, a card field holding Markdown, no card),
+    and a good model whose card's preset is Markdown: the sidebar shows the text exactly, no Markdown of it."""
+    folders = [f"{HOSTILE_NAME} {kind}" for kind in ("card", "keras", "field", "empty", "preset")]
+    for folder in folders[:3] + folders[4:]:
+        shutil.copytree(models_dir / "default", models_dir / folder)
+    (models_dir / folders[0] / "card.json").write_text("{not JSON")
+    keras_file = models_dir / folders[1] / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:100_000])
+    card = json.loads((models_dir / "default" / "card.json").read_text())
+    (models_dir / folders[2] / "card.json").write_text(json.dumps({**card, "created": 5, "name": HOSTILE_NAME}))
+    (models_dir / folders[3]).mkdir()
+    (models_dir / folders[4] / "card.json").write_text(json.dumps({**card, "preset": HOSTILE_NAME}))
+    try:
+        at = open_page(model=folders[4])
+        warnings = [warning.value for warning in at.sidebar.warning]
+        assert len(warnings) == 4, warnings
+        for shown, folder in zip(warnings, sorted(folders[:4]), strict=True):  # listed in the order of the names
+            assert not re.findall(UNESCAPED_MARKDOWN, shown), shown
+            assert texts([SimpleNamespace(value=shown)]).startswith(f"Skipped a broken saved model: {folder}: "), shown
+        card_text = next(markdown.value for markdown in at.sidebar.markdown if "**Preset**" in markdown.value)
+        preset = card_text.split("**Preset** ", 1)[1].split("  \n", 1)[0]
+        assert not re.findall(UNESCAPED_MARKDOWN, preset) and re.sub(r"\\(.)", r"\1", preset) == HOSTILE_NAME
+    finally:
+        for folder in folders:
+            shutil.rmtree(models_dir / folder)
 
 
 @pytest.mark.slow

@@ -102,6 +102,21 @@ def test_b64_pictures_are_prepared_exactly_like_an_upload_in_the_app(server, cla
     assert answer["classes"] == [dataset.class_names[label] for label in dataset.test_labels[:3]]
 
 
+def test_unsure_answers_are_marked_as_the_classify_page_marks_them(server, shipped_model, dataset):
+    """Where the Classify page answers "Unsure" (top probability under the card's unsure_below), the server's answer
+    says "unsure": true for that image, beside its best guess in "classes"."""
+    saved, classifier = shipped_model.saved, shipped_model.classifier
+    images = dataset.test_images[:2000]
+    top = classifier.probabilities(images).max(axis=1)
+    chosen = np.concatenate([np.flatnonzero(top < saved.unsure_below)[:3], np.flatnonzero(top >= 0.9)[:3]])
+    assert len(chosen) == 6  # three the page calls Unsure, three it names
+    status, answer = server.predict(MODEL, {"instances": images[chosen].tolist()})
+    assert status == 200, answer
+    page_says_unsure = [not classifier.answer(images[i], saved.unsure_below).confident for i in chosen]
+    assert page_says_unsure == [True] * 3 + [False] * 3
+    assert answer["unsure"] == page_says_unsure and answer["unsure_below"] == saved.unsure_below == 0.3963
+
+
 def test_twenty_concurrent_clients_get_no_wrong_answer(server, classifier, dataset):
     images = dataset.test_images[:400]
     expected = classifier.probabilities(images)

@@ -7,6 +7,7 @@ import streamlit as st
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.store import SavedModel
 from views import deploy_panel, session
+from views.text import plain
 
 
 def _label(saved: SavedModel) -> str:
@@ -21,7 +22,7 @@ def model_card(saved: SavedModel) -> None:
     accuracy = saved.test_accuracy
     st.markdown(
         f"**Test accuracy** {'–' if accuracy is None else f'{accuracy:.2%}'}  \n"
-        f"**Preset** {card.get('preset') or 'custom'}  \n"
+        f"**Preset** {plain(card.get('preset') or 'custom')}  \n"
         f"**Parameters** {card.get('parameter_count', 0):,}  \n"
         f"**Trained** {saved.created_text}"
         + (f" in {format_duration(card['train_seconds'])}" if card.get("train_seconds") else "")
@@ -62,8 +63,8 @@ def _models_panel(train_page: st.Page) -> None:
     by_name = {saved.name: saved for saved in models}
     with st.sidebar:
         st.markdown("### Fashion-MNIST CNN Studio")
-        for warning in warnings:
-            st.warning(warning)
+        for warning in warnings:  # they name folders and quote cards: anyone's text, shown as typed
+            st.warning(plain(warning, max_chars=400))
         if not models:
             st.info("No trained model yet. Train one on the Train page; it becomes available here.")
             st.page_link(train_page, label="Go to Train", icon=":material/model_training:")

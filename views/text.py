@@ -1,4 +1,5 @@
-"""Words on the page: user text (run names, file names, sweep names) shown as plain text, never as Markdown, and
+"""Words on the page: user text (run names, file names, sweep names, model folders' names and the store's warnings
+and cards that quote them: anything a person or a file chose) shown as plain text by `plain`, never as Markdown, and
 the names people read for hyperparameters and their values."""
 
 from __future__ import annotations
