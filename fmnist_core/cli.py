@@ -129,6 +129,9 @@ def _command_evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate(store.load_classifier(saved.name), dataset.test_images, dataset.test_labels)
     _print_evaluation(evaluation, dataset.class_names, sys.stdout)
     print(f"card test_accuracy {saved.test_accuracy}; evaluated in {time.perf_counter() - start:.2f}s")
+    if args.save_probabilities:
+        store.write_test_probabilities(saved.name, evaluation.probabilities)
+        print(f"saved the test-set probabilities beside {saved.name!r}")
     return 0
 
 
@@ -293,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_command_train)
     evaluate = commands.add_parser("evaluate", help="score a saved model on the test set")
     evaluate.add_argument("model", help="the saved model's folder name in the store, e.g. default")
+    evaluate.add_argument("--save-probabilities", action="store_true",
+                          help="keep the test-set probabilities beside the model (the Evaluate page reads them)")
     evaluate.set_defaults(handler=_command_evaluate)
     commands.add_parser("list", help="list saved models").set_defaults(handler=_command_list)
     sweep = commands.add_parser(

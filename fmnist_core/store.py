@@ -8,6 +8,7 @@ Models load with Keras `safe_mode` on and no pickle.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .hyperparameters import HyperParameterError, HyperParameters
 from .ownership import NotYoursError, Visitor
 from .settings import Settings, setting_variable
@@ -29,6 +32,9 @@ from .settings import Settings, setting_variable
 DEFAULT_MODEL = "default"
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
+# The model's probabilities for the 10,000 test images, written where it is trained (the worker, the CLI): the
+# Evaluate page scores them with numpy instead of running the model on the web server.
+TEST_PROBABILITIES_FILE = "test_probabilities.npy"
 CARD_FORMAT = 1
 # Hidden folders of the store (dot folders are never listed as models): the job queue and the sweeps' trials, a sweep
 # job's Keras Tuner folder being SWEEPS_FOLDER/<job id>.
@@ -153,6 +159,12 @@ def slugify(run_name: str, max_length: int = 48) -> str:
     return slug or "run"
 
 
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
 def _fsync_folder(folder: Path) -> None:
     descriptor = os.open(folder, os.O_RDONLY)
     try:
@@ -214,7 +226,8 @@ class ModelStore:
                 f"{setting_variable('max_saved_runs')} and {setting_variable('max_store_mb')}."
             )
 
-    def save(self, model, card: dict[str, Any], run_name: str, room_reserved: bool = False) -> SavedModel:
+    def save(self, model, card: dict[str, Any], run_name: str, room_reserved: bool = False,
+             test_probabilities: np.ndarray | None = None) -> SavedModel:
         """Save `model` (an inference copy, without optimizer state) and its card under a new folder; raises
         StoreFullError when the store is at its limits, unless the room was reserved when its job was queued (a run
         allowed to start is never thrown away at its end)."""
@@ -236,6 +249,8 @@ class ModelStore:
             model.save(temporary / MODEL_FILE)
             _fsync_file(temporary / MODEL_FILE)
             _write_file(temporary / CARD_FILE, json.dumps(card, indent=2, sort_keys=True).encode())
+            if test_probabilities is not None:
+                _write_file(temporary / TEST_PROBABILITIES_FILE, _npy_bytes(test_probabilities))
             _fsync_folder(temporary)
             with self._lock:
                 final = self._rename_into_place(temporary, slug)
@@ -249,6 +264,23 @@ class ModelStore:
                 ) from error
             raise
         return self._read(final)
+
+    def test_probabilities(self, saved: SavedModel, count: int) -> np.ndarray | None:
+        """The probabilities `saved` gave the `count` test images, as written when it was saved (or by
+        `write_test_probabilities`); None when there are none (or they are not for `count` images)."""
+        try:
+            probabilities = np.load(saved.path / TEST_PROBABILITIES_FILE, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        ok = probabilities.shape == (count, 10) and np.all(np.isfinite(probabilities))
+        return probabilities.astype(np.float32) if ok else None
+
+    def write_test_probabilities(self, name: str, probabilities: np.ndarray) -> None:
+        """Keep a saved model's test-set probabilities beside it (written whole, then renamed into place)."""
+        folder = self.get(name).path
+        temporary = folder / f"{_TEMPORARY_PREFIX}{TEST_PROBABILITIES_FILE}"
+        _write_file(temporary, _npy_bytes(probabilities))
+        os.replace(temporary, folder / TEST_PROBABILITIES_FILE)
 
     def _rename_into_place(self, temporary: Path, slug: str) -> Path:
         for attempt in range(1, 1000):

@@ -33,4 +33,6 @@ def train_evaluate_save(
                    checkpoint_dir=checkpoint_dir)
     evaluation = evaluate(result.classifier, dataset.test_images, dataset.test_labels)
     card = {**make_card(result, evaluation, dataset, run_name=run_name, preset=preset), **(card_extra or {})}
-    return store.save(result.model, card, run_name, room_reserved=room_reserved), evaluation
+    saved = store.save(result.model, card, run_name, room_reserved=room_reserved,
+                       test_probabilities=evaluation.probabilities)
+    return saved, evaluation

@@ -15,7 +15,7 @@ from waiting import job_ended, wait_until
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import JobState
-from fmnist_core.store import ModelStore
+from fmnist_core.store import TEST_PROBABILITIES_FILE, ModelStore
 
 PAGES = ["views/train.py", "views/evaluate.py", "views/classify.py", "views/runs.py"]
 TRAINING_TIMEOUT = 120
@@ -257,6 +257,38 @@ def test_coming_back_to_evaluate_reuses_the_cached_evaluation(models_dir, monkey
     def no_second_evaluation(*args, **kwargs):
         raise AssertionError("the test set was evaluated again")
 
-    monkeypatch.setattr(fmnist_core.evaluation, "evaluate", no_second_evaluation)
+    monkeypatch.setattr(fmnist_core.evaluation, "evaluate_probabilities", no_second_evaluation)
     at = open_page(PAGES[1])  # another session, same model version: served from the cache
     assert [metric.label for metric in at.metric][:2] == ["Test accuracy", "Test loss"]
+
+
+def test_evaluate_scores_the_kept_test_probabilities_and_runs_no_model_over_the_test_set(models_dir, monkeypatch):
+    """The run saved its test-set probabilities beside it: the page scores them with numpy; the web server runs no
+    model over the 10,000 images (a mistake's Why panel still loads it, for one image at a time)."""
+    import fmnist_core.evaluation
+    from views import resources
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the web server ran the model over the test set")
+
+    assert (models_dir / "default" / TEST_PROBABILITIES_FILE).is_file()
+    resources.forget_models()
+    monkeypatch.setattr(fmnist_core.evaluation, "evaluate", no_model)
+    at = open_page(PAGES[1])
+    assert dict((metric.label, metric.value) for metric in at.metric)["Test accuracy"] == \
+        f"{ModelStore(models_dir).get('default').test_accuracy:.2%}"
+
+
+@pytest.mark.slow
+def test_a_model_without_kept_probabilities_is_scored_by_a_process_of_its_own(models_dir, monkeypatch):
+    import fmnist_core.evaluation
+    from views import resources
+
+    shutil.copytree(models_dir / "default", models_dir / "copied-in")
+    (models_dir / "copied-in" / TEST_PROBABILITIES_FILE).unlink()
+    monkeypatch.setattr(fmnist_core.evaluation, "evaluate", lambda *args: pytest.fail("scored in the web server"))
+    resources.forget_models()
+    at = open_page(PAGES[1], model="copied-in")
+    assert not at.error and [metric.label for metric in at.metric][:2] == ["Test accuracy", "Test loss"]
+    kept = np.load(models_dir / "copied-in" / TEST_PROBABILITIES_FILE)
+    np.testing.assert_allclose(kept, np.load(models_dir / "default" / TEST_PROBABILITIES_FILE), atol=1e-5)

@@ -19,7 +19,10 @@ from fmnist_core.model import build_model
 from fmnist_core.ownership import NotYoursError, Visitor
 from fmnist_core.settings import Settings, SettingsError
 from fmnist_core.store import (
+    CARD_FILE,
     DEFAULT_MODEL,
+    MODEL_FILE,
+    TEST_PROBABILITIES_FILE,
     ModelStore,
     ModelStoreError,
     StoreFullError,
@@ -369,3 +372,19 @@ def test_the_shipped_model_does_not_count_against_the_limits(tmp_path, model):
     store.delete("x", ANYONE)
     assert store.usage()[0] == 0
     store.save(model, card(), "only-run")
+
+
+def test_test_probabilities_kept_beside_a_model_round_trip_and_damaged_ones_are_ignored(tmp_path, model):
+    store = ModelStore(tmp_path)
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(10), size=50).astype(np.float32)
+    saved = store.save(model, card(), "scored", test_probabilities=probabilities)
+    np.testing.assert_array_equal(store.test_probabilities(saved, 50), probabilities)
+    assert store.test_probabilities(saved, 10_000) is None  # for another test set: not used
+    unscored = store.save(model, card(), "unscored")
+    assert store.test_probabilities(unscored, 50) is None
+    store.write_test_probabilities("unscored", probabilities[::-1])
+    np.testing.assert_array_equal(store.test_probabilities(unscored, 50), probabilities[::-1])
+    (unscored.path / TEST_PROBABILITIES_FILE).write_bytes(b"not an array")
+    assert store.test_probabilities(unscored, 50) is None
+    assert sorted(path.name for path in unscored.path.iterdir()) == sorted([CARD_FILE, MODEL_FILE,
+                                                                           TEST_PROBABILITIES_FILE])

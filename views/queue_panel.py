@@ -84,7 +84,7 @@ def show_queue(was_running: tuple[str, ...]) -> None:
         st.rerun()
     failure = submission.worker_failure() if active else None
     if failure:  # also with nothing waiting: a hung run's page would otherwise show its frozen progress only
-        st.warning(f"Training is held up: {failure}")
+        st.warning(f"Training is held up: {plain(failure, 600)}")
     waiting, starts = waiting_jobs(active)
     if not waiting:
         return

@@ -8,6 +8,9 @@ TensorFlow is imported only inside the functions that load or run a model, so pa
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import streamlit as st
@@ -16,7 +19,7 @@ from fmnist_core.data import FashionMNIST, load_fashion_mnist
 from fmnist_core.job_queue import JobQueue
 from fmnist_core.ownership import ActiveModels, SignInThrottle
 from fmnist_core.settings import Settings
-from fmnist_core.store import ModelStore, SavedModel
+from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 
 _log = logging.getLogger(__name__)
 _given: list[Settings] = []  # settings handed in by use_settings (tests, an embedding program); none: the environment's
@@ -117,17 +120,45 @@ def classifier(saved: SavedModel):
     return _classifier(str(saved.path.parent), saved.name, saved.modified_ns)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Evaluating the model on the 10,000 test images…")
+@st.cache_resource(max_entries=4, show_spinner="Scoring the model on the 10,000 test images…")
 def _evaluation(models_root: str, name: str, modified_ns: int):
-    from fmnist_core.evaluation import evaluate
+    from fmnist_core.evaluation import evaluate_probabilities
 
-    data = dataset()
-    return evaluate(_classifier(models_root, name, modified_ns), data.test_images, data.test_labels)
+    store, labels = ModelStore(models_root), dataset().test_labels
+    probabilities = store.test_probabilities(store.get(name), len(labels))
+    if probabilities is None:  # saved before they were kept, or copied in: scored once, by a process of its own
+        score_test_set(models_root, name)
+        probabilities = store.test_probabilities(store.get(name), len(labels))
+    return evaluate_probabilities(probabilities, labels)
 
 
 def evaluation(saved: SavedModel):
-    """The test-set evaluation of a saved model, computed once per model version on this server."""
+    """The test-set evaluation of a saved model: from the probabilities kept beside it (numpy only, no model runs
+    here); a model without them is scored once by `python -m fmnist_core evaluate` in a process of its own, which
+    keeps them. Raises ModelStoreError when that fails."""
     return _evaluation(str(saved.path.parent), saved.name, saved.modified_ns)
+
+
+SCORING_TIMEOUT_SECONDS = 900
+
+
+def score_test_set(models_root: str, name: str) -> None:
+    """Run the model `name` over the test set in a process of its own (TensorFlow's memory and CPU stay out of the
+    web server) and keep its probabilities beside it; ModelStoreError in words when that fails."""
+    command = [sys.executable, "-m", "fmnist_core", "--models-dir", models_root, "evaluate", name,
+               "--save-probabilities"]
+    environment = {**os.environ, **settings().to_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=SCORING_TIMEOUT_SECONDS,
+                                   env=environment, cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        raise ModelStoreError(f"scoring it on the test set took over {SCORING_TIMEOUT_SECONDS // 60} minutes and was "
+                              "stopped. Try again when the server is less busy.") from None
+    if completed.returncode != 0:
+        _log.error("scoring %r on the test set failed (exit %s): %s", name, completed.returncode,
+                   completed.stderr[-4000:])
+        reason = (completed.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
+        raise ModelStoreError(f"scoring it on the test set failed: {reason.replace(models_root, 'the model folder')}")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing Grad-CAM and feature maps…")

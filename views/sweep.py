@@ -59,7 +59,7 @@ def _form() -> SweepSpec | None:
     try:
         spec = _spec_from_widgets()
     except HyperParameterError as error:
-        st.error(f"This sweep cannot run: {error}")
+        st.error(f"This sweep cannot run: {plain(error, 600)}")
         return None
     size = spec.grid_size()
     trials = spec.max_trials if size is None else min(size, spec.max_trials)

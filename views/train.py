@@ -209,7 +209,7 @@ def _form(active: list[JobSnapshot]) -> None:
     try:
         hp = hyperparameters_from_form()
     except HyperParameterError as error:
-        st.error(f"These settings cannot be trained: {error}")
+        st.error(f"These settings cannot be trained: {plain(error, 600)}")
         hp = None
     if hp is not None:
         sizes = " → ".join(map(str, hp.feature_map_sizes()))
