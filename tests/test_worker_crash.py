@@ -125,28 +125,30 @@ def test_a_sweep_whose_worker_was_killed_resumes_with_the_trials_that_had_ended(
     assert all(trial.status == "completed" for trial in done.trials)
 
 
-def test_a_job_hung_on_its_data_ends_its_worker_and_the_next_worker_takes_it_up_and_finishes_it(tmp_path):
-    """The dataset's files are named pipes nobody writes to: loading them waits for ever, using no CPU: hung, as far
-    as anyone can tell. The watchdog ends the worker; the next one (with the real dataset) finishes the run."""
-    fifo_dir = tmp_path / "never-written"
-    fifo_dir.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
-        os.mkfifo(fifo_dir / name)
-    models = tmp_path / "models"
-    queue = JobQueue(models)
+def test_a_job_hung_recording_its_end_ends_its_worker_and_the_next_worker_records_it_once(tmp_path):
+    """Another process holds the queue's write lock from mid-run on: training goes on (its progress waits), the model
+    is saved, and then recording the end waits for the lock, using no CPU: hung, as far as anyone can tell. The
+    watchdog ends the worker; the next one finds the model saved under the job's id and records it, not twice."""
+    queue, store = JobQueue(tmp_path), ModelStore(tmp_path)
     job = queue.submit(RUN, "hangs", "visitor-a", hyperparameters=preset("seed-004", train_subset_size=2000, epochs=2))
-    # 3 s without an event or work, instead of 10 minutes
-    worker = spawn_worker(Settings(models_dir=models, data_dir=fifo_dir, worker_stall_seconds=3.0))
-    assert worker.wait(TIMEOUT) == worker_module.STALL_EXIT_CODE
+    worker = spawn_worker(Settings(models_dir=tmp_path, worker_stall_seconds=3.0))  # instead of 10 minutes
+    wait_until(lambda: queue.snapshot(job.job_id).last_batch, TIMEOUT, "the run did not start training")
+    with closing(sqlite3.connect(queue.path, isolation_level=None)) as db:
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            code = worker.wait(TIMEOUT)
+        finally:
+            db.execute("ROLLBACK")
+    assert code == worker_module.STALL_EXIT_CODE
     assert queue.snapshot(job.job_id).is_running  # recorded as running by a dead worker: to be taken up again
-    log = (models / ".jobs" / worker_module.WORKER_LOG).read_text()
+    log = (tmp_path / ".jobs" / worker_module.WORKER_LOG).read_text()
     assert f"job {job.job_id} sent nothing for" in log and "it is hung" in log
+    assert [saved.name for saved in store.list_models()[0]] == ["hangs"]
 
-    spawn_worker(Settings(models_dir=models))
+    spawn_worker(Settings(models_dir=tmp_path))
     done = job_ended(queue, job.job_id, TIMEOUT)
-    assert done.state == JobState.FINISHED and done.resumes == 1
-    assert [epoch["epoch"] for epoch in done.epochs] == [1, 2]
+    assert done.state == JobState.FINISHED and done.resumes == 1 and done.saved_name == "hangs"
+    assert [saved.name for saved in store.list_models()[0]] == ["hangs"]  # saved once
 
 
 def test_a_queue_locked_by_another_program_while_a_run_trains_costs_the_run_nothing(tmp_path):
