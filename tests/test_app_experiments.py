@@ -40,7 +40,7 @@ def test_the_page_starts_from_the_classic_grid_and_names_a_bad_value(empty_store
     assert at.text_input(key="sweep_values_batch_size").value == "32,64,128"
     assert "6 trials of 27 combinations" in texts(at.caption)
     at.text_input(key="sweep_values_dropout_rate").set_value("0.1,0.9").run()
-    assert "dropout_rate=0.9 is outside 0.0-0.8" in at.error[0].value
+    assert "dropout_rate=0.9 is outside 0.0-0.8" in texts(at.error[:1])
     assert at.button(key="sweep_start").disabled and job_queue().newest() is None
 
 
@@ -108,7 +108,7 @@ def test_the_mlp_preset_fills_the_train_form_with_no_conv_blocks(empty_store):
     assert not at.error and "no convolutions: MLP on the 784 pixels" in texts(at.caption)
     at.text_input(key="hp_extra_dense_units").set_value("128,1x")
     at.button(key="start_training").click().run()
-    assert "extra dense layers '128,1x': expected whole numbers" in at.error[0].value
+    assert "extra dense layers '128,1x': expected whole numbers" in texts(at.error[:1])
     assert job_queue().newest() is None
 
 
