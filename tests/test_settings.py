@@ -120,3 +120,15 @@ def test_the_app_says_which_setting_it_cannot_read_instead_of_failing(monkeypatc
             at.error[0].value
     finally:
         resources._settings_from_environment.clear()
+
+
+def test_the_embedded_default_runs_jobs_in_local_worker_processes_and_says_its_capacity(tmp_path):
+    from fmnist_core.executors import LocalWorkers, executor_for
+    from fmnist_core.job_queue import JobQueue
+
+    executor = executor_for(Settings(models_dir=tmp_path, concurrent_jobs=3))
+    assert isinstance(executor, LocalWorkers) and executor.problem() is None
+    queue = JobQueue(tmp_path)
+    capacity = executor.capacity(queue)
+    assert (capacity.total_slots, capacity.free_slots, capacity.where) == (3, 3, "this machine")
+    assert executor.keep_running(queue) is False  # nothing waits: no worker is started

@@ -16,6 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
+from fmnist_core.executors import JobExecutor, executor_for
 from fmnist_core.job_queue import JobQueue
 from fmnist_core.ownership import ActiveModels, SignInThrottle
 from fmnist_core.settings import Settings
@@ -65,6 +66,12 @@ def use_settings(settings: Settings | None) -> None:
 
 
 # ---- shared things ---------------------------------------------------------------------------------
+def executor() -> JobExecutor:
+    """Where this server's jobs train (fmnist_core/executors.py): its worker processes, by default (cheap to make:
+    the local workers keep their state in worker.py)."""
+    return executor_for(settings())
+
+
 def model_store() -> ModelStore:
     """The server's model store (cheap: a folder and its limits)."""
     return ModelStore.from_settings(settings())

@@ -9,7 +9,6 @@ import streamlit as st
 
 from fmnist_core.job_queue import JobQueue, JobQueueError
 from fmnist_core.jobs import RUN, JobSnapshot
-from fmnist_core.worker import ensure_worker, last_worker_failure
 from views import resources, session
 from views.text import plain
 
@@ -28,13 +27,13 @@ def job_queue_or_stop() -> JobQueue:
 
 def worker_failure() -> str | None:
     """Why the training worker this server started last exited with an error, if it did."""
-    return last_worker_failure(resources.settings())
+    return resources.executor().problem()
 
 
 def keep_worker_running() -> None:
     """Start the training worker process when jobs wait and none runs (after a crash, too). Cheap otherwise."""
     try:
-        ensure_worker(resources.settings(), resources.job_queue())
+        resources.executor().keep_running(resources.job_queue())
     except (JobQueueError, OSError) as error:  # the Train page says so; every other page must still work
         _log.warning("cannot check the training worker: %s", error)
 
