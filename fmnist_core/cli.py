@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from .export import FORMATS, SERVE_RUNTIMES
@@ -164,7 +166,6 @@ def _print_trials(result, out: TextIO) -> None:
 
 
 def _command_sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .events import TrialEnd
     from .store import SWEEPS_FOLDER
@@ -227,14 +228,21 @@ def _command_sweep(args: argparse.Namespace) -> int:
 
 
 def _command_export(args: argparse.Namespace) -> int:
-    from .export import export_model
+    from .export import export_model, export_zip, result_summary
 
     store = ModelStore.from_settings(args.settings)
     saved = store.get(args.model)
-    result = export_model(store.load_model(saved.name), saved, args.format, args.out, _load_dataset(args),
-                          int8=args.int8, version=args.version)
+    if args.zip:
+        result, data = export_zip(store.load_model(saved.name), saved, args.format, _load_dataset(args),
+                                  int8=args.int8)
+        Path(args.zip).write_bytes(data)
+        Path(f"{args.zip}.json").write_text(json.dumps(result_summary(result)))
+    else:
+        result = export_model(store.load_model(saved.name), saved, args.format, args.out, _load_dataset(args),
+                              int8=args.int8, version=args.version)
     check = result.check
-    print(f"exported {result.label} of {saved.name!r} to {result.path} ({result.size_bytes / 1e6:.2f} MB) "
+    print(f"exported {result.label} of {saved.name!r} to {args.zip or result.path} "
+          f"({result.size_bytes / 1e6:.2f} MB) "
           f"in {result.export_seconds:.1f}s")
     print(f"check on {check.images:,} test images: same top class as Keras on {100 * check.top_class_agreement:.2f} %, "
           f"largest probability difference {check.max_probability_difference:.2g}; accuracy "
@@ -341,7 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     export.add_argument("--int8", action="store_true", help="litert only: quantize to int8, calibrated on "
                         "training images")
-    export.add_argument("--out", required=True, help="folder to write MODEL/ into (created if missing)")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="folder to write MODEL/ into (created if missing)")
+    where.add_argument("--zip", metavar="FILE", help="write the export zipped with its card to FILE, and what its "
+                       "check found to FILE.json (version 1 for a savedmodel)")
     export.add_argument("--version", type=int, default=None,
                         help="savedmodel only: the version folder (default: one more than the highest there)")
     export.set_defaults(handler=_command_export)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
-from fmnist_core.export import CHOICES, FORMAT_LABELS, ExportError, saved_model_zip
+from fmnist_core.export import CHOICES, FORMAT_LABELS, ExportError, export_zip_in_a_process, saved_model_zip
 from fmnist_core.store import ModelStoreError, SavedModel
 from views import resources, session
 from views.text import plain
@@ -28,13 +30,10 @@ def download_button(saved: SavedModel, key: str, label: str = "Download model (.
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _export(models_root: str, name: str, modified_ns: int, format: str, int8: bool):
-    """(ExportResult, zip bytes) of one export of one model version, made once per server and shared (read-only)."""
-    from fmnist_core.export import export_zip
-    from fmnist_core.store import ModelStore
-
-    saved = ModelStore(models_root).get(name)
-    model = resources.classifier(saved).network
-    return export_zip(model, saved, format, resources.dataset(), int8=int8)
+    """(ExportResult, zip bytes) of one export of one model version, made once per server by a process of its own
+    (the converters' memory and CPU stay out of the web server) and shared (read-only)."""
+    environment = {**os.environ, **resources.settings().to_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return export_zip_in_a_process(models_root, name, format, int8, environment)
 
 
 def _cached_export(saved: SavedModel, choice: str):

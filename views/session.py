@@ -131,7 +131,7 @@ def show_flashes() -> None:
 
 def show_load_error(saved: SavedModel, error: Exception) -> None:
     """The one message for a saved model that cannot be loaded (the store's error says why and what to do)."""
-    st.error(f"The model {plain(saved.name)} could not be loaded: {plain(error, 600)}")
+    st.error(f"The model '{plain(saved.name)}' could not be loaded: {plain(error, 600)}")
 
 
 def point_to_train(message: str) -> None:
