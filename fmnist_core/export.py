@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -40,8 +37,6 @@ from .data import IMAGE_SIZE, FashionMNIST
 from .hyperparameters import HyperParameters
 from .runtimes import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME, load_runtime, single_image_latency_ms
 from .store import CARD_FILE, MODEL_FILE, SavedModel
-
-_log = logging.getLogger(__name__)
 
 FORMATS = ("savedmodel", "litert", "onnx", "keras")
 # What a person picks (the Deploy panel, `serve --runtime`): a format and whether it is quantized to int8
@@ -297,21 +292,15 @@ def export_zip_in_a_process(models_dir: Path | str, name: str, format: str, int8
                             environment: dict[str, str]) -> tuple[ExportResult, bytes]:
     """`export_zip` run by `python -m fmnist_core export --zip` in a process of its own, so that the converters'
     memory and CPU stay out of the caller (the web server); raises ExportError saying why it failed."""
+    from .subprocesses import CommandFailedError, run_command
+
     with tempfile.TemporaryDirectory(prefix="fmnist-export-") as folder:
         target = Path(folder) / f"{name}.zip"
-        command = [sys.executable, "-m", "fmnist_core", "--models-dir", str(models_dir), "export", name,
-                   "--format", format, *(["--int8"] if int8 else []), "--zip", str(target)]
         try:
-            completed = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_SECONDS,
-                                       env=environment, cwd=Path(__file__).resolve().parent.parent)
-        except subprocess.TimeoutExpired:
-            raise ExportError(f"it took over {EXPORT_TIMEOUT_SECONDS // 60} minutes and was stopped; nothing was "
-                              "kept. Try again when the server is less busy.") from None
-        if completed.returncode != 0:
-            _log.error("exporting %r as %s failed (exit %s): %s", name, format, completed.returncode,
-                       completed.stderr[-4000:])
-            reason = (completed.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
-            raise ExportError(reason.replace(str(models_dir), "the model folder"))
+            run_command(["export", name, "--format", format, *(["--int8"] if int8 else []), "--zip", str(target)],
+                        models_dir, environment, EXPORT_TIMEOUT_SECONDS)
+        except CommandFailedError as error:
+            raise ExportError(str(error)) from None
         summary = json.loads(Path(f"{target}.json").read_text())
         check = ExportCheck(**summary.pop("check"))
         result = ExportResult(folder=Path(name), path=Path(name), check=check, **summary)

@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,3 +87,21 @@ class ServingServer:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+@contextmanager
+def serving(models: list[str], log_path: Path, extra_args: list[str] | None = None,
+            env: dict[str, str] | None = None) -> Iterator[ServingServer]:
+    """The server answering for `models` while inside (a test fails, saying why, if it cannot start); stopped after."""
+    import pytest
+
+    server = ServingServer(models, log_path, extra_args, env=env)
+    try:
+        server.wait_until_serving(models[0])
+    except ServingServerError as error:
+        server.stop()
+        pytest.fail(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from images import encode
 from PIL import Image
-from serving_server import REPO, ServingServer, ServingServerError
+from serving_server import REPO, ServingServer, serving
 
 from fmnist_core.tf_serving import MAX_BODY_BYTES, MAX_INSTANCES
 
@@ -38,15 +38,9 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(models_dir, tmp_path_factory):
-    running = ServingServer([MODEL], tmp_path_factory.mktemp("logs") / "serve.log",
-                            env={"FMNIST_MODELS_DIR": str(models_dir)})
-    try:
-        running.wait_until_serving(MODEL)
-    except ServingServerError as error:
-        running.stop()
-        pytest.fail(str(error))
-    yield running
-    running.stop()
+    with serving([MODEL], tmp_path_factory.mktemp("logs") / "serve.log",
+                 env={"FMNIST_MODELS_DIR": str(models_dir)}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

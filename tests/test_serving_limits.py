@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from images import encode
 from PIL import Image
-from serving_server import REPO, ServingServer, ServingServerError
+from serving_server import REPO, ServingServer, serving
 
 pytestmark = pytest.mark.slow  # starts a prediction server
 
@@ -31,17 +31,11 @@ PREDICT = f"/v1/models/{MODEL}:predict"
 def server(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     shutil.copytree(REPO / "models" / MODEL, models / MODEL)
-    running = ServingServer([MODEL], tmp_path_factory.mktemp("logs") / "serve.log", [
+    with serving([MODEL], tmp_path_factory.mktemp("logs") / "serve.log", [
         "--header-timeout", str(TIMEOUT), "--body-timeout", str(TIMEOUT), "--max-waiting-bodies", str(WAITING_BODIES),
         "--max-images-in-flight", str(IMAGES_IN_FLIGHT), "--busy-wait", "0.2",
-        "--max-picture-megapixels", str(MEGAPIXELS)], env={"FMNIST_MODELS_DIR": str(models)})
-    try:
-        running.wait_until_serving(MODEL)
-    except ServingServerError as error:
-        running.stop()
-        pytest.fail(str(error))
-    yield running
-    running.stop()
+        "--max-picture-megapixels", str(MEGAPIXELS)], env={"FMNIST_MODELS_DIR": str(models)}) as running:
+        yield running
 
 
 def head(length: int) -> bytes:

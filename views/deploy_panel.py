@@ -32,7 +32,7 @@ def download_button(saved: SavedModel, key: str, label: str = "Download model (.
 def _export(models_root: str, name: str, modified_ns: int, format: str, int8: bool):
     """(ExportResult, zip bytes) of one export of one model version, made once per server by a process of its own
     (the converters' memory and CPU stay out of the web server) and shared (read-only)."""
-    environment = {**os.environ, **resources.settings().to_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = {**os.environ, **resources.settings().to_environment()}
     return export_zip_in_a_process(models_root, name, format, int8, environment)
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import streamlit as st
@@ -21,6 +19,7 @@ from fmnist_core.job_queue import JobQueue
 from fmnist_core.ownership import ActiveModels, SignInThrottle
 from fmnist_core.settings import Settings
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
+from fmnist_core.subprocesses import CommandFailedError, run_command
 
 _log = logging.getLogger(__name__)
 _given: list[Settings] = []  # settings handed in by use_settings (tests, an embedding program); none: the environment's
@@ -152,46 +151,8 @@ SCORING_TIMEOUT_SECONDS = 900
 def score_test_set(models_root: str, name: str) -> None:
     """Run the model `name` over the test set in a process of its own (TensorFlow's memory and CPU stay out of the
     web server) and keep its probabilities beside it; ModelStoreError in words when that fails."""
-    command = [sys.executable, "-m", "fmnist_core", "--models-dir", models_root, "evaluate", name,
-               "--save-probabilities"]
-    environment = {**os.environ, **settings().to_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=SCORING_TIMEOUT_SECONDS,
-                                   env=environment, cwd=Path(__file__).resolve().parent.parent)
-    except subprocess.TimeoutExpired:
-        raise ModelStoreError(f"scoring it on the test set took over {SCORING_TIMEOUT_SECONDS // 60} minutes and was "
-                              "stopped. Try again when the server is less busy.") from None
-    if completed.returncode != 0:
-        _log.error("scoring %r on the test set failed (exit %s): %s", name, completed.returncode,
-                   completed.stderr[-4000:])
-        reason = (completed.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
-        raise ModelStoreError(f"scoring it on the test set failed: {reason.replace(models_root, 'the model folder')}")
-
-
-@st.cache_resource(max_entries=4, show_spinner="Preparing Grad-CAM and feature maps…")
-def _explainer(models_root: str, name: str, modified_ns: int):
-    from fmnist_core.explain import Explainer
-
-    return Explainer(_classifier(models_root, name, modified_ns).network)
-
-
-def explainer(saved: SavedModel):
-    """The thread-safe Explainer (Grad-CAM, feature maps, filters) of a saved model; raises ModelStoreError."""
-    return _explainer(str(saved.path.parent), saved.name, saved.modified_ns)
-
-
-@st.cache_resource(show_spinner="Counting classes and averaging images…")
-def dataset_statistics() -> dict:
-    """Class counts of both sets and the mean training image of each class, computed once per server."""
-    from fmnist_core.dataset_stats import class_counts, class_mean_images
-
-    data = dataset()
-    return {"train_counts": class_counts(data.train_labels), "test_counts": class_counts(data.test_labels),
-            "mean_images": class_mean_images(data.train_images, data.train_labels)}
-
-
-def forget_models() -> None:
-    """Drop the loaded models and evaluations (after a delete), so nothing stale is served."""
-    _classifier.clear()
-    _evaluation.clear()
-    _explainer.clear()
+        run_command(["evaluate", name, "--save-probabilities"], models_root,
+                    {**os.environ, **settings().to_environment()}, SCORING_TIMEOUT_SECONDS)
+    except CommandFailedError as error:
+        raise ModelStoreError(f"scoring it on the test set failed: {error}") from None
