@@ -45,6 +45,21 @@ OUTLINE_FILL_LEVEL = 0.8
 GAP_CLOSING_FRACTION = 0.03
 
 
+# A picture is taken to show one item on a plain background when the gray levels of its edge spread over at most this
+# many levels (between their 10th and 90th percentiles): Fashion-MNIST items photographed on a page spread 2-11
+# (noise and JPEG), photos of scenes and textures 35-240 (bench/photos.py's pictures).
+PLAIN_EDGE_SPREAD = 30.0
+BUSY_PICTURE = ("it looks like a photo of a scene or a texture, whose edges are no plain background, so no single "
+                "item could be told from what is around it")
+
+
+def busy_edges(gray: np.ndarray) -> bool:
+    """Whether the edge of a 2-D uint8 picture is busy (a scene, a texture), not the plain background Fashion-MNIST
+    items were photographed on."""
+    p10, p90 = np.percentile(_border(gray.astype(np.float32)), [10, 90])
+    return bool(p90 - p10 > PLAIN_EDGE_SPREAD)
+
+
 class ImageDecodeError(ValueError):
     """An uploaded file could not be turned into an image, or its image holds nothing to classify.
 
@@ -362,13 +377,16 @@ def prepare_upload(data: bytes, name: str) -> PreparedImage:
         )
     original, frames = _decode(data, name)
     original.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.Resampling.LANCZOS)
-    model_input, inverted = to_model_input(np.asarray(original.convert("L")))
+    gray = np.asarray(original.convert("L"))
+    model_input, inverted = to_model_input(gray)
     if not model_input.any():
         first = f" The file holds {frames} pictures (frames or pages) and only the first was read." if (
             frames > 1) else ""
+        # A busy edge makes the background look so noisy that everything inside passes for more of it.
+        what = (BUSY_PICTURE if busy_edges(gray) else
+                "it is blank, or one colour all over (a transparent part counts as white)")
         raise ImageDecodeError(
-            f"{name}: nothing was found in the picture to classify: it is blank, or one colour all over (a "
-            f"transparent part counts as white).{first} Upload a picture of one item of clothing on a plain "
-            "background."
+            f"{name}: nothing was found in the picture to classify: {what}.{first} Upload a picture of one item of "
+            "clothing on a plain background."
         )
     return PreparedImage(name=name, original=original, model_input=model_input, inverted=inverted, frames=frames)
