@@ -3,7 +3,8 @@
 Each drawing is the RGBA array the canvas hands back (`st_canvas(...).image_data`): black strokes on a
 transparent 280x280 square, which `preprocessing.prepare_drawing` composites onto white. Items are made
 from real Fashion-MNIST images (their silhouette's contour drawn with a round brush, at several sizes and
-positions, optionally with a few inner lines); non-items are dots, lines, scribbles, letters and smileys.
+positions, optionally with a few inner lines); non-items are dots, lines, scribbles, letters and smileys (and, for
+training, crops of real photos: `photos.py`).
 They are the benchmark of `bench/drawings.py` and the known answers of `tests/test_drawings.py`; smaller
 renderings of training items (`sketch_inputs`) teach a model what drawings look like (`sketch_fraction`).
 """
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from .photos import photo_non_item_inputs
 from .preprocessing import canvas_ink, drawing_input, prepare_drawing
 
 CANVAS_SIDE = 280  # px, as on the Classify page
@@ -24,6 +26,9 @@ BRUSH_WIDTHS = (6, 10, 14, 18, 25)  # px: the canvas's brush slider runs 4-40, i
 NON_ITEM_KINDS = ("dot", "line", "scribble", "letter", "smiley")
 # The benchmark: 100 drawings of each item kind (10 test items of each class) and 30 of each non-item kind.
 BENCHMARK_ITEMS_PER_KIND, BENCHMARK_NON_ITEMS_PER_KIND, BENCHMARK_SEED = 100, 30, 1
+# The share of the training non-items that are crops of real photos (fmnist_core/non_item_photos/) rather than
+# drawings: without them a model names bricks, gravel or a page of text "Bag" (#29; bench/photos.py).
+NON_ITEM_PHOTO_SHARE = 0.5
 # A Fashion-MNIST pixel above this (of 255) is part of the item's silhouette once upsampled.
 SILHOUETTE_LEVEL = 40
 
@@ -174,14 +179,19 @@ def non_item_drawing(kind: str, rng: np.random.Generator) -> Drawing:
     return Drawing(_to_rgba(ink), kind, None, brush)
 
 
-def non_item_inputs(count: int, seed: int) -> np.ndarray:
-    """Model inputs (count, 28, 28) of non-item drawings of every kind in turn, prepared as the Classify page
-    does."""
+def non_item_inputs(count: int, seed: int, photo_share: float | None = None) -> np.ndarray:
+    """Model inputs (count, 28, 28) of non-items, prepared as the Classify page does: drawings of every kind in turn,
+    and a `photo_share` (None: NON_ITEM_PHOTO_SHARE) of crops of real photos of other things, prepared as uploads
+    (`photos.photo_non_item_inputs`)."""
+    share = NON_ITEM_PHOTO_SHARE if photo_share is None else photo_share
+    photos = round(share * count)
     rng = np.random.default_rng(seed + 1)  # not the benchmark's drawings, which use other seeds
     inputs = np.empty((count, 28, 28), dtype=np.uint8)
-    for number in range(count):
+    for number in range(count - photos):
         drawing = non_item_drawing(NON_ITEM_KINDS[number % len(NON_ITEM_KINDS)], rng)
         inputs[number] = drawing_input(canvas_ink(drawing.rgba))[0]
+    if photos:
+        inputs[count - photos :] = photo_non_item_inputs(photos, seed)
     return inputs
 
 

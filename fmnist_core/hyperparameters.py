@@ -91,8 +91,9 @@ class HyperParameters:
         min=0.0, max=1.0, step=0.05,
     )
     non_item_fraction: float = _spec(
-        0.0, "Extra training images that are no clothing (dots, lines, scribbles, letters, smileys), as a share "
-        "of the training images, taught to get no confident class, so the model can say a drawing is not an item.",
+        0.0, "Extra training images that are no clothing (dots, lines, scribbles, letters, smileys, and crops of "
+        "photos of other things), as a share of the training images, taught to get no confident class, so the model "
+        "can say a drawing or a photo is not an item.",
         min=0.0, max=0.5, step=0.01,
     )
     label_smoothing: float = _spec(

@@ -21,6 +21,7 @@ from fmnist_core.preprocessing import (
 )
 from fmnist_core.reporting import percentages_apart
 from fmnist_core.store import ModelStoreError, SavedModel
+from fmnist_core.unsure import unsure_reason
 from views import charts, explain_panel, resources, session
 from views.text import plain
 
@@ -64,9 +65,10 @@ def show_prediction(saved: SavedModel, classifier, model_input: np.ndarray, key:
                                                  key=f"bars_{key}", config=charts.CONFIG)
     if not answer.confident:
         best, trusted = percentages_apart(float(probabilities[top]), answer.unsure_below)
+        reason = unsure_reason(model_input, probabilities, original)
         st.warning(f"This does not look like an item of clothing to the model, or it cannot tell which: its best "
-                   f"guess, {CLASS_NAMES[top]}, has only {best} (it trusts {trusted} or more). Fashion-MNIST pictures "
-                   "show one item, centred and filling the picture.", icon=":material/help:")
+                   f"guess, {CLASS_NAMES[top]}, has only {best} (it trusts {trusted} or more). {reason.message}",
+                   icon=":material/help:")
     if st.toggle("Why? Show what the model looks at", key=f"why_{key}",
                  help="Grad-CAM heatmap, the feature maps of each conv block and the first layer's filters"):
         with why_into or st.container():
