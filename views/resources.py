@@ -156,3 +156,32 @@ def score_test_set(models_root: str, name: str) -> None:
                     {**os.environ, **settings().to_environment()}, SCORING_TIMEOUT_SECONDS)
     except CommandFailedError as error:
         raise ModelStoreError(f"scoring it on the test set failed: {error}") from None
+
+
+@st.cache_resource(max_entries=4, show_spinner="Preparing Grad-CAM and feature maps…")
+def _explainer(models_root: str, name: str, modified_ns: int):
+    from fmnist_core.explain import Explainer
+
+    return Explainer(_classifier(models_root, name, modified_ns).network)
+
+
+def explainer(saved: SavedModel):
+    """The thread-safe Explainer (Grad-CAM, feature maps, filters) of a saved model; raises ModelStoreError."""
+    return _explainer(str(saved.path.parent), saved.name, saved.modified_ns)
+
+
+@st.cache_resource(show_spinner="Counting classes and averaging images…")
+def dataset_statistics() -> dict:
+    """Class counts of both sets and the mean training image of each class, computed once per server."""
+    from fmnist_core.dataset_stats import class_counts, class_mean_images
+
+    data = dataset()
+    return {"train_counts": class_counts(data.train_labels), "test_counts": class_counts(data.test_labels),
+            "mean_images": class_mean_images(data.train_images, data.train_labels)}
+
+
+def forget_models() -> None:
+    """Drop the loaded models and evaluations (after a delete), so nothing stale is served."""
+    _classifier.clear()
+    _evaluation.clear()
+    _explainer.clear()
