@@ -21,7 +21,7 @@ from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, QueueFullError
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
-from views import queue_panel, resources, run_panel, session, submission
+from views import queue_panel, resources, run_panel, session, submission, touch
 from views.fragments import timed_fragment_home
 from views.text import count, hyperparameter_label, plain
 
@@ -240,6 +240,7 @@ def _queue_section(active: bool) -> None:
 
 def render() -> None:
     st.title("Train a CNN")
+    touch.swipes_scroll_over_sliders()
     _restore_form()
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
