@@ -346,7 +346,11 @@ def open_more_settings(page: Page) -> None:
 
 
 def run_heading(page: Page, run_name: str) -> Locator:
-    return current(page).get_by_role("heading", name=f"Run “{run_name}”")
+    """The heading of the run named `run_name` (as the page shows it: a web address in it gets an invisible word
+    joiner, which keeps Markdown from making it a link)."""
+    from views.text import unlinked
+
+    return current(page).get_by_role("heading", name=f"Run “{unlinked(run_name)}”")
 
 
 def start_run(page: Page, run_name: str) -> None:
