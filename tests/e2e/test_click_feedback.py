@@ -1,5 +1,5 @@
 """Every click answered where the person is looking (#28), on a 1366x768 laptop: Start training below the fold, a run
-watched to its end, Use this model of a deleted run.
+watched to its end, Use this model of a deleted run, Retrain best on the Sweep page.
 
 Each test (and fixture) ends the jobs it started, so the next one finds the server's queue empty.
 """
@@ -99,3 +99,44 @@ def test_use_this_model_of_a_run_whose_model_was_deleted_says_so(watched_run, ap
     assert abs(said.bounding_box()["y"] - box["y"]) < 40, (said.bounding_box(), box)
     expect(use).to_have_count(0)
 
+
+def _end_jobs(app_server) -> None:
+    """Stop and cancel every job, as the operator, without waiting (the page under test shows what follows)."""
+    from fmnist_core.job_queue import JobQueue
+    from fmnist_core.ownership import Visitor
+
+    queue, operator = JobQueue(app_server.models_dir), Visitor("the test's operator", is_operator=True)
+    for job in queue.active():
+        queue.cancel(job.job_id, operator)
+        queue.request_stop(job.job_id, operator)
+
+
+def test_retrain_best_shows_its_job_at_once_and_then_its_outcome(new_page, app_server):
+    page = new_page(viewport=LAPTOP)
+    stop_any_run(page, app_server)
+    open_page(page, app_server.url, "sweep")
+    page.get_by_role("combobox", name="Base preset").click()
+    page.get_by_role("option", name="softmax-regression").click()
+    for label, value in (("Trials (at most)", 1), ("Epochs per trial (Hyperband: the most)", 1),
+                         ("Training images per trial (0: all)", 1000)):
+        page.get_by_label(label).fill(str(value))
+        page.get_by_label(label).press("Enter")
+    expect(page.get_by_text("1 trial of 27 combinations · 1 epoch on 1,000 images each")).to_be_visible()
+    page.get_by_role("button", name="Start sweep").click()
+    retrain = current(page).get_by_role("button", name="Retrain best on the full training set")
+    expect(retrain).to_be_enabled(timeout=RUN_SECONDS * 1000)  # offered once the sweep has ended
+    # named as its table and chart name them, not learning_rate, batch_size
+    expect(page.get_by_role("heading", name="Sweep: grid over learning rate, batch size, dropout rate")).to_be_visible()
+    try:
+        retrain.click()
+
+        under_way = current(page).get_by_text(re.compile(r"^Retraining trial 1 on the full training set as “sweep"))
+        expect(under_way).to_be_in_viewport(timeout=5_000)  # at once: waiting in the queue, or training
+        expect(retrain).to_be_disabled()  # pressed once is enough
+        expect(under_way).not_to_contain_text("waiting in the queue", timeout=START_SECONDS * 1000)  # training
+        _end_jobs(app_server)  # the full run would take minutes: stopped, it is evaluated and saved all the same
+        outcome = current(page).get_by_text(re.compile(r"^Retraining trial 1: Stopped early by request"))
+        expect(outcome).to_be_visible(timeout=RUN_SECONDS * 1000)  # without a reload
+        expect(retrain).to_be_enabled()
+    finally:
+        stop_any_run(page, app_server)
