@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -22,7 +21,7 @@ from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, JobState, QueueFullError
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
-from views import queue_panel, resources, run_panel, session, submission, touch
+from views import queue_panel, resources, run_panel, scroll, session, submission, touch
 from views.fragments import timed_fragment_home
 from views.text import count, hyperparameter_label, plain
 
@@ -224,20 +223,6 @@ def _start_status(active: list[JobSnapshot]) -> None:
         status.caption("Jobs are waiting for the training worker: yours will wait in the queue and start by itself.")
 
 
-def _scroll_to(selector: str, block: str) -> None:
-    """Scroll the page once so that the element `selector` is in view (`block`: "start", "nearest"). Streamlit has
-    no scroll API; the script waits up to 10 s for the element, since the browser may draw it after this one."""
-    st.html(f"""<script>(() => {{
-  const deadline = Date.now() + 10000;
-  const scroll = () => {{
-    const element = document.querySelector({json.dumps(selector)});
-    if (element) element.scrollIntoView({{block: {json.dumps(block)}, behavior: "smooth"}});
-    else if (Date.now() < deadline) setTimeout(scroll, 100);
-  }};
-  scroll();
-}})();</script>""", unsafe_allow_javascript=True)
-
-
 def _form(active: list[JobSnapshot]) -> None:
     """The hyperparameter form: everything derived from it (parameter count, feature maps, whether it can be
     trained, the share link) follows the widgets as they move; Start trains what it shows."""
@@ -318,10 +303,10 @@ def _scroll_once(run: JobSnapshot | None, shown_first: bool, yours_apart: JobSna
     if job_id in shown:
         st.session_state.pop(SHOW_RUN_KEY)
         st.session_state.pop(JUST_STARTED_KEY, None)
-        _scroll_to(f'[id="{run_panel.anchor(job_id)}"]', "start")
+        scroll.scroll_to(f'[id="{run_panel.anchor(job_id)}"]', "start")
         return
     if st.session_state.pop(JUST_STARTED_KEY, None) == job_id:
-        _scroll_to(".st-key-start_status", "nearest")
+        scroll.scroll_to(".st-key-start_status", "nearest")
     job = resources.job_queue().snapshot(job_id, with_curves=False)
     if job is None or not job.state.is_active:  # cancelled, or gone: nothing to bring into view
         st.session_state.pop(SHOW_RUN_KEY)
