@@ -8,7 +8,7 @@ import streamlit as st
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.store import ModelStoreError
-from views import charts, explain_panel, resources, scroll, session
+from views import charts, explain_panel, resources, scroll, session, touch
 
 ALL = "All"
 MISTAKES_ANCHOR = "mistakes"
@@ -144,7 +144,7 @@ def render() -> None:
     matrix, table = row.container(width=MATRIX_WIDTH), row.container(width=TABLE_WIDTH)
     with matrix:
         st.subheader("Confusion matrix")
-        st.caption("Rows: the true class; columns: what the model said. Click a cell to browse those mistakes.")
+        st.caption("Rows: the true class; columns: what the model said. Click or tap a cell to browse those mistakes.")
         # the cell of the chosen true class (outlined): its predicted class, or its diagonal for "All"
         selected = None if true_class is None else (true_class, true_class if predicted is None else predicted)
         st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES, selected), key="confusion",
@@ -158,6 +158,7 @@ def render() -> None:
         st.table([{"Class": row["class"], "Precision": f"{row['precision']:.3f}", "Recall": f"{row['recall']:.3f}",
                    "F1": f"{row['f1']:.3f}", "Images": f"{row['support']:,}"}
                   for row in evaluation.per_class(CLASS_NAMES)], hide_index=True)
+        touch.one_tap_selects("confusion")  # last in this column: its empty element moves nothing
 
     st.subheader("Mistakes, most confident first", anchor=MISTAKES_ANCHOR)
     options = [ALL, *CLASS_NAMES]

@@ -1,8 +1,9 @@
-"""What a touch screen needs that Streamlit's sliders and the drawing canvas do not do by themselves: a swipe that
-starts on a slider scrolls the page, and no invisible control lies over the drawing square.
+"""What a touch screen needs that Streamlit's sliders, the drawing canvas and Plotly do not do by themselves: a swipe
+that starts on a slider scrolls the page, no invisible control lies over the drawing square, and one tap on a chart's
+point selects it.
 
-Both are injected into the page (st.html), so each rests on the DOM of a pinned version (Streamlit 1.67's React Aria
-slider, streamlit-drawable-canvas 0.13): tests/e2e/test_touch.py fails if an upgrade changes it.
+Each is injected into the page (st.html), so each rests on the DOM of a pinned version (Streamlit 1.67's React Aria
+slider, streamlit-drawable-canvas 0.13, Plotly's drag layer): tests/e2e/test_touch.py fails if an upgrade changes it.
 """
 
 from __future__ import annotations
@@ -73,3 +74,30 @@ def canvas_toolbar_under_the_square() -> None:
     """The drawing canvas's Undo and Redo always visible, under the square, and nothing hidden over it. Draw it on
     every run in the same place (an element that comes and goes shifts the page's others, which redraw afresh)."""
     st.html(_CANVAS_TOOLBAR_SCRIPT % json.dumps(_CANVAS_TOOLBAR_CSS), unsafe_allow_javascript=True)
+
+
+# Plotly picks the point a click selects from its hover, which a finger's tap sets only after the click: on a phone the
+# first tap on a confusion-matrix cell showed its tooltip and only a second tap browsed its mistakes (#28). The script
+# hands Plotly the hover first, at the finger's place, as the mouse would have by moving there: one listener per browser
+# tab, for the charts named.
+_TAP_SELECTS_SCRIPT = """<script>
+(() => {
+  const charts = window.fmnistTapSelects = window.fmnistTapSelects || new Set();
+  const listening = charts.size > 0;
+  charts.add(%s);
+  if (listening) return;
+  document.addEventListener('touchstart', (event) => {
+    if (event.touches.length !== 1 || !event.target.closest) return;
+    const plot = [...charts].map((chart) => event.target.closest(`${chart} .nsewdrag`)).find(Boolean);
+    if (!plot) return;
+    const touch = event.touches[0];
+    plot.dispatchEvent(new MouseEvent('mousemove', {clientX: touch.clientX, clientY: touch.clientY, bubbles: true}));
+  }, {capture: true, passive: true});
+})();
+</script>"""
+
+
+def one_tap_selects(chart_key: str) -> None:
+    """On a touch screen, one tap on a point of the plotly chart made with `key=chart_key` selects it (Plotly alone
+    needs two: the first shows the tooltip). Draw it on every run in the same place."""
+    st.html(_TAP_SELECTS_SCRIPT % json.dumps(f".st-key-{chart_key}"), unsafe_allow_javascript=True)

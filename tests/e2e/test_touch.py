@@ -1,9 +1,11 @@
 """On a phone, by touch (Chromium's touch events through the DevTools protocol): a swipe over the Train form's sliders
-scrolls the page, and the whole drawing square draws, with Undo under it (#28)."""
+scrolls the page, the whole drawing square draws, with Undo under it, and one tap on a confusion-matrix cell browses
+its mistakes (#28)."""
 
 from __future__ import annotations
 
 from app_actions import (
+    PAGE_SECONDS,
     answered,
     draw_by_touch,
     inked_pixels,
@@ -15,6 +17,8 @@ from app_actions import (
 )
 from drawings import TROUSER_OUTLINE
 from playwright.sync_api import expect
+
+from fmnist_core.data import CLASS_NAMES
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
 CORNER_STROKE = [[(0.97, 0.03), (0.85, 0.12)]]  # from the square's top right corner, where a hidden toolbar once lay
@@ -72,3 +76,19 @@ def test_the_whole_square_draws_by_touch_and_undo_is_under_it_without_hovering(n
         undo.tap()
     assert inked_pixels(phone) == outline
     expect(prediction(phone)).to_have_text("Trouser")
+
+
+def test_one_tap_on_a_confusion_matrix_cell_browses_its_mistakes(new_page, app_server):
+    phone = new_page(**PHONE)
+    open_page(phone, app_server.url, "evaluate")
+    plot_area = phone.locator(".st-key-confusion .nsewdrag").first
+    expect(plot_area).to_be_visible(timeout=PAGE_SECONDS * 1000)  # the first visit evaluates the model
+    plot_area.evaluate("element => element.scrollIntoView({block: 'center'})")
+    box, cells = plot_area.bounding_box(), len(CLASS_NAMES)
+    row, column = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
+
+    touch_drag(phone, [(box["x"] + (column + 0.5) * box["width"] / cells,
+                        box["y"] + (row + 0.5) * box["height"] / cells)])  # a tap: down and up in one place
+
+    expect(phone.get_by_role("combobox", name="True class")).to_have_value("Shirt")
+    expect(phone.get_by_role("combobox", name="Predicted class")).to_have_value("T-shirt/top")
