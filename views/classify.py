@@ -22,14 +22,14 @@ from fmnist_core.preprocessing import (
 from fmnist_core.reporting import percentages_apart
 from fmnist_core.store import ModelStoreError, SavedModel
 from fmnist_core.unsure import unsure_reason
-from views import charts, explain_panel, resources, session
+from views import charts, explain_panel, resources, session, touch
 from views.text import plain
 
 NOT_AN_ITEM = "Unsure"  # short enough for the metric at every width; the warning below says why
 DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trousers, a dress, a bag, a shoe… "
                 "An outline works (its inside is filled in, as Fashion-MNIST items are solid), and so does a "
-                "coloured-in shape. Big and centred reads best. To take back the last stroke, point at the square "
-                "and press Undo (↶) in the small toolbar above it.")
+                "coloured-in shape. Big and centred reads best. To take back the last stroke, press Undo (↶) under "
+                "the square; Clear starts again.")
 UPLOADS_KEY = "uploads"
 FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
@@ -217,6 +217,8 @@ def render() -> None:
         _drawing(saved)
     with upload:
         _uploads(saved)
+    touch.swipes_scroll_over_sliders()
+    touch.canvas_toolbar_under_the_square()
 
 
 if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing

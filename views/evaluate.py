@@ -8,7 +8,7 @@ import streamlit as st
 
 from fmnist_core.data import CLASS_NAMES
 from fmnist_core.store import ModelStoreError
-from views import charts, explain_panel, resources, session
+from views import charts, explain_panel, resources, scroll, session, touch
 
 ALL = "All"
 MISTAKES_ANCHOR = "mistakes"
@@ -16,6 +16,8 @@ PAGE_SIZE = 24
 TILE_WIDTH = 132  # px: a mistake's picture, caption and button together; as many per row as fit the screen
 METRIC_WIDTH, MATRIX_WIDTH, TABLE_WIDTH = 160, 560, 400  # px
 DETAILS_WIDTH = 300  # px: the inspected image's panel, beside the gallery where there is room, above it where not
+DIALOG_KEY = "mistake_dialog"  # the tile whose Details was just pressed: shown in a dialog once
+SCROLL_TO_GALLERY_KEY = "scroll_to_gallery"  # the pager under the gallery turned the page: show its top, once
 
 
 def _reset_browser() -> None:
@@ -41,7 +43,43 @@ def _class_index(key: str) -> int | None:
 
 
 def _inspect(index: int) -> None:
-    st.session_state["inspected_image"] = index
+    """Details of a tile: shown at once in a dialog, where the person is looking (the panel may be far above the
+    tile), and in the panel beside or above the gallery."""
+    st.session_state["inspected_image"] = st.session_state[DIALOG_KEY] = index
+
+
+def _turn_page(step: int) -> None:
+    """The pager under the gallery: the page before or after, from its top (the tiles above were the last page's)."""
+    st.session_state["mistake_page"] = st.session_state.get("mistake_page", 1) + step
+    st.session_state.pop("inspected_image", None)
+    st.session_state[SCROLL_TO_GALLERY_KEY] = True
+
+
+def _details(saved, evaluation, test_images, index: int, key: str) -> None:
+    """One test image: enlarged, its true and predicted class, all 10 probabilities and where the evidence for each of
+    the two classes lies."""
+    predicted = int(evaluation.predictions[index])
+    st.image(charts.enlarge(test_images[index], 6))
+    st.markdown(f"Test image **#{index}**  \nTrue class: **{CLASS_NAMES[evaluation.labels[index]]}**  \n"
+                f"Predicted: **{CLASS_NAMES[predicted]}**")
+    st.plotly_chart(charts.probability_bars(evaluation.probabilities[index], CLASS_NAMES), key=key,
+                    config=charts.CONFIG)
+    explain_panel.compare_classes(saved, test_images[index], predicted, int(evaluation.labels[index]))
+
+
+@st.dialog("A mistake in detail", width="medium")
+def _details_dialog(saved, evaluation, test_images, index: int) -> None:
+    _details(saved, evaluation, test_images, index, key="dialog_bars")
+
+
+def _pager(pages: int, page: int) -> None:
+    """Under the gallery: the page before and after, so a person who looked through the tiles need not go back up."""
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key="mistake_pager"):
+        st.button("Previous page", key="mistakes_previous", icon=":material/chevron_left:", disabled=page <= 1,
+                  on_click=_turn_page, args=(-1,))
+        st.caption(f"Page {page} of {pages}", width="content")
+        st.button("Next page", key="mistakes_next", icon=":material/chevron_right:", disabled=page >= pages,
+                  on_click=_turn_page, args=(1,))
 
 
 def _mistake_grid(saved, evaluation, test_images, indices) -> None:
@@ -68,13 +106,14 @@ def _mistake_grid(saved, evaluation, test_images, indices) -> None:
                     type="secondary" if index == inspected else "tertiary", on_click=_inspect,
                     args=(index,), help="Show all 10 class probabilities of this image")
     with details:
-        predicted = int(evaluation.predictions[inspected])
-        st.image(charts.enlarge(test_images[inspected], 6))
-        st.markdown(f"Test image **#{inspected}**  \nTrue class: **{CLASS_NAMES[evaluation.labels[inspected]]}**  \n"
-                    f"Predicted: **{CLASS_NAMES[predicted]}**")
-        st.plotly_chart(charts.probability_bars(evaluation.probabilities[inspected], CLASS_NAMES),
-                        key="mistake_bars", config=charts.CONFIG)
-        explain_panel.compare_classes(saved, test_images[inspected], predicted, int(evaluation.labels[inspected]))
+        _details(saved, evaluation, test_images, inspected, key="mistake_bars")
+    if pages > 1:
+        _pager(pages, page)
+    dialog = st.session_state.pop(DIALOG_KEY, None)
+    if dialog in shown:
+        _details_dialog(saved, evaluation, test_images, dialog)
+    if st.session_state.pop(SCROLL_TO_GALLERY_KEY, False):
+        scroll.scroll_to(".st-key-mistake_page", "start")
 
 
 def render() -> None:
@@ -105,7 +144,7 @@ def render() -> None:
     matrix, table = row.container(width=MATRIX_WIDTH), row.container(width=TABLE_WIDTH)
     with matrix:
         st.subheader("Confusion matrix")
-        st.caption("Rows: the true class; columns: what the model said. Click a cell to browse those mistakes.")
+        st.caption("Rows: the true class; columns: what the model said. Click or tap a cell to browse those mistakes.")
         # the cell of the chosen true class (outlined): its predicted class, or its diagonal for "All"
         selected = None if true_class is None else (true_class, true_class if predicted is None else predicted)
         st.plotly_chart(charts.confusion_figure(evaluation.confusion, CLASS_NAMES, selected), key="confusion",
@@ -119,6 +158,7 @@ def render() -> None:
         st.table([{"Class": row["class"], "Precision": f"{row['precision']:.3f}", "Recall": f"{row['recall']:.3f}",
                    "F1": f"{row['f1']:.3f}", "Images": f"{row['support']:,}"}
                   for row in evaluation.per_class(CLASS_NAMES)], hide_index=True)
+        touch.one_tap_selects("confusion")  # last in this column: its empty element moves nothing
 
     st.subheader("Mistakes, most confident first", anchor=MISTAKES_ANCHOR)
     options = [ALL, *CLASS_NAMES]

@@ -17,6 +17,11 @@ PROGRESS_REFRESH_SECONDS, CURVES_REFRESH_SECONDS = 1.0, 3.0
 ENDED_RUN_STATES = (JobState.FINISHED, JobState.STOPPED, JobState.FAILED)
 
 
+def anchor(job_id: str) -> str:
+    """The id of a run's heading on the Train page, for links to it ("#…")."""
+    return f"run-{job_id}"
+
+
 def _show_job(job_id: str, was_running: bool) -> None:
     snapshot = resources.job_queue().snapshot(job_id, with_curves=False)
     if snapshot is None or (was_running and not snapshot.is_running):
@@ -26,7 +31,7 @@ def _show_job(job_id: str, was_running: bool) -> None:
     whose = session.whose(snapshot.owner)
     if snapshot.from_sweep:
         whose += f" · retrains trial {trial_number(snapshot.from_sweep[1])} of the last sweep on all training images"
-    st.subheader(f"Run “{plain(snapshot.run_name)}”")
+    st.subheader(f"Run “{plain(snapshot.run_name)}”", anchor=anchor(snapshot.job_id))
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · {whose}")
     if snapshot.resumes:
@@ -54,6 +59,9 @@ def _outcome(snapshot: JobSnapshot, use_key: str) -> None:
         st.success(f"{outcome} Test accuracy **{snapshot.test_accuracy:.2%}**, saved as **{snapshot.saved_name}**.")
         if st.session_state.get(session.ACTIVE_MODEL_KEY) == snapshot.saved_name:
             st.caption("This is the active model: try it on the Evaluate and Classify pages.")
+        elif not _still_saved(snapshot.saved_name):  # also in place of the button it was when it is clicked
+            st.caption(f"Its model {plain(snapshot.saved_name)} has since been deleted from the saved runs, so it "
+                       "cannot be used; the sidebar lists the models there are.")
         elif st.button("Use this model", key=use_key, icon=":material/check_circle:"):
             session.use_model(snapshot.saved_name)
             st.rerun()
@@ -64,9 +72,15 @@ def _outcome(snapshot: JobSnapshot, use_key: str) -> None:
                 st.code(snapshot.traceback, language=None)
 
 
+def _still_saved(name: str) -> bool:
+    """Whether the store still holds the model `name` (another visitor, or the operator, may have deleted it)."""
+    models, _ = session.list_models()
+    return any(saved.name == name for saved in models)
+
+
 def your_last_run(snapshot: JobSnapshot) -> None:
     """This visitor's last run, ended, when the page shows another visitor's run in full: how it ended."""
-    st.subheader(f"Your last run “{plain(snapshot.run_name)}”")
+    st.subheader(f"Your last run “{plain(snapshot.run_name)}”", anchor=anchor(snapshot.job_id))
     st.caption(f"{snapshot.preset or 'custom'} · {summarize(snapshot.hyperparameters)} · "
                f"{snapshot.hyperparameters.parameter_count():,} parameters · yours")
     _outcome(snapshot, "use_your_last_model")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 from datetime import datetime
 
@@ -9,7 +10,7 @@ import streamlit as st
 
 from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
 from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, JobState, QueueFullError
-from fmnist_core.reporting import outcome_text, progress_text
+from fmnist_core.reporting import format_duration, outcome_text, progress_text
 from fmnist_core.store import StoreFullError
 from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, parse_vary, retrain_hyperparameters
 from views import charts, queue_panel, resources, session, submission
@@ -20,6 +21,7 @@ from views.text import count, hyperparameter_label, hyperparameter_values, plain
 SPECS = field_specs()
 SWEEPABLE = [name for name in SPECS if name not in NOT_SWEPT]
 RETRAIN_REFUSAL_KEY = "retrain_refusal"  # why the last Retrain click started nothing, said once beside the button
+RETRAIN_JOB_KEY = "retrain_job"  # the retraining this session started last
 DEFAULTS = {spec.name: spec.default for spec in fields(SweepSpec)}  # the budget a sweep gets unless changed
 # The grid of the Fashion-MNIST projects this app grew from; other fields start from their default.
 STARTING_VALUES = {"learning_rate": "1e-3,1e-4,1e-5", "batch_size": "32,64,128", "dropout_rate": "0.1,0.3,0.5"}
@@ -69,59 +71,103 @@ def _form() -> SweepSpec | None:
     return spec
 
 
-def _retrain_best(spec: SweepSpec, sweep_id: str, trial_id: str, values: dict) -> None:
-    """Button callback: start retraining a trial on the full training set; a refusal is said beside the button."""
+def _retrain_best(spec: SweepSpec, sweep_id: str, trial_id: str, values: dict) -> bool:
+    """Start retraining a trial on the full training set: True if it was queued, else False after saying why beside
+    the button."""
     hp = retrain_hyperparameters(spec, values)
     name = f"sweep-best-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        submission.submit(RUN, name, hyperparameters=hp, from_sweep=(sweep_id, trial_id))
+        job = submission.submit(RUN, name, hyperparameters=hp, from_sweep=(sweep_id, trial_id))
     except QueueFullError as error:
         st.session_state[RETRAIN_REFUSAL_KEY] = submission.queue_full_message(error, "The retraining")
     except StoreFullError as error:
         st.session_state[RETRAIN_REFUSAL_KEY] = submission.store_full_message(error, "The retraining")
+    else:
+        st.session_state[RETRAIN_JOB_KEY] = job.job_id
+        return True
+    return False
 
 
-def _retraining(sweep: JobSnapshot) -> JobSnapshot | None:
-    """The server's run that retrains a trial of `sweep`, if that is the run training now (or last)."""
-    snapshot = resources.job_queue().latest(RUN)
+def retraining(sweep: JobSnapshot) -> JobSnapshot | None:
+    """The run retraining a trial of `sweep` that this session started, else the server's newest one, whether it
+    waits in the queue, trains or has ended."""
+    queue = resources.job_queue()
+    started = st.session_state.get(RETRAIN_JOB_KEY)
+    snapshot = queue.snapshot(started, with_curves=False) if started else None
+    if snapshot is not None and snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id:
+        return snapshot
+    waiting = [job for job in queue.active() if job.from_sweep and job.from_sweep[0] == sweep.job_id]
+    if waiting:
+        return waiting[-1]
+    snapshot = queue.latest(RUN)
     return snapshot if snapshot and snapshot.from_sweep and snapshot.from_sweep[0] == sweep.job_id else None
 
 
+def _retraining_text(job: JobSnapshot) -> tuple[str, str]:
+    """What became of a retraining, and the kind of message ("info", "success", "warning", "error")."""
+    trial, name = trial_number(job.from_sweep[1]), plain(job.run_name)
+    if job.state == JobState.QUEUED:
+        waiting, starts = queue_panel.waiting_jobs()
+        position = next((number for number, other in enumerate(waiting, start=1) if other.job_id == job.job_id), 1)
+        wait = format_duration(max(starts.get(job.job_id, time.time()) - time.time(), 0))
+        return "info", (f"Retraining trial {trial} on the full training set as “{name}”: waiting in the queue, number "
+                        f"{position}, starting in about {wait}. It starts by itself.")
+    if job.is_running:
+        return "info", f"Retraining trial {trial} on the full training set as “{name}”: {progress_text(job)}"
+    if job.state == JobState.FAILED:
+        return "error", f"Retraining trial {trial} failed: {plain(job.error, 400)}"
+    if job.state == JobState.CANCELLED:
+        return "warning", f"Retraining trial {trial} was cancelled before it started."
+    if job.state == JobState.STOPPED:
+        return "warning", (f"Retraining trial {trial}: {outcome_text(job)} Test accuracy **{job.test_accuracy:.2%}**, "
+                           f"saved as **{plain(job.saved_name)}**.")
+    return "success", (f"Trial {trial} retrained on the full training set: test accuracy **{job.test_accuracy:.2%}**, "
+                       f"saved as **{plain(job.saved_name)}**.")
+
+
 def _retrain_section(snapshot: JobSnapshot) -> None:
-    """The best trial's retraining: a button while nothing trains, and what became of the retraining it started."""
+    """The best trial's retraining: what became of the last one (waiting, training, its outcome), redrawn every second
+    by the page while it is active, and the button, which is off while it is."""
     spec, best = snapshot.spec, snapshot.best
-    retraining = _retraining(snapshot)
-    if retraining is not None:
-        trial = trial_number(retraining.from_sweep[1])
-        if retraining.is_running:
-            st.info(f"Retraining trial {trial} on the full training set as “{plain(retraining.run_name)}”: "
-                    f"{progress_text(retraining)}", icon=":material/replay:")
-        elif retraining.state == JobState.FAILED:
-            st.error(f"Retraining trial {trial} failed: {plain(retraining.error, 400)}")
-        elif retraining.state == JobState.STOPPED:
-            st.warning(f"Retraining trial {trial}: {outcome_text(retraining)} Test accuracy "
-                       f"**{retraining.test_accuracy:.2%}**, saved as **{plain(retraining.saved_name)}**.")
-        else:
-            st.success(f"Trial {trial} retrained on the full training set: test accuracy "
-                       f"**{retraining.test_accuracy:.2%}**, saved as **{plain(retraining.saved_name)}**.")
-        st.page_link("views/train.py", label="See the retraining on the Train page", icon=":material/model_training:")
+    job = retraining(snapshot)
+    if job is not None:
+        kind, text = _retraining_text(job)
+        getattr(st, kind)(text, icon=":material/replay:")
+        if job.state != JobState.CANCELLED:
+            st.page_link("views/train.py", label="See the retraining on the Train page",
+                         icon=":material/model_training:")
     refusal = st.session_state.pop(RETRAIN_REFUSAL_KEY, None)
     if refusal:
         st.warning(refusal)
-    st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
-              on_click=_retrain_best, args=(spec, snapshot.job_id, best.trial_id, best.values), type="primary",
-              help=f"Trains the {spec.base_preset} preset with these values for its full "
-                   f"{count(spec.base.epochs, 'epoch')} on all training images, then saves it to the model store. "
-                   "If a job is training, the retraining waits in the queue.")
+    busy = job is not None and job.state.is_active
+    if st.button("Retrain best on the full training set", key="retrain_best", icon=":material/replay:",
+                 type="primary", disabled=busy,
+                 help="Its retraining is under way." if busy else
+                 f"Trains the {spec.base_preset} preset with these values for its full "
+                 f"{count(spec.base.epochs, 'epoch')} on all training images, then saves it to the model store. "
+                 "If a job is training, the retraining waits in the queue."):
+        if _retrain_best(spec, snapshot.job_id, best.trial_id, best.values):
+            st.rerun(scope="app")  # the whole page: its timers redraw the retraining and the queue from now on
+        st.rerun(scope="fragment")  # the refusal, beside the button
 
 
-def _show_sweep(job_id: str, was_running: bool) -> None:
+def _timed(sweep: JobSnapshot) -> bool:
+    """Whether the sweep's part of the page redraws itself every second: while the sweep, or its retraining, waits or
+    trains."""
+    if sweep.state.is_active:
+        return True
+    job = retraining(sweep) if sweep.best is not None else None
+    return job is not None and job.state.is_active
+
+
+def _show_sweep(job_id: str, was_timed: bool) -> None:
     snapshot = resources.job_queue().snapshot(job_id)
-    if snapshot is None or was_running != snapshot.is_running:  # it began or ended: refresh the page's timing and
-        st.rerun()  # buttons (or, deleted as old by the queue meanwhile, show the latest sweep)
+    if snapshot is None or was_timed != _timed(snapshot):  # it (or its retraining) began or ended: refresh the
+        st.rerun()  # page's timing and buttons (or, deleted as old by the queue meanwhile, show the latest sweep)
     spec = snapshot.spec
     whose = session.whose(snapshot.owner)
-    st.subheader(f"Sweep: {spec.strategy} over {', '.join(name for name, _ in spec.vary)}")
+    varied = ", ".join(hyperparameter_label(name).lower() for name, _ in spec.vary)
+    st.subheader(f"Sweep: {spec.strategy} over {varied}")
     st.caption(f"base preset {spec.base_preset} · {count(len(snapshot.trials), 'trial')} done · {whose}")
     if snapshot.resumes:
         st.info("This sweep was interrupted (its training process stopped) and resumed: the trials that had ended "
@@ -193,8 +239,9 @@ def render() -> None:
         st.caption("Jobs are training or waiting; a training run shows on the Train page." if active
                    else "No sweep on this server yet.")
         return
+    timed = _timed(job)
     with timed_fragment_home():
-        st.fragment(run_every=REFRESH_SECONDS if job.state.is_active else None)(_show_sweep)(job.job_id, job.is_running)
+        st.fragment(run_every=REFRESH_SECONDS if timed else None)(_show_sweep)(job.job_id, timed)
 
 
 if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing

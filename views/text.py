@@ -9,14 +9,27 @@ import re
 # Every ASCII punctuation mark CommonMark lets a backslash escape, which covers Markdown's syntax (links and images,
 # emphasis, code, HTML) and Streamlit's own (:colour[…] and :emoji: directives, $LaTeX$).
 _MARKDOWN_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+# Streamlit's Markdown (GFM) makes a web or e-mail address in text a link, escaped or not (it looks for them in the
+# text the escapes give back), and takes a closing quote into it: a run named "see https://x.org" showed every visitor
+# a link to x.org”. An address is linked only after a space or punctuation (an e-mail: only with a name before its @),
+# so an invisible word joiner there keeps it plain text.
+_ADDRESS = re.compile(r"(?i)(?=https?:|www\.)|(?=@)")
+WORD_JOINER = "\u2060"
+
+
+def unlinked(text: str) -> str:
+    """`text` with a word joiner before each web or e-mail address in it, which Markdown then leaves as text; it
+    reads the same (what a browser test finds on the page for `text`)."""
+    return _ADDRESS.sub(WORD_JOINER, text)
 
 
 def plain(text: object, max_chars: int = 80) -> str:
-    """`text` escaped to show exactly as typed inside Markdown, on one line, cut to `max_chars` with an ellipsis."""
+    """`text` escaped to show exactly as typed inside Markdown, on one line, cut to `max_chars` with an ellipsis; web
+    and e-mail addresses in it are not made links."""
     text = " ".join(str(text).split())
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", unlinked(text))
 
 
 # What the pages call each hyperparameter; the rest read as their field name in words ("learning rate").

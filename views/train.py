@@ -17,11 +17,11 @@ from fmnist_core.hyperparameters import (
     filters_for_blocks,
     parse_int_list,
 )
-from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, QueueFullError
+from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, JobState, QueueFullError
 from fmnist_core.reporting import format_duration, summarize
 from fmnist_core.sharing import from_query, shown, to_query
 from fmnist_core.store import StoreFullError
-from views import queue_panel, resources, run_panel, session, submission
+from views import queue_panel, resources, run_panel, scroll, session, submission, touch
 from views.fragments import timed_fragment_home
 from views.text import count, hyperparameter_label, plain
 
@@ -40,6 +40,10 @@ MORE_SETTINGS = {
 }
 SETTINGS_GROUP_WIDTH = 250  # px: one group of More settings, wide enough for its labels
 CONV_ONLY = ("convs_per_block", "kernel_size", "padding", "batch_norm")  # unused by an MLP (0 conv blocks)
+STARTED_KEY = "started_job"  # the run this session's Start button queued last: under the button, what became of it
+SHOW_RUN_KEY = "show_started_job"  # that run until the page has brought it into view, once
+JUST_STARTED_KEY = "just_started_job"  # that run in the page's first run after Start
+WATCHED_KEY = "watched_run"  # the run this session saw training: it stays at the top of the page when it ends
 
 
 # ---- form state ----------------------------------------------------------------------------------
@@ -157,7 +161,8 @@ def _share_link(hp: HyperParameters) -> None:
 
 
 def _start(hp: HyperParameters) -> bool:
-    """Queue a run of `hp`; True if it was queued, else False after saying why."""
+    """Queue a run of `hp`; True if it was queued (what became of it is said under the button), else False after
+    saying why."""
     preset_name = st.session_state.get("preset")
     preset_name = preset_name if preset_name in PRESETS and PRESETS[preset_name] == hp else None
     run_name = st.session_state["run_name"].strip() or f"{preset_name or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -169,15 +174,53 @@ def _start(hp: HyperParameters) -> bool:
     except StoreFullError as error:
         st.warning(submission.store_full_message(error))
         return False
-    waiting, starts = queue_panel.waiting_jobs()
-    position = next((number for number, other in enumerate(waiting, start=1) if other.job_id == job.job_id), None)
-    ahead = len(resources.job_queue().active()) - len(waiting) + (position or 1) - 1  # training, then waiting before it
-    if position is not None and ahead:
-        wait = format_duration(max(starts.get(job.job_id, 0) - datetime.now().timestamp(), 0))
-        session.flash("info", f"{count(ahead, 'job')} {'is' if ahead == 1 else 'are'} ahead of yours, so your run "
-                            f"“{plain(run_name)}” waits in the queue: number {position}, starting in about {wait}. "
-                            "It starts by itself; you may leave this page.")
+    st.session_state[STARTED_KEY] = st.session_state[SHOW_RUN_KEY] = st.session_state[JUST_STARTED_KEY] = job.job_id
     return True
+
+
+def _started_text(job: JobSnapshot, active: list[JobSnapshot]) -> tuple[str, str]:
+    """What became of the run this session started, in a line for under the Start button, and the kind of message
+    ("info", "success", "warning", "error")."""
+    name, see = plain(job.run_name), f"(#{run_panel.anchor(job.job_id)})"
+    if job.state == JobState.QUEUED:
+        waiting, starts = queue_panel.waiting_jobs(active)
+        position = next((number for number, other in enumerate(waiting, start=1) if other.job_id == job.job_id), 1)
+        ahead = len(active) - len(waiting) + position - 1  # training, then waiting before it
+        if not ahead:
+            return "info", f"Your run “{name}” starts in a moment: the training worker is getting ready."
+        wait = format_duration(max(starts.get(job.job_id, 0) - datetime.now().timestamp(), 0))
+        return "info", (f"{count(ahead, 'job')} {'is' if ahead == 1 else 'are'} ahead of yours, so your run “{name}” "
+                        f"waits in the queue: number {position}, starting in about {wait}. It starts by itself; you "
+                        "may leave this page.")
+    if job.is_running:
+        return "info", f"Your run “{name}” is training. [See its progress and curves at the top ↑]{see}"
+    if job.state in (JobState.FINISHED, JobState.STOPPED):
+        return "success", (f"Your run “{name}” has ended: test accuracy **{job.test_accuracy:.2%}**, saved as "
+                           f"**{plain(job.saved_name)}**. [See it at the top ↑]{see}")
+    return "error", f"Your run “{name}” failed. [See why at the top ↑]{see}"
+
+
+def _start_status(active: list[JobSnapshot]) -> None:
+    """Under the Start button, where the person who pressed it is looking: what became of the run this session
+    started (waiting, training, ended) with a link to it; otherwise whether a new run would wait, and behind whose."""
+    started_id = st.session_state.get(STARTED_KEY)
+    started = resources.job_queue().snapshot(started_id, with_curves=False) if started_id else None
+    status = st.container(key="start_status")
+    if started is not None and started.state != JobState.CANCELLED:
+        kind, text = _started_text(started, active)
+        getattr(status, kind)(text)
+        return
+    me = session.visitor()
+    running = [job for job in active if job.is_running]
+    mine = next((job for job in running if me.owns(job.owner)), None)
+    if mine is not None:
+        status.caption(f"Your {mine.kind} “{plain(mine.run_name)}” is training on this server: another run of yours "
+                       "would wait in the queue until it ends, and start by itself.")
+    elif running:
+        status.caption(f"Another visitor's {running[0].kind} is training on this server: yours will wait in the queue "
+                       "and start by itself.")
+    elif active:
+        status.caption("Jobs are waiting for the training worker: yours will wait in the queue and start by itself.")
 
 
 def _form(active: list[JobSnapshot]) -> None:
@@ -224,10 +267,8 @@ def _form(active: list[JobSnapshot]) -> None:
                              "quick-20261126-183000.")
     if button.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
                      disabled=hp is None, width="stretch") and hp is not None and _start(hp):
-        st.rerun()  # the new run's progress (or its place in the queue) goes to the top of the page
-    if active:
-        st.caption(("A job is training on this server" if any(job.is_running for job in active) else
-                    "Jobs are waiting for the training worker") + ": yours will wait in the queue and start by itself.")
+        st.rerun()  # the new run shows at the top of the page, and what became of it under this button
+    _start_status(active)
     if hp is not None:
         _share_link(hp)
 
@@ -238,8 +279,43 @@ def _queue_section(active: bool) -> None:
             queue_panel.running_ids())
 
 
+def _orientation() -> None:
+    """One line for a newcomer: what the app is, that a trained model is ready, and where to try it."""
+    saved = session.active_model()
+    with st.container(horizontal=True, wrap=True, vertical_alignment="center", gap="small"):
+        if saved is None:
+            st.caption("Train a small CNN to recognise clothing and watch it learn; then draw an item for it to name.")
+            return
+        accuracy = f" ({saved.test_accuracy:.1%} on the test set)" if saved.test_accuracy else ""
+        st.caption(f"Train a small CNN to recognise clothing and watch it learn. A trained model{accuracy} is "
+                   "ready:", width="content")
+        st.page_link("views/classify.py", label="draw an item for it on Classify", icon=":material/draw:")
+
+
+def _scroll_once(run: JobSnapshot | None, shown_first: bool, yours_apart: JobSnapshot | None) -> None:
+    """After Start: bring the new run into view once, where the person is looking. Right after the click, the line
+    under the button (the run may wait a moment for the worker); when the run then shows at the top of the page, its
+    heading. Drawn last on the page, so that its coming and going shifts no other element."""
+    job_id = st.session_state.get(SHOW_RUN_KEY)
+    if job_id is None:
+        return
+    shown = {job.job_id for job in ([run] if shown_first else []) + ([yours_apart] if yours_apart else [])}
+    if job_id in shown:
+        st.session_state.pop(SHOW_RUN_KEY)
+        st.session_state.pop(JUST_STARTED_KEY, None)
+        scroll.scroll_to(f'[id="{run_panel.anchor(job_id)}"]', "start")
+        return
+    if st.session_state.pop(JUST_STARTED_KEY, None) == job_id:
+        scroll.scroll_to(".st-key-start_status", "nearest")
+    job = resources.job_queue().snapshot(job_id, with_curves=False)
+    if job is None or not job.state.is_active:  # cancelled, or gone: nothing to bring into view
+        st.session_state.pop(SHOW_RUN_KEY)
+
+
 def render() -> None:
     st.title("Train a CNN")
+    _orientation()
+    touch.swipes_scroll_over_sliders()
     _restore_form()
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
@@ -249,15 +325,19 @@ def render() -> None:
     if job is not None and run is None:
         st.info("A hyperparameter sweep " + ("is running" if job.is_running else "ran last") + " on this server.")
         st.page_link("views/sweep.py", label="Go to Sweep", icon=":material/tune:")
-    # This visitor's last run, if it ended and is not the run shown below, then a run in progress or this visitor's
-    # latest one: first, in view without scrolling.
+    # This visitor's last run, if it ended and is not the run shown below, then a run in progress, this visitor's
+    # latest one, or the one this session watched train (it stays where it was when it ends): first, in view without
+    # scrolling.
     me = session.visitor()
     mine = run if run is not None and me.owns(run.owner) else queue.latest(RUN, owner=me.key)
     yours_apart = mine is not None and mine is not run and mine.state in run_panel.ENDED_RUN_STATES
     if yours_apart:
         run_panel.your_last_run(mine)
-    first = run is not None and (run.is_running or me.owns(run.owner))
+    first = run is not None and (run.is_running or me.owns(run.owner)
+                                 or st.session_state.get(WATCHED_KEY) == run.job_id)
     if first:
+        if run.is_running:
+            st.session_state[WATCHED_KEY] = run.job_id
         run_panel.run_section(run)
     active = queue.active()
     _queue_section(bool(active))
@@ -269,6 +349,7 @@ def render() -> None:
         st.caption("No training run on this server yet. Pick a preset, adjust, and press **Start training**.")
     elif run is not None and not first:
         run_panel.run_section(run)
+    _scroll_once(run, first, mine if yours_apart else None)
 
 
 if __name__ == "__main__":  # run by st.navigation as the page's script; importing it runs nothing

@@ -212,33 +212,37 @@ def draw(page: Page, strokes: list[Stroke]) -> None:
         page.mouse.up()
 
 
+def touch_drag(page: Page, points: list[tuple[float, float]], steps: int = 12) -> None:
+    """A finger on the screen: down at the first point, through the others in `steps` small moves each, then up
+    (points in the page's CSS pixels). Chromium's own touch events (touchstart, touchmove, touchend) through the
+    DevTools protocol, as a phone's touchscreen sends them; the page needs a context with `has_touch=True`."""
+    session = page.context.new_cdp_session(page)
+
+    def touch(kind: str, point: tuple[float, float] | None = None) -> None:
+        touch_points = [] if point is None else [{"x": point[0], "y": point[1]}]
+        session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touch_points})
+
+    touch("touchStart", points[0])
+    for start, end in zip(points, points[1:], strict=False):
+        for step in range(1, steps + 1):
+            touch("touchMove", (start[0] + (end[0] - start[0]) * step / steps,
+                                start[1] + (end[1] - start[1]) * step / steps))
+    touch("touchEnd")
+    session.detach()
+
+
 def draw_by_touch(page: Page, strokes: list[Stroke]) -> None:
-    """Draw `strokes` with a finger: Chromium's own touch events (touchstart, touchmove, touchend) through the
-    DevTools protocol, as a phone's touchscreen sends them. The page needs a context with `has_touch=True`."""
+    """Draw `strokes` with a finger (`touch_drag`), a finger's move as small as the mouse's in `draw`."""
     canvas = page.locator("canvas.upper-canvas")
     canvas.scroll_into_view_if_needed()
     expect(canvas).to_be_in_viewport()
     box = canvas.bounding_box()
-    session = page.context.new_cdp_session(page)
-
-    def touch(kind: str, point: tuple[float, float] | None = None) -> None:
-        points = [] if point is None else [{"x": box["x"] + point[0] * box["width"],
-                                            "y": box["y"] + point[1] * box["height"]}]
-        session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
-
     for stroke in strokes:
-        touch("touchStart", stroke[0])
-        for start, end in zip(stroke, stroke[1:], strict=False):
-            for step in range(1, 13):  # a finger moves in small steps, as the mouse does in `draw`
-                touch("touchMove", (start[0] + (end[0] - start[0]) * step / 12,
-                                    start[1] + (end[1] - start[1]) * step / 12))
-        touch("touchEnd")
-    session.detach()
+        touch_drag(page, [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke])
 
 
 def undo_last_stroke(page: Page) -> None:
-    """Point at the canvas so its toolbar shows, and press its Undo button."""
-    page.locator("canvas.upper-canvas").hover()
+    """Press Undo under the canvas (the app keeps the canvas's toolbar there, always shown)."""
     undo = page.get_by_role("button", name="Undo", exact=True)
     expect(undo).to_be_visible()
     undo.click()
@@ -342,7 +346,11 @@ def open_more_settings(page: Page) -> None:
 
 
 def run_heading(page: Page, run_name: str) -> Locator:
-    return current(page).get_by_role("heading", name=f"Run “{run_name}”")
+    """The heading of the run named `run_name` (as the page shows it: a web address in it gets an invisible word
+    joiner, which keeps Markdown from making it a link)."""
+    from views.text import unlinked
+
+    return current(page).get_by_role("heading", name=f"Run “{unlinked(run_name)}”")
 
 
 def start_run(page: Page, run_name: str) -> None:

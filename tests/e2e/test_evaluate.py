@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app_actions import PAGE_SECONDS, open_page, wait_until_settled
+from app_actions import PAGE_SECONDS, keyed, open_page, wait_until_settled
 from playwright.sync_api import expect
 
 from fmnist_core.data import CLASS_NAMES
@@ -56,3 +56,27 @@ def test_clicking_a_confusion_matrix_cell_shows_the_mistakes_of_that_pair(page, 
     expect(page.get_by_role("heading", name="Mistakes, most confident first")).to_be_in_viewport()
     wait_until_settled(page)
     page.screenshot(path=artifacts / "evaluate.png")
+
+
+def test_details_of_a_mistake_far_down_the_gallery_open_in_view_and_the_gallery_turns_pages_from_its_end(
+        new_page, app_server):
+    page = new_page(viewport={"width": 1366, "height": 768})
+    open_page(page, app_server.url, "evaluate")
+    details = page.get_by_role("button", name="Details")
+    expect(details.first).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="→").nth(20)  # the 21st tile's
+    true_class, predicted = re.match(r"^(.+) → (.+) \(\d+%\)$", caption.inner_text()).groups()
+
+    details.nth(20).click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_in_viewport()  # not only in the panel above the gallery, out of sight
+    expect(dialog).to_contain_text(f"True class: {true_class}")
+    expect(dialog).to_contain_text(f"Predicted: {predicted}")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+
+    page.get_by_role("button", name="Next page").click()  # under the gallery, where its last tiles were looked at
+
+    expect(page.get_by_label(re.compile(r"^Page \(of \d+\)$"))).to_have_value("2")
+    expect(keyed(page, "mistake_page")).to_be_in_viewport()  # the new page from its first tile

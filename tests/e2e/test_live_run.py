@@ -102,8 +102,10 @@ def test_another_visitor_watches_without_a_stop_button_and_their_run_waits_in_th
     other.get_by_role("textbox", name="Run name").fill("waiting-turn")
     other.get_by_role("button", name="Start training").click()
 
-    expect(current(other).get_by_text(re.compile(r"1 job is ahead of yours, so your run “waiting-turn” waits in the "
-                                                 r"queue: number 1, starting in about"))).to_be_visible()
+    waits = current(other).get_by_text(re.compile(r"1 job is ahead of yours, so your run “waiting-turn” waits in the "
+                                                  r"queue: number 1, starting in about"))
+    expect(waits).to_be_visible()
+    expect(waits).to_be_in_viewport()  # under the Start button just pressed, not at the top of the page
     queued = current(other).get_by_text(re.compile(r"^1\. run “waiting-turn” \(quick\) · yours · starts in about"))
     expect(queued).to_be_visible()
     # the run's owner sees it as another visitor's, without Cancel

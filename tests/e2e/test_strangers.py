@@ -64,6 +64,7 @@ def test_a_run_name_in_markdown_is_shown_as_typed_to_every_visitor_and_fetches_n
         expect(run_outcome(stranger)).to_be_visible(timeout=RUN_SECONDS * 1000)  # refreshed every second meanwhile
         for page in (starter, stranger):
             assert page.locator("img[src*='p.png'], h3 strong").count() == 0
+            assert page.locator(f"a[href*='{listener.server_port}']").count() == 0  # the address is no link either
         assert listener.requests == []
     finally:
         listener.shutdown()

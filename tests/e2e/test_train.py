@@ -19,10 +19,24 @@ from app_actions import (
     set_form_sliders,
     sidebar_model_names,
     start_run,
+    wait_until_drawn,
     wait_until_no_run,
     wait_until_settled,
 )
 from playwright.sync_api import expect
+
+
+def test_the_landing_page_says_what_the_app_is_and_leads_to_drawing_on_classify(new_page, app_server):
+    page = new_page(viewport={"width": 1366, "height": 768})
+    open_page(page, app_server.url)
+    line = page.get_by_text(re.compile(r"^Train a small CNN to recognise clothing and watch it learn\. A trained model"
+                                       r" \(\d+\.\d% on the test set\) is ready"))
+    expect(line).to_be_in_viewport()
+
+    page.get_by_role("link", name="draw an item for it on Classify").click()
+
+    wait_until_drawn(page, "Classify")
+    expect(page.locator("canvas.upper-canvas")).to_be_visible()
 
 
 def test_a_share_link_fills_the_form(page, app_server):
