@@ -208,6 +208,7 @@ def _form(active: list[JobSnapshot]) -> None:
 
     try:
         hp = hyperparameters_from_form()
+        submission.check_memory(hp)
     except HyperParameterError as error:
         st.error(f"These settings cannot be trained: {error}")
         hp = None
