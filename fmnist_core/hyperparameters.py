@@ -20,6 +20,14 @@ FIRST_BLOCK_FILTERS = 32  # the first conv block added to a model that has none 
 FILTER_CHOICES = (8, 16, 24, 30, 32, 48, 60, 64, 96, 128, 192, 256)
 LEARNING_RATE_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2, 1e-1)
 BATCH_SIZE_CHOICES = (16, 32, 64, 128, 256, 512)
+# A training process's memory, for `training_memory_bytes`: what it holds before its first batch (TensorFlow, the
+# dataset), and the share of the activation values the formula counts that TensorFlow keeps at its peak. Measured as
+# the peak RSS of a real worker over its first batches (2-core AMD EPYC, TensorFlow 2.20, 2026-12-03): softmax
+# regression 845 MB; 2 blocks of 3 convs of 256 filters with batch norm at batch 512, 4,412 MB (estimate 4,730 MB),
+# the same at batch 128 in mixed_bfloat16, 1,939 MB (estimate 1,870 MB), and without batch norm at batch 256 in
+# float32, 2,043 MB (estimate 2,210 MB); the `best` preset 1,061 MB (estimate 940 MB).
+TRAINING_BASE_BYTES = 850_000_000
+ACTIVATIONS_KEPT = 0.8
 
 
 def _spec(default: Any, help: str, **limits: Any) -> Any:
@@ -166,6 +174,31 @@ class HyperParameters:
             flat = units
         return total + flat * 10 + 10
 
+    def activation_values_per_image(self) -> int:
+        """Values one training image's forward pass leaves for the backward pass: the scaled input (and its augmented
+        copies), each convolution's output before and after its ReLU (and its batch norm), each pooling's output, each
+        dense layer's output before and after its ReLU (and its dropout and mask), the logits and probabilities."""
+        values = 28 * 28 * (4 if self.augment else 2)
+        side, per_conv = 28, 3 if self.batch_norm else 2
+        for block_filters in self.filters:
+            for _ in range(self.convs_per_block):
+                side = side if self.padding == "same" else side - (self.kernel_size - 1)
+                values += per_conv * side * side * block_filters
+            side //= 2
+            values += side * side * block_filters
+        for units in self.dense_layer_units():
+            values += (4 if self.dropout_rate else 2) * units
+        return values + 2 * 10
+
+    def training_memory_bytes(self) -> int:
+        """About the peak memory of a process training this model: TRAINING_BASE_BYTES, plus the activations a
+        batch keeps (values x batch size x 4 bytes: mixed_bfloat16 keeps float32 copies around its casts and saved
+        nothing measurable), plus the weights, their gradients and the optimizer's state (Adam: two values per weight;
+        SGD with momentum, RMSprop: one). Computed without TensorFlow."""
+        activations = ACTIVATIONS_KEPT * self.activation_values_per_image() * self.batch_size * 4
+        optimizer_slots = 2 if self.optimizer == "adam" else 1
+        return round(TRAINING_BASE_BYTES + activations + self.parameter_count() * 4 * (2 + optimizer_slots))
+
     # ---- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -307,6 +340,26 @@ def _check_architecture(hp: HyperParameters) -> None:
             f"this architecture has {count:,} parameters, over the budget of {MAX_PARAMETERS:,}. "
             "Use fewer filters, fewer dense units, or more conv blocks to shrink the map before the dense layer."
         )
+
+
+class TrainingMemoryError(HyperParameterError):
+    """A model would need more memory to train than the server allows; the message says how much and what to change."""
+
+
+def check_training_memory(hp: HyperParameters, limit_bytes: float, variable: str) -> None:
+    """Raise TrainingMemoryError when `hp.training_memory_bytes()` is over `limit_bytes` (the server's limit, set by
+    the environment variable `variable`)."""
+    needed = hp.training_memory_bytes()
+    if needed <= limit_bytes:
+        return
+    first_map = hp.feature_map_sizes()[0] if hp.num_conv_blocks else None
+    advice = ("a smaller batch size" + (f", fewer filters in the first blocks (they work on the largest maps, "
+                                        f"{first_map}x{first_map})" if first_map else "")
+              + (", fewer convolutions per block" if hp.num_conv_blocks and hp.convs_per_block > 1 else "")
+              + (" or no batch norm" if hp.batch_norm else ""))
+    raise TrainingMemoryError(
+        f"training this model would take about {needed / 1e9:.1f} GB of memory at batch size {hp.batch_size}, over "
+        f"this server's limit of {limit_bytes / 1e9:.1f} GB for one run ({variable}). Use {advice}.")
 
 
 PRESETS: dict[str, HyperParameters] = {}

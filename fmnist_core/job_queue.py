@@ -16,13 +16,15 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections import Counter
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from .events import BatchEnd, TrialEnd
-from .hyperparameters import HyperParameters
+from .hyperparameters import HyperParameters, TrainingMemoryError, check_training_memory
 from .jobs import (
+    FAIR_SHARE_SECONDS,
     KEEP_ENDED_JOBS,
     MAX_BATCH_POINTS,
     MAX_RESUMES,
@@ -34,7 +36,7 @@ from .jobs import (
     QueueFullError,
 )
 from .ownership import NotYoursError, Visitor
-from .settings import Settings
+from .settings import Settings, setting_variable
 from .store import JOBS_FOLDER, SWEEPS_FOLDER, ModelStore, estimated_model_bytes
 from .sweep import Range, SweepSpec, spec_to_dict
 
@@ -76,6 +78,10 @@ CREATE TABLE IF NOT EXISTS batch_points (job_id TEXT NOT NULL, position REAL, lo
 CREATE INDEX IF NOT EXISTS batch_points_job ON batch_points (job_id);
 CREATE TABLE IF NOT EXISTS trials (job_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS trials_job ON trials (job_id);
+-- the address_key of the network address a job was submitted from (none: this machine, the command line); a table
+-- of its own rather than a column of jobs, so that a queue file made before it needs no migration
+CREATE TABLE IF NOT EXISTS job_addresses (job_id TEXT PRIMARY KEY, address TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS job_addresses_address ON job_addresses (address);
 """
 _RUNNING = "(" + ",".join(f"'{state}'" for state in RUNNING_STATES) + ")"
 _ACTIVE = "(" + ",".join(f"'{state}'" for state in (JobState.QUEUED.value, *RUNNING_STATES)) + ")"
@@ -105,7 +111,11 @@ class JobGoneError(StaleWorkerError):
 
 class JobQueue:
     """The queue of one model store (`root`): `<root>/.jobs/queue.sqlite3`, taking at most `max_jobs_per_visitor`
-    active jobs per visitor and `max_waiting_jobs` waiting in all (`JobQueue.from_settings` builds the server's)."""
+    active jobs per visitor, `max_jobs_per_address` per network address, `max_waiting_jobs` waiting in all, and runs
+    whose training needs at most `max_training_memory_mb` (`JobQueue.from_settings` builds the server's)."""
+
+    max_jobs_per_address: int = Settings.max_jobs_per_address
+    max_training_memory_mb: int = Settings.max_training_memory_mb
 
     def __init__(self, root: Path | str, *, max_jobs_per_visitor: int = Settings.max_jobs_per_visitor,
                  max_waiting_jobs: int = Settings.max_waiting_jobs, busy_seconds: float = BUSY_SECONDS):
@@ -119,8 +129,11 @@ class JobQueue:
     @classmethod
     def from_settings(cls, settings: Settings) -> JobQueue:
         """The job queue beside the model store of `settings`, with their limits; JobQueueError if it cannot open."""
-        return cls(settings.models_dir, max_jobs_per_visitor=settings.max_jobs_per_visitor,
-                   max_waiting_jobs=settings.max_waiting_jobs)
+        queue = cls(settings.models_dir, max_jobs_per_visitor=settings.max_jobs_per_visitor,
+                    max_waiting_jobs=settings.max_waiting_jobs)
+        queue.max_jobs_per_address = settings.max_jobs_per_address
+        queue.max_training_memory_mb = settings.max_training_memory_mb
+        return queue
 
     @contextmanager
     def _connect(self):
@@ -185,25 +198,45 @@ class JobQueue:
     # ---- what pages do ---------------------------------------------------------------------------
     def submit(self, kind: str, run_name: str, owner: str, preset: str | None = None,
                hyperparameters: HyperParameters | None = None, spec=None,
-               from_sweep: tuple[str, str] | None = None, store: ModelStore | None = None) -> JobSnapshot:
-        """Put a job at the end of the queue; raises QueueFullError when the visitor or the queue is at its limit.
+               from_sweep: tuple[str, str] | None = None, store: ModelStore | None = None,
+               address: str | None = None) -> JobSnapshot:
+        """Put a job at the end of the queue. Raises QueueFullError when the visitor (`owner`, a browser), their
+        network address (`address`, its address_key; None: not counted) or the queue is at its limit, naming the jobs
+        that must end or start first, or when a run would need more memory to train than the server allows.
         A run with a `store` reserves room there for its model (StoreFullError when there is none, counting the room
         every queued or training run holds), so that a run allowed to start is never refused at its save."""
         if kind not in (RUN, SWEEP):
             raise ValueError(f"kind={kind!r}: expected {RUN!r} or {SWEEP!r}.")
+        if kind == RUN and hyperparameters is not None:
+            try:
+                check_training_memory(hyperparameters, self.max_training_memory_mb * 1e6,
+                                      setting_variable("max_training_memory_mb"))
+            except TrainingMemoryError as error:
+                raise QueueFullError(str(error)) from None
         spec_json = None if spec is None else json.dumps(spec_to_dict(spec))
         job_id = uuid.uuid4().hex[:12]
         with self._transaction() as db:
-            mine = db.execute(f"SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN {_ACTIVE}", (owner,)).fetchone()[0]
-            if mine >= self.max_jobs_per_visitor:
+            mine = [row[0] for row in db.execute(f"SELECT job_id FROM jobs WHERE owner=? AND state IN {_ACTIVE} "
+                                                 "ORDER BY seq", (owner,))]
+            if len(mine) >= self.max_jobs_per_visitor:
                 raise QueueFullError(
-                    f"you already have {mine} jobs waiting or training, the most one visitor may have at once "
-                    f"({self.max_jobs_per_visitor}). Cancel one of yours, or wait until one has ended.")
-            waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE state=?", (JobState.QUEUED.value,)).fetchone()[0]
-            if waiting >= self.max_waiting_jobs:
+                    f"you already have {len(mine)} jobs waiting or training, the most one visitor may have at once "
+                    f"({self.max_jobs_per_visitor}). Cancel one of yours, or wait until one has ended.", tuple(mine))
+            if address is not None:
+                theirs = [row[0] for row in db.execute(
+                    f"SELECT job_id FROM jobs JOIN job_addresses USING (job_id) WHERE address=? AND state IN {_ACTIVE} "
+                    "ORDER BY seq", (address,))]
+                if len(theirs) >= self.max_jobs_per_address:
+                    raise QueueFullError(
+                        f"{len(theirs)} jobs from your network address are waiting or training, the most one address "
+                        f"may have at once ({self.max_jobs_per_address}), whichever browsers started them. Wait until "
+                        "one has ended. (A class that reaches this server from one address: the operator can raise "
+                        f"{setting_variable('max_jobs_per_address')}.)", tuple(theirs))
+            waiting = self._claim_order(db, time.time())
+            if len(waiting) >= self.max_waiting_jobs:
                 raise QueueFullError(
-                    f"the queue is full: {waiting} jobs are waiting, the most this server takes "
-                    f"({self.max_waiting_jobs}). Try again when some have started.")
+                    f"the queue is full: {len(waiting)} jobs are waiting, the most this server takes "
+                    f"({self.max_waiting_jobs}). Try again when some have started.", tuple(waiting), until="started")
             if kind == RUN and store is not None:
                 reserved = [self._stored_hyperparameters(row["hyperparameters"]) for row in db.execute(
                     f"SELECT hyperparameters FROM jobs WHERE kind=? AND state IN {_ACTIVE} AND saved_name IS NULL",
@@ -216,6 +249,8 @@ class JobQueue:
                 (job_id, kind, run_name, owner, JobState.QUEUED.value, time.time(), preset,
                  hyperparameters.to_json() if hyperparameters is not None else None, spec_json,
                  json.dumps(list(from_sweep)) if from_sweep else None))
+            if address is not None:
+                db.execute("INSERT INTO job_addresses VALUES (?,?)", (job_id, address))
         return self.snapshot(job_id)
 
     def cancel(self, job_id: str, actor: Visitor) -> bool:
@@ -257,10 +292,12 @@ class JobQueue:
             return None if row is None else self._snapshot(db, row, with_curves)
 
     def active(self) -> list[JobSnapshot]:
-        """Running jobs, then waiting ones in queue order; without their batch points (cheap)."""
+        """Running jobs, then waiting ones in the order the worker will take them; without their batch points."""
         with self._connect() as db:
-            rows = db.execute(f"SELECT * FROM jobs WHERE state IN {_ACTIVE} ORDER BY "
-                              f"state NOT IN {_RUNNING}, seq").fetchall()
+            rows = db.execute(f"SELECT * FROM jobs WHERE state IN {_ACTIVE} ORDER BY seq").fetchall()
+            waiting = {row["job_id"]: row for row in rows if row["state"] == JobState.QUEUED.value}
+            order = [job_id for job_id in self._claim_order(db, time.time()) if job_id in waiting]
+            rows = [row for row in rows if row["job_id"] not in waiting] + [waiting[job_id] for job_id in order]
             return [self._snapshot(db, row, with_curves=False) for row in rows]
 
     def latest(self, kind: str | None = None, owner: str | None = None) -> JobSnapshot | None:
@@ -295,15 +332,43 @@ class JobQueue:
 
     # ---- what the worker does --------------------------------------------------------------------
     def claim_next(self, slot: int, pid: int) -> JobSnapshot | None:
-        """Take the first waiting job for worker `slot`, atomically (two workers never take the same job)."""
+        """Take the next waiting job (`_claim_order`) for worker `slot`, atomically (two workers never take the same
+        job)."""
         with self._transaction() as db:
-            row = db.execute("SELECT job_id FROM jobs WHERE state=? ORDER BY seq LIMIT 1",
-                             (JobState.QUEUED.value,)).fetchone()
-            if row is None:
+            order = self._claim_order(db, time.time())
+            if not order:
                 return None
             db.execute("UPDATE jobs SET state=?, slot=?, worker_pid=?, started_at=COALESCE(started_at, ?) "
-                       "WHERE job_id=?", (JobState.STARTING.value, slot, pid, time.time(), row["job_id"]))
-        return self.snapshot(row["job_id"])
+                       "WHERE job_id=?", (JobState.STARTING.value, slot, pid, time.time(), order[0]))
+        return self.snapshot(order[0])
+
+    @staticmethod
+    def _claim_order(db: sqlite3.Connection, now: float) -> list[str]:
+        """The waiting jobs' ids in the order the worker takes them. First the jobs put back after a crash (they had
+        started), in queue order; then, each time, the oldest job of whoever has had the fewest jobs started in the
+        last FAIR_SHARE_SECONDS, counting the jobs taken before it in this order: whoever by network address first
+        (new browser ids do not make a new visitor), then by browser (visitors behind one address take turns too).
+        Jobs without an address count as their browser's. The same rows always give the same order."""
+
+        def who(row: sqlite3.Row) -> tuple[str, str]:
+            return ("address", row["address"]) if row["address"] else ("browser", row["owner"])
+
+        started, started_by_browser = Counter(), Counter()
+        for row in db.execute("SELECT owner, address FROM jobs LEFT JOIN job_addresses USING (job_id) "
+                              "WHERE started_at >= ?", (now - FAIR_SHARE_SECONDS,)):
+            started[who(row)] += 1
+            started_by_browser[row["owner"]] += 1
+        waiting = db.execute("SELECT job_id, owner, address, resumes FROM jobs LEFT JOIN job_addresses "
+                             "USING (job_id) WHERE state=? ORDER BY seq", (JobState.QUEUED.value,)).fetchall()
+        order = []
+        while waiting:  # a dozen jobs at most: the simple way is fast enough
+            row = min(waiting, key=lambda job: (job["resumes"] == 0, started[who(job)],
+                                                started_by_browser[job["owner"]]))  # ties: the first, the oldest
+            waiting.remove(row)
+            order.append(row["job_id"])
+            started[who(row)] += 1
+            started_by_browser[row["owner"]] += 1
+        return order
 
     def requeue_interrupted(self, slot: int) -> list[str]:
         """Put the jobs a dead worker of `slot` was running back at their place in the queue, to resume.
@@ -398,7 +463,7 @@ class JobQueue:
         old = [row[0] for row in db.execute(
             f"SELECT job_id FROM jobs WHERE state NOT IN {_ACTIVE} AND job_id != ? "
             "ORDER BY ended_at DESC, seq DESC LIMIT -1 OFFSET ?", (ending, KEEP_ENDED_JOBS - 1))]
-        for table in ("epochs", "batch_points", "trials", "jobs"):
+        for table in ("epochs", "batch_points", "trials", "job_addresses", "jobs"):
             db.executemany(f"DELETE FROM {table} WHERE job_id=?", [(job_id,) for job_id in old])
         return old
 

@@ -2,7 +2,8 @@
 
 A job is a training run (`RUN`: train, evaluate, save) or a sweep (`SWEEP`: Keras Tuner trials). Visitors
 submit jobs to a queue that lives on disk (`job_queue.JobQueue`, SQLite beside the model store); a worker
-process (`worker.py`, `python -m fmnist_core worker`) takes them in order, CONCURRENT_JOBS at a time, and
+process (`worker.py`, `python -m fmnist_core worker`) takes them in turns between visitors (FAIR_SHARE_SECONDS),
+CONCURRENT_JOBS at a time, and
 records their progress there. Pages read immutable `JobSnapshot`s, as often as they like; they never train.
 
 A job belongs to the visitor who submitted it (`owner`, a key derived from their browser's id; see
@@ -34,6 +35,9 @@ MAX_BATCH_POINTS = 1000
 # and the waiting jobs, and saved models keep their history on their cards. Older ones are deleted as a job ends,
 # so a server that trains for months keeps a queue file of a few megabytes.
 KEEP_ENDED_JOBS = 100
+# The worker takes waiting jobs in turns: next, the oldest job of whoever (network address, then browser) has had the
+# fewest jobs started in this many seconds, so that one visitor's many jobs never hold up everyone else's.
+FAIR_SHARE_SECONDS = 3600.0
 # For a queued job's estimated start, when this server has trained nothing yet: images per second of `quick`
 # on a 2-core AMD EPYC (bench/RESULTS.md, throughput), and seconds to score the test set and save.
 DEFAULT_IMAGES_PER_SECOND = 9000.0
@@ -66,7 +70,12 @@ RUNNING_STATES = tuple(state.value for state in JobState if state.is_running)
 
 
 class QueueFullError(RuntimeError):
-    """A limit of the queue is reached; the message names the limit and what to do."""
+    """A limit of the queue is reached; the message names the limit and what to do. `waits_for` names the jobs whose
+    end (`until` "ended") or start ("started") makes room, so that a page can say when to try again."""
+
+    def __init__(self, message: str, waits_for: tuple[str, ...] = (), until: str = "ended"):
+        super().__init__(message)
+        self.waits_for, self.until = waits_for, until
 
 
 @dataclass(frozen=True)
@@ -146,3 +155,19 @@ def estimated_starts(active: list[JobSnapshot], images_per_second: float, now: f
             starts[job.job_id] = slots[0]
             slots[0] += seconds_left(job, images_per_second, now, limit)
     return starts
+
+
+def estimated_room(waits_for: tuple[str, ...], until: str, active: list[JobSnapshot], images_per_second: float,
+                   now: float, settings: Settings) -> float | None:
+    """When a refused job could be queued, as a time: as soon as the first of the `waits_for` jobs (a
+    QueueFullError's) has ended (`until` "ended") or started ("started"), by the estimates `estimated_starts` makes
+    for `active` (the queue's active jobs, in its order); None when none of those jobs is active any more."""
+    starts = estimated_starts(active, images_per_second, now, settings)
+    times = []
+    for job in active:
+        if job.job_id not in waits_for:
+            continue
+        start = now if job.is_running else starts[job.job_id]
+        times.append(start if until == "started" else
+                     start + seconds_left(job, images_per_second, now, settings.time_limit_seconds))
+    return min(times, default=None)

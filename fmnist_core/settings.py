@@ -19,6 +19,17 @@ from typing import Any
 REPOSITORY_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
+def _half_of_memory_mb() -> int:
+    """Half of this machine's memory (MemTotal in /proc/meminfo) in MB, the default limit of a run's training; 4,000
+    where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kibibytes = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 4000
+    return kibibytes * 1024 // 2 // 1_000_000
+
+
 class SettingsError(ValueError):
     """A setting in the environment cannot be read; the message names the variable, its value and the fix."""
 
@@ -44,8 +55,18 @@ class Settings:
                                     "jobs that train at once on this machine (one per 2 cores or so)", minimum=1)
     max_jobs_per_visitor: int = _setting(2, "FMNIST_MAX_JOBS_PER_VISITOR",
                                          "jobs one visitor may have waiting or training at once", minimum=1)
+    max_jobs_per_address: int = _setting(4, "FMNIST_MAX_JOBS_PER_ADDRESS",
+                                         "jobs waiting or training at once from one network address, all its "
+                                         "browsers together (raise it for a class that reaches the server from one "
+                                         "address)", minimum=1)
     max_waiting_jobs: int = _setting(12, "FMNIST_MAX_WAITING_JOBS", "jobs waiting in the queue at once, in all",
                                      minimum=1)
+    trusted_proxies: int = _setting(0, "FMNIST_TRUSTED_PROXIES",
+                                    "reverse proxies in front of the app whose X-Forwarded-For entries it trusts "
+                                    "for a visitor's address (0: the connection's own address)", minimum=0)
+    max_training_memory_mb: int = _setting(_half_of_memory_mb(), "FMNIST_MAX_TRAINING_MEMORY_MB",
+                                           "megabytes a run's training may need, as estimated before it is queued "
+                                           "(default: half of this machine's memory)", minimum=1)
     max_saved_runs: int = _setting(100, "FMNIST_MAX_SAVED_RUNS",
                                    "saved runs the store holds (the shipped model aside)", minimum=0)
     max_store_mb: int = _setting(1000, "FMNIST_MAX_STORE_MB", "megabytes of saved runs the store holds",

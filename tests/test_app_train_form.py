@@ -1,16 +1,16 @@
 """AppTests of the Train form as a learner moves its sliders: everything derived follows at once, before Start.
 
-Nothing here presses Start, so the page runs against the repository's model store.
+Nothing here presses Start, so the page runs against the repository's model store (or a copy, for other settings).
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from apptest_support import open_page, texts
+from apptest_support import open_page, serving_models_from, texts, with_shipped_model
 
 from fmnist_core.hyperparameters import PRESETS
-from fmnist_core.sharing import from_query
+from fmnist_core.sharing import from_query, to_query
 
 
 def _caption_with(at, words: str) -> str:
@@ -89,3 +89,17 @@ def test_extra_layers_left_without_a_first_dense_layer_stay_editable_so_they_can
     at = open_page(query={"preset": "mlp"})  # dense 256 then extra layers 128,100
     at.slider(key="hp_dense_units").set_value(0).run()
     assert "extra_dense_units" in texts(at.error) and not at.text_input(key="hp_extra_dense_units").disabled
+
+
+def test_a_model_that_needs_more_memory_to_train_than_the_server_allows_is_named_and_start_is_disabled(tmp_path):
+    """#30 item 6: the form allowed a model that took 3.3 GB in the worker."""
+    large = PRESETS["quick"].with_changes(num_conv_blocks=2, filters=(256, 256), convs_per_block=3, batch_norm=True,
+                                          batch_size=512, dense_units=64)
+    with serving_models_from(with_shipped_model(tmp_path), max_training_memory_mb=2000):
+        at = open_page(query=to_query(large))
+        assert (f"These settings cannot be trained: training this model would take about "
+                f"{large.training_memory_bytes() / 1e9:.1f} GB of memory at batch size 512, over this server's limit "
+                "of 2.0 GB for one run (FMNIST_MAX_TRAINING_MEMORY_MB). Use a smaller batch size") in texts(at.error)
+        assert at.button(key="start_training").disabled
+        at.select_slider(key="hp_batch_size").set_value(64).run()
+        assert not at.error and not at.button(key="start_training").disabled

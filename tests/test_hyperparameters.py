@@ -151,3 +151,25 @@ def test_the_model_families_have_the_layers_their_names_promise():
     assert dense == [256, 128, 100, 10]
     assert preset("quick").with_changes(num_conv_blocks=0).filters == ()
     assert mlp.with_changes(num_conv_blocks=2).filters == (32, 64)
+
+
+def test_the_training_memory_estimate_counts_activations_per_image_times_the_batch_and_the_weights():
+    softmax = preset("softmax-regression").with_changes(batch_size=16)
+    assert softmax.activation_values_per_image() == 784 * 2 + 20  # the scaled image twice, the logits, the softmax
+    assert softmax.parameter_count() == 7850
+    assert softmax.training_memory_bytes() == round(850_000_000 + 0.8 * 1588 * 16 * 4 + 7850 * 4 * (2 + 2))
+    one_block = preset("seed-000").with_changes(num_conv_blocks=1, filters=(8,), kernel_size=3, dense_units=16,
+                                                dropout_rate=0.5)
+    assert one_block.activation_values_per_image() == 784 * 2 + 2 * 784 * 8 + 196 * 8 + 4 * 16 + 20
+
+
+@pytest.mark.parametrize(("changes", "measured_mb"), [  # peak RSS of a real worker, 2026-12-03 (hyperparameters.py)
+    ({"num_conv_blocks": 0, "filters": (), "dense_units": 0, "batch_size": 16}, 845),
+    ({"batch_norm": True, "batch_size": 512, "augment": True}, 4412),
+    ({"batch_size": 256}, 2043),
+    ({"batch_norm": True, "batch_size": 128, "precision": "mixed_bfloat16"}, 1939),
+])
+def test_the_training_memory_estimate_is_within_ten_percent_of_the_measured_peaks(changes, measured_mb):
+    large = {"num_conv_blocks": 2, "filters": (256, 256), "convs_per_block": 3, "dense_units": 128}
+    hp = HyperParameters(**{**large, **changes})
+    assert abs(hp.training_memory_bytes() / 1e6 - measured_mb) <= 0.1 * measured_mb

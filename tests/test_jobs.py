@@ -18,6 +18,7 @@ from fmnist_core.jobs import (
     SWEEP,
     JobState,
     QueueFullError,
+    estimated_room,
     estimated_starts,
     images_to_train,
 )
@@ -109,6 +110,78 @@ def test_the_limits_per_visitor_and_in_total_say_which_was_reached(tmp_path):
         queue.submit(RUN, "six", "visitor-d", hyperparameters=TINY)
 
 
+def test_one_network_address_is_held_to_its_limit_whatever_browser_ids_it_sends(tmp_path):
+    """#30 item 1: a script that cleared its cookie between Starts queued 12 jobs with 7 identities."""
+    queue = JobQueue.from_settings(Settings(models_dir=tmp_path, max_jobs_per_address=4))
+    first = [queue.submit(RUN, f"script {n}", f"cookie-{n}", hyperparameters=TINY, address="addr-x").job_id
+             for n in range(4)]
+    with pytest.raises(QueueFullError, match=r"4 jobs from your network address are waiting or training.*\(4\), "
+                                             r"whichever browsers.*FMNIST_MAX_JOBS_PER_ADDRESS") as refused:
+        queue.submit(RUN, "script 5", "cookie-5", hyperparameters=TINY, address="addr-x")
+    assert refused.value.waits_for == tuple(first) and refused.value.until == "ended"
+    queue.submit(RUN, "an ordinary visitor", "visitor-b", hyperparameters=TINY, address="addr-y")
+    queue.submit(RUN, "on this machine", "visitor-c", hyperparameters=TINY)  # no address (loopback): not counted
+    assert queue.cancel(first[0], Visitor("cookie-0"))  # a cancelled job no longer counts
+    queue.submit(RUN, "script 5", "cookie-5", hyperparameters=TINY, address="addr-x")
+    with closing(job_queue.sqlite3.connect(queue.path)) as db:  # only the address's key is stored, with the job
+        assert {row[0] for row in db.execute("SELECT address FROM job_addresses")} == {"addr-x", "addr-y"}
+
+
+def test_the_worker_takes_turns_so_nobody_waits_behind_one_persons_jobs(tmp_path):
+    queue = JobQueue.from_settings(Settings(models_dir=tmp_path, max_jobs_per_address=4, max_jobs_per_visitor=3))
+    script = [queue.submit(RUN, f"script {n}", f"cookie-{n}", hyperparameters=TINY, address="addr-x").job_id
+              for n in range(4)]
+    bob = queue.submit(RUN, "bob", "bob", hyperparameters=TINY, address="addr-y").job_id
+    carol = [queue.submit(RUN, f"carol {n}", "carol", hyperparameters=TINY, address="addr-z").job_id for n in range(2)]
+    dave = queue.submit(RUN, "dave", "dave", hyperparameters=TINY).job_id  # this machine: counted by browser
+    expected = [script[0], bob, carol[0], dave, script[1], carol[1], script[2], script[3]]
+    assert [job.job_id for job in queue.active()] == expected  # the queue the pages show: the worker's order
+    claimed = []
+    for _ in expected:
+        job = queue.claim_next(0, pid=7)
+        claimed.append(job.job_id)
+        queue.finish(job.job_id, 7, JobState.FINISHED)
+    assert claimed == expected
+    erin = queue.submit(RUN, "erin", "erin", hyperparameters=TINY, address="addr-w").job_id
+    again = queue.submit(RUN, "bob again", "bob", hyperparameters=TINY, address="addr-y").job_id
+    assert queue.claim_next(0, pid=7).job_id == erin  # bob started one in the last hour, erin none
+    assert queue.claim_next(0, pid=7).job_id == again
+
+
+def test_visitors_behind_one_address_take_turns_too(tmp_path):
+    queue = JobQueue.from_settings(Settings(models_dir=tmp_path, max_jobs_per_address=10))
+    alice = [queue.submit(RUN, f"alice {n}", "alice", hyperparameters=TINY, address="school").job_id
+             for n in range(2)]
+    bob = queue.submit(RUN, "bob", "bob", hyperparameters=TINY, address="school").job_id
+    assert [job.job_id for job in queue.active()] == [alice[0], bob, alice[1]]
+
+
+def test_a_refusal_names_the_jobs_to_wait_for(tmp_path):
+    queue = JobQueue.from_settings(Settings(models_dir=tmp_path, max_waiting_jobs=2))
+    mine = [queue.submit(RUN, f"mine {n}", "me", hyperparameters=TINY).job_id for n in range(2)]
+    with pytest.raises(QueueFullError) as refused:
+        queue.submit(RUN, "third", "me", hyperparameters=TINY)
+    assert refused.value.waits_for == tuple(mine) and refused.value.until == "ended"
+    with pytest.raises(QueueFullError, match="the queue is full") as refused:
+        queue.submit(RUN, "yours", "you", hyperparameters=TINY)
+    assert refused.value.waits_for == tuple(mine) and refused.value.until == "started"
+
+
+def test_the_queue_refuses_a_run_that_needs_more_memory_to_train_than_the_server_allows(tmp_path):
+    """#30 item 6: a model the form allowed took 3.3 GB in the worker."""
+    large = preset("seed-004").with_changes(filters=(256, 256), convs_per_block=3, batch_norm=True, batch_size=512,
+                                            num_conv_blocks=2, dense_units=64)
+    assert large.training_memory_bytes() > 4e9
+    queue = JobQueue.from_settings(Settings(models_dir=tmp_path, max_training_memory_mb=2000))
+    with pytest.raises(QueueFullError, match=r"training this model would take about 4\.\d GB of memory at batch size "
+                                             r"512, over this server's limit of 2\.0 GB for one run "
+                                             r"\(FMNIST_MAX_TRAINING_MEMORY_MB\)\. Use a smaller batch size, fewer "
+                                             r"filters in the first blocks"):
+        queue.submit(RUN, "large", "me", hyperparameters=large)
+    assert queue.active() == []
+    queue.submit(RUN, "smaller", "me", hyperparameters=large.with_changes(batch_size=64))
+
+
 def test_only_a_waiting_job_can_be_cancelled_and_only_a_running_one_stopped(tmp_path):
     queue = JobQueue(tmp_path)
     running = queue.submit(RUN, "running", "a", hyperparameters=TINY)
@@ -184,7 +257,7 @@ def test_a_job_that_ends_deletes_the_oldest_ended_jobs_beyond_the_kept_number_wi
     monkeypatch.setattr(job_queue, "KEEP_ENDED_JOBS", 3)
     queue = JobQueue(tmp_path, max_jobs_per_visitor=10)
     ended = [queue.submit(RUN, f"run {n}", "visitor-a", hyperparameters=TINY).job_id for n in range(6)]
-    waiting = queue.submit(RUN, "waits", "visitor-w", hyperparameters=TINY)  # still waiting when the others ended
+    waiting = queue.submit(RUN, "waits", "visitor-a", hyperparameters=TINY)  # still waiting when the others ended
     for job_id in ended:
         assert queue.claim_next(0, pid=7).job_id == job_id
         queue.record_progress(job_id, 7, None, [(0.5, 1.0, 0.5)], epochs=[{"epoch": 1, "images_per_second": 1.0}])
@@ -299,6 +372,24 @@ def test_each_waiting_job_is_given_the_time_the_jobs_before_it_leave(tmp_path):
     one_job = 18000 / 1000.0 + SCORE_AND_SAVE_SECONDS
     assert starts == {second.job_id: pytest.approx(now + one_job - 5),
                       third.job_id: pytest.approx(now + 2 * one_job - 5)}
+
+
+def test_a_refused_visitor_is_told_when_the_jobs_they_wait_for_should_end_or_start(tmp_path):
+    queue = JobQueue(tmp_path)
+    hp = preset("seed-004", train_subset_size=10000, epochs=2)  # 2 x 9,000 training images
+    running, second, third = (queue.submit(RUN, name, "a" + name, hyperparameters=hp) for name in "123")
+    queue.claim_next(0, pid=1)
+    active = queue.active()
+    now = active[0].started_at + 5.0
+    one_job = 18000 / 1000.0 + SCORE_AND_SAVE_SECONDS
+
+    def room(waits_for, until):
+        return estimated_room(waits_for, until, active, images_per_second=1000.0, now=now, settings=Settings())
+
+    assert room((running.job_id, third.job_id), "ended") == pytest.approx(now + one_job - 5)  # the first to end
+    assert room((third.job_id,), "ended") == pytest.approx(now + 3 * one_job - 5)
+    assert room((second.job_id, third.job_id), "started") == pytest.approx(now + one_job - 5)  # a place frees
+    assert room(("gone",), "ended") is None
 
 
 @pytest.mark.slow

@@ -22,19 +22,26 @@ def test_the_defaults_are_todays_limits():
     assert (settings.max_saved_runs, settings.max_store_mb) == (100, 1000)
     assert (settings.worker_idle_exit_seconds, settings.worker_stall_seconds) == (60.0, 600.0)
     assert settings.operator_password is None and settings.time_limit_seconds == 1800
+    assert (settings.max_jobs_per_address, settings.trusted_proxies) == (4, 0)
+    mem_total_kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                             if line.startswith("MemTotal:")).split()[1])
+    assert settings.max_training_memory_mb == mem_total_kib * 1024 // 2 // 1_000_000  # half of this machine's
 
 
 def test_each_variable_sets_its_field_and_overrides_win(tmp_path):
     environ = {"FMNIST_MODELS_DIR": str(tmp_path), "FMNIST_DATA_DIR": "~/fmnist", "FMNIST_MAX_TRAIN_MINUTES": "2.5",
                "FMNIST_CONCURRENT_JOBS": "4", "FMNIST_MAX_JOBS_PER_VISITOR": "3", "FMNIST_MAX_WAITING_JOBS": "40",
                "FMNIST_MAX_SAVED_RUNS": "7", "FMNIST_MAX_STORE_MB": "50", "FMNIST_WORKER_IDLE_EXIT": "5",
-               "FMNIST_WORKER_STALL_MINUTES": "0.5", "FMNIST_OPERATOR_PASSWORD": "s3cret", "UNRELATED": "x"}
+               "FMNIST_WORKER_STALL_MINUTES": "0.5", "FMNIST_OPERATOR_PASSWORD": "s3cret", "UNRELATED": "x",
+               "FMNIST_MAX_JOBS_PER_ADDRESS": "30", "FMNIST_TRUSTED_PROXIES": "1",
+               "FMNIST_MAX_TRAINING_MEMORY_MB": "3000"}
     settings = Settings.from_environment(environ, concurrent_jobs=8, models_dir=None)  # None: not overridden
     assert settings.models_dir == tmp_path and settings.data_dir == Path.home() / "fmnist"
     assert (settings.max_train_minutes, settings.concurrent_jobs, settings.max_jobs_per_visitor,
             settings.max_waiting_jobs, settings.max_saved_runs, settings.max_store_mb) == (2.5, 8, 3, 40, 7, 50)
     assert settings.worker_idle_exit_seconds == 5.0 and settings.worker_stall_seconds == 30.0
     assert settings.operator_password == "s3cret"
+    assert (settings.max_jobs_per_address, settings.trusted_proxies, settings.max_training_memory_mb) == (30, 1, 3000)
 
 
 @pytest.mark.parametrize(("variable", "text", "message"), [

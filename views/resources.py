@@ -87,14 +87,16 @@ def dataset() -> FashionMNIST:
 
 
 @st.cache_resource
-def _job_queue(models_root: str, max_jobs_per_visitor: int, max_waiting_jobs: int) -> JobQueue:
-    return JobQueue(models_root, max_jobs_per_visitor=max_jobs_per_visitor, max_waiting_jobs=max_waiting_jobs)
+def _job_queue(models_root: str, limits: tuple[int, ...], _settings: Settings) -> JobQueue:
+    return JobQueue.from_settings(_settings)  # keyed by the folder and the limits, not the rest of the settings
 
 
 def job_queue() -> JobQueue:
     """The queue of training jobs on disk, beside the model store; raises JobQueueError when it cannot be opened."""
     current = settings()
-    return _job_queue(str(current.models_dir), current.max_jobs_per_visitor, current.max_waiting_jobs)
+    limits = (current.max_jobs_per_visitor, current.max_jobs_per_address, current.max_waiting_jobs,
+              current.max_training_memory_mb)
+    return _job_queue(str(current.models_dir), limits, current)
 
 
 @st.cache_resource

@@ -3,7 +3,6 @@ reloads), whether they signed in as the operator, the model they use, and messag
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import secrets
@@ -12,7 +11,15 @@ import uuid
 import streamlit as st
 
 from fmnist_core.memory import release_free_memory
-from fmnist_core.ownership import VISITOR_COOKIE, Visitor, operator_token, owner_key, password_matches
+from fmnist_core.ownership import (
+    VISITOR_COOKIE,
+    Visitor,
+    address_key,
+    client_address,
+    operator_token,
+    owner_key,
+    password_matches,
+)
 from fmnist_core.store import SavedModel
 from views import resources
 from views.text import plain
@@ -22,10 +29,10 @@ PENDING_ACTIVE_MODEL_KEY = "pending_active_model"  # set by pages, applied befor
 _MODELS_KEY = "_saved_models"  # the listing the sidebar made this run, for the pages
 _ACTIVE_IDENTITY_KEY = "_active_model_identity"  # the active model as this session last saw it
 _VISITOR_ID_KEY = "_visitor_id"
+ADDRESS_KEY = "_address_key"  # the address_key of this session's network address (None: this machine)
 _OPERATOR_KEY = "_operator"
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 VISITOR_COOKIE_DAYS = 365
-_log = logging.getLogger(__name__)
 
 
 def init_session() -> None:
@@ -67,6 +74,17 @@ def _visitor_id() -> str:
     return st.session_state[_VISITOR_ID_KEY]
 
 
+def _address_key() -> str | None:
+    """The key of this visitor's network address (`client_address`: the connection's, or behind the reverse proxies
+    the settings trust, from X-Forwarded-For), found once per session; None on this machine."""
+    if ADDRESS_KEY not in st.session_state:
+        headers = st.context.headers
+        forwarded_for = ", ".join(headers.get_all("X-Forwarded-For")) if headers else None
+        address = client_address(st.context.ip_address, forwarded_for, resources.settings().trusted_proxies)
+        st.session_state[ADDRESS_KEY] = address_key(address)
+    return st.session_state[ADDRESS_KEY]
+
+
 def remember_visitor() -> None:
     """Keep this browser's visitor id in a cookie, so a reload is the same visitor. Streamlit's cookies are read-only,
     so a script writes it (the id is ours: [A-Za-z0-9_-] only). Drawn on every run, in the same place (the sidebar's
@@ -85,15 +103,16 @@ def sign_in_operator(password: str) -> str | None:
     """Make this session the operator's if `password` is right: None; else why not, as the page says it (a wrong
     password, or too many wrong ones lately on this server: how long to wait; the password is then not checked)."""
     expected = operator_password()
-    signed_in, wait = resources.sign_in_throttle().attempt(visitor().key,
+    me = visitor()
+    signed_in, wait = resources.sign_in_throttle().attempt(me.key, me.address,
                                                            lambda: password_matches(password, expected))
     if signed_in:
         st.session_state[_OPERATOR_KEY] = operator_token(expected)
         return None
     if wait > 0:
-        _log.warning("operator sign-in paused for %.0f s: too many wrong passwords lately", wait)
-        return (f"Too many wrong operator passwords were tried on this server lately, so sign-in is paused: try "
-                f"again in {_minutes_or_seconds(wait)}.")
+        return (f"Too many wrong operator passwords were tried lately, so this one was not checked: try again in "
+                f"{_minutes_or_seconds(wait)}. (A browser that has signed in as the operator before never waits "
+                "for other people's wrong passwords.)")
     return "That is not the operator password; you can still use everything that is yours."
 
 
@@ -109,7 +128,8 @@ def visitor() -> Visitor:
     """Who this session is, for the ownership policy (fmnist_core/ownership.py), which the core enforces."""
     password = operator_password()
     signed_in = password is not None and st.session_state.get(_OPERATOR_KEY) == operator_token(password)
-    return Visitor(owner_key(_visitor_id()), is_operator=signed_in, operator_configured=password is not None)
+    return Visitor(owner_key(_visitor_id()), is_operator=signed_in, operator_configured=password is not None,
+                   address=_address_key())
 
 
 def whose(owner: str) -> str:

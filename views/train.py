@@ -251,6 +251,7 @@ def _form(active: list[JobSnapshot]) -> None:
 
     try:
         hp = hyperparameters_from_form()
+        submission.check_memory(hp)
     except HyperParameterError as error:
         st.error(f"These settings cannot be trained: {plain(error, 600)}")
         hp = None
