@@ -78,5 +78,6 @@ def job_queue():
 
 
 def texts(elements) -> str:
-    """The text of AppTest elements as a reader sees it: one per line, user text's Markdown escapes undone."""
-    return "\n".join(re.sub(r"\\(.)", r"\1", str(element.value)) for element in elements)
+    """The text of AppTest elements as a reader sees it: one per line, user text's Markdown escapes undone and the
+    invisible word joiner plain() puts before an address left out."""
+    return "\n".join(re.sub(r"\\(.)", r"\1", str(element.value)).replace("\u2060", "") for element in elements)

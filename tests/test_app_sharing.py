@@ -114,9 +114,9 @@ def test_strangers_guessing_from_the_operators_own_address_never_keep_the_operat
 
 def _keep_jobs_waiting(monkeypatch) -> None:
     """No worker is started for the jobs these tests queue: they only fill the queue."""
-    from views import submission
+    from fmnist_core.executors import LocalWorkers
 
-    monkeypatch.setattr(submission, "ensure_worker", lambda *args, **kwargs: False)
+    monkeypatch.setattr(LocalWorkers, "keep_running", lambda *args, **kwargs: False)
 
 
 def test_a_start_refused_at_the_visitors_limit_says_why_and_when_to_try_again(models_dir, monkeypatch):
