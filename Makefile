@@ -40,7 +40,13 @@ browser:
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q \
 	  && $(APT_INSTALL) --no-install-recommends chromium fonts-dejavu-core fonts-liberation; }
 
+# Streamlit's WebSocket handshake is read by the `websockets` library, which takes header lines of up to 8 KB and
+# never answers a longer one: a browser holding many cookies for this host (other apps' too: 20 of 3.9 KB) saw a
+# blank page. 256 KB lets any browser's cookies through; the variable is read as the server starts, so it is set here.
+WEBSOCKET_HEADER_LINE_BYTES := 262144
+
 run: setup
+	WEBSOCKETS_MAX_LINE_LENGTH=$(WEBSOCKET_HEADER_LINE_BYTES) \
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 lint: $(VENV)/.dev

@@ -13,7 +13,7 @@ from waiting import job_ended, wait_until
 
 from fmnist_core.hyperparameters import preset
 from fmnist_core.jobs import RUN, JobState
-from fmnist_core.ownership import owner_key
+from fmnist_core.ownership import SignInThrottle, owner_key
 from views import session
 
 PASSWORD = "let-me-in"
@@ -73,43 +73,42 @@ def test_without_an_operator_password_there_is_no_operator_box(models_dir):
     assert not [box for box in at.sidebar.text_input if box.key == "operator_password_input"]
 
 
-def test_after_three_wrong_passwords_this_browser_waits_even_with_the_right_one(models_dir, operator):
+@pytest.fixture
+def still_clock(monkeypatch) -> SignInThrottle:
+    """The server's sign-in throttle, new, on a clock that stands still: a wait does not run out while a test runs
+    on a busy machine, and no other test's wrong passwords count."""
     from views import resources
 
-    resources.sign_in_throttle.clear()  # server-wide: other tests' wrong passwords are not counted here
-    try:
-        at = open_page()
-        for _ in range(3):
-            at = sign_in(at, "guess")
-            assert "That is not the operator password" in texts(at.warning)
-        at = sign_in(at, PASSWORD)
-        assert "so this one was not checked: try again in 2 s." in texts(at.warning)
-        assert "Signed in as the operator" not in texts(at.sidebar.caption)
-    finally:
-        resources.sign_in_throttle.clear()
+    throttle = SignInThrottle(clock=lambda: 1000.0)
+    monkeypatch.setattr(resources, "sign_in_throttle", lambda: throttle)
+    return throttle
+
+
+def test_after_three_wrong_passwords_this_browser_waits_even_with_the_right_one(models_dir, operator, still_clock):
+    at = open_page()
+    for _ in range(3):
+        at = sign_in(at, "guess")
+        assert "That is not the operator password" in texts(at.warning)
+    at = sign_in(at, PASSWORD)
+    assert "so this one was not checked: try again in 2 s." in texts(at.warning)
+    assert "Signed in as the operator" not in texts(at.sidebar.caption)
 
 
 def test_strangers_guessing_from_the_operators_own_address_never_keep_the_operators_browser_out(models_dir,
-                                                                                             operator):
+                                                                                             operator,
+                                                                                             still_clock):
     """#30 item 2: while three strangers kept sending wrong passwords, the operator was told to wait 14 s."""
-    from views import resources
-
-    resources.sign_in_throttle.clear()
-    try:
-        at = open_page()
-        at.session_state[session.ADDRESS_KEY] = "office"
-        at = sign_in(at, PASSWORD)  # the operator's browser, signed in once before
-        at.sidebar.button(key="operator_sign_out").click().run()
-        for attempt in range(40):  # strangers: a new browser id for every try, from the office and from elsewhere
-            resources.sign_in_throttle().attempt(f"stranger-{attempt}", ("office", "addr-1", "addr-2")[attempt % 3],
-                                                 lambda: False)
-        stranger = open_page()
-        stranger.session_state[session.ADDRESS_KEY] = "office"
-        assert "try again in" in texts(sign_in(stranger, PASSWORD).warning)  # they wait, even with the password
-        at = sign_in(at, PASSWORD)
-        assert "Signed in as the operator" in texts(at.sidebar.caption)
-    finally:
-        resources.sign_in_throttle.clear()
+    at = open_page()
+    at.session_state[session.ADDRESS_KEY] = "office"
+    at = sign_in(at, PASSWORD)  # the operator's browser, signed in once before
+    at.sidebar.button(key="operator_sign_out").click().run()
+    for attempt in range(40):  # strangers: a new browser id for every try, from the office and from elsewhere
+        still_clock.attempt(f"stranger-{attempt}", ("office", "addr-1", "addr-2")[attempt % 3], lambda: False)
+    stranger = open_page()
+    stranger.session_state[session.ADDRESS_KEY] = "office"
+    assert "try again in 2 s" in texts(sign_in(stranger, PASSWORD).warning)  # they wait, even with the password
+    at = sign_in(at, PASSWORD)
+    assert "Signed in as the operator" in texts(at.sidebar.caption)
 
 
 def _keep_jobs_waiting(monkeypatch) -> None:

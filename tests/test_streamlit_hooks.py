@@ -2,8 +2,10 @@
 
 views/streamlit_patches.py replaces Streamlit's private per-run cleanup, which calls `keras.backend.clear_session()`
 after every script run (and with it clears TensorFlow's kernel cache under the models every session shares).
+views/resources.py closes the sessions of visitors who left through the runtime's `clear_user_info_for_session`.
 """
 
+import inspect
 import subprocess
 import sys
 
@@ -50,3 +52,14 @@ def test_without_our_replacement_streamlit_would_clear_keras_state_after_a_run()
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["cleared", "1"]
+
+
+def test_streamlit_still_closes_a_disconnected_session_through_clear_user_info_for_session():
+    """views/resources.py closes the sessions of visitors who left with Runtime.clear_user_info_for_session, which
+    closes a session kept for a reconnect (AppSession.shutdown: its uploads and state go) on the event loop. If a
+    release changes that, the closed tabs' memory would stay again (tests/e2e/test_strangers.py would fail too)."""
+    from streamlit.runtime.runtime import Runtime
+
+    assert callable(getattr(Runtime, "clear_user_info_for_session", None))
+    closing = inspect.getsource(Runtime._close_inactive_session_on_event_loop)
+    assert "self._session_mgr.close_session(session_id)" in closing and "call_soon_threadsafe" in closing

@@ -1,6 +1,6 @@
 """What the server shares with every session (`st.cache_resource`, safe across threads): its settings, the dataset,
 the model store and job queue, loaded classifiers, their evaluations and explainers (keyed by model folder and
-modification time), and which session has which model active.
+modification time), which session has which model active, and the sessions whose memory is freed once they close.
 
 TensorFlow is imported only inside the functions that load or run a model, so pages paint first.
 """
@@ -16,12 +16,17 @@ import streamlit as st
 from fmnist_core.data import FashionMNIST, load_fashion_mnist
 from fmnist_core.executors import JobExecutor, executor_for
 from fmnist_core.job_queue import JobQueue
+from fmnist_core.memory import ClosedSessions
 from fmnist_core.ownership import ActiveModels, SignInThrottle
 from fmnist_core.settings import Settings
 from fmnist_core.store import ModelStore, ModelStoreError, SavedModel
 from fmnist_core.subprocesses import CommandFailedError, run_command
 
 _log = logging.getLogger(__name__)
+# A visitor's session is closed, and its memory handed back, once it has been disconnected this long (a reload or a
+# network blip reconnects sooner and keeps it), checked this often: within a minute of a tab closing in all.
+RECONNECT_GRACE_SECONDS = 30.0
+CLOSED_SESSIONS_INTERVAL_SECONDS = 5.0
 _given: list[Settings] = []  # settings handed in by use_settings (tests, an embedding program); none: the environment's
 
 
@@ -109,6 +114,29 @@ def _session_alive(session_id: str) -> bool:
     from streamlit import runtime
 
     return not runtime.exists() or runtime.get_instance().is_active_session(session_id)
+
+
+def _close_session(session_id: str) -> None:
+    """Close a session whose visitor left, freeing its uploads and state. Streamlit's public, thread-safe way:
+    `clear_user_info_for_session` closes a disconnected session on the server's event loop so that it cannot be
+    resumed (tests/test_streamlit_hooks.py checks that it still does)."""
+    from streamlit import runtime
+
+    if runtime.exists():
+        runtime.get_instance().clear_user_info_for_session(session_id)
+
+
+@st.cache_resource
+def closed_sessions() -> ClosedSessions:
+    """The sessions of this server's visitors; a thread frees those whose visitors left for RECONNECT_GRACE_SECONDS,
+    without waiting for the next visitor (fmnist_core/memory.py). No thread without a real server (AppTest runs
+    scripts with a stand-in runtime)."""
+    from streamlit import runtime
+
+    sessions = ClosedSessions(_session_alive, _close_session, grace_seconds=RECONNECT_GRACE_SECONDS)
+    if runtime.exists() and type(runtime.get_instance()) is runtime.Runtime:
+        sessions.start(interval=CLOSED_SESSIONS_INTERVAL_SECONDS)
+    return sessions
 
 
 @st.cache_resource

@@ -10,7 +10,6 @@ import uuid
 
 import streamlit as st
 
-from fmnist_core.memory import release_free_memory
 from fmnist_core.ownership import (
     VISITOR_COOKIE,
     Visitor,
@@ -36,21 +35,13 @@ VISITOR_COOKIE_DAYS = 365
 
 
 def init_session() -> None:
-    """Defaults every page relies on; called once per run by the entry script."""
+    """Defaults every page relies on; called once per run by the entry script. A new session is watched, so that
+    what it holds (its uploads, up to 30 MB, and its state) is freed within a minute of its visitor leaving
+    (resources.closed_sessions), not only when Streamlit drops it as another session disconnects 2 minutes later."""
     if "session_id" not in st.session_state:
         st.session_state["session_id"] = uuid.uuid4().hex[:12]
-        _reclaim_closed_sessions()
+        resources.closed_sessions().track(streamlit_session_id())
     st.session_state.setdefault("flash", [])
-
-
-def _reclaim_closed_sessions() -> None:
-    """As a new visitor arrives, free what the sessions of visitors who left still hold.
-
-    A closed session (its uploads, up to 30 MB, and its state) is freed by Python's full garbage collection, which
-    this server does not run after each script (`postScriptGC = false` in .streamlit/config.toml). Without this,
-    3 visitors uploading 3 pictures of 9.5 MB kept 86 MB each time, for good (#19 item 7).
-    """
-    release_free_memory()
 
 
 def session_id() -> str:

@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
 SERVER_START_SECONDS = 90
 VIEWPORT = {"width": 1400, "height": 1000}
 OPERATOR_PASSWORD = "e2e-operator"  # the browser tests' server has an operator, who signs in with this
+WEBSOCKET_HEADER_LINE_BYTES = 262144  # as `make run` sets WEBSOCKETS_MAX_LINE_LENGTH (Makefile)
 
 
 class AppServerError(RuntimeError):
@@ -52,7 +53,8 @@ class AppServer:
         self.port = port or free_port()  # a port of its own, or a stopped server's, to restart it where it was
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path, self.models_dir = log_path, models_dir
-        env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "FMNIST_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "WEBSOCKETS_MAX_LINE_LENGTH": str(WEBSOCKET_HEADER_LINE_BYTES)}
         env.pop("FMNIST_OPERATOR_PASSWORD", None)
         if operator_password:
             env["FMNIST_OPERATOR_PASSWORD"] = operator_password

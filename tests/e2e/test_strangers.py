@@ -1,5 +1,5 @@
-"""What a hostile or unlucky visitor can try against the real server (#19): Markdown in a name, a rebound Host
-header on the app's WebSocket, and the server settings `make run` uses."""
+"""What a hostile or unlucky visitor can try against the real server (#19, #30): Markdown in a name, a rebound Host
+header on the app's WebSocket, the server settings `make run` uses, a closed tab's uploads, many large cookies."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import subprocess
 import sys
 import threading
 import tomllib
+import urllib.request
 from urllib.parse import urlparse
 
+import numpy as np
 from app_actions import (
     RUN_SECONDS,
     open_page,
@@ -25,8 +27,9 @@ from app_actions import (
     upload_result,
     wait_until_no_run,
 )
-from app_server import REPO, VIEWPORT, AppServer, copy_shipped_model, free_port
+from app_server import REPO, VIEWPORT, WEBSOCKET_HEADER_LINE_BYTES, AppServer, copy_shipped_model, free_port
 from playwright.sync_api import expect
+from waiting import wait_until
 
 ANKLE_BOOT = 4390  # a test image the shipped model names correctly with about 96 %
 
@@ -107,6 +110,8 @@ def test_make_run_serves_only_this_machine_without_a_file_watcher():
     assert server["allowedHosts"] == ["localhost", "127.0.0.1"]
     makefile = (REPO / "Makefile").read_text()
     assert "ADDRESS ?= 127.0.0.1" in makefile and "--server.address $(ADDRESS)" in makefile
+    assert f"WEBSOCKET_HEADER_LINE_BYTES := {WEBSOCKET_HEADER_LINE_BYTES}" in makefile  # as the tests' server has it
+    assert "WEBSOCKETS_MAX_LINE_LENGTH=$(WEBSOCKET_HEADER_LINE_BYTES)" in makefile
 
 
 TABS = 15
@@ -178,3 +183,35 @@ def test_after_a_server_restart_the_page_says_which_uploads_the_server_no_longer
     finally:
         context.close()
         server.stop()
+
+
+def _uploads_held(url: str) -> int:
+    """Bytes of uploaded files the server holds, all sessions together (Streamlit's own metrics)."""
+    with urllib.request.urlopen(f"{url}/_stcore/metrics?families=cache_memory_bytes", timeout=10) as answer:
+        lines = answer.read().decode().splitlines()
+    return sum(int(float(line.split()[-1])) for line in lines if 'cache_type="UploadedFileManager"' in line)
+
+
+def test_a_closed_tabs_uploads_are_freed_within_a_minute_without_another_visitor(page, app_server, dataset):
+    """#30 item 5: the memory of sessions that uploaded and closed was kept until another visitor came (and went:
+    Streamlit drops a disconnected session only as another one disconnects, past its 2-minute reconnect window)."""
+    before = _uploads_held(app_server.url)
+    open_page(page, app_server.url, "classify")
+    noise = np.random.default_rng(0).integers(0, 255, (1000, 1000, 3), dtype=np.uint8)  # a 3 MB PNG
+    upload(page, [png_file("noise.png", noise), png_file("boot.png", dataset.test_images[ANKLE_BOOT])])
+    expect(prediction(upload_result(page, "boot.png"))).to_have_text("Ankle boot")
+    assert _uploads_held(app_server.url) >= before + 3_000_000
+    page.context.close()
+    wait_until(lambda: _uploads_held(app_server.url) <= before, 60, "the closed tab's uploads were not freed",
+               interval_seconds=1)
+
+
+def test_a_browser_with_many_large_cookies_gets_the_app(new_page, app_server):
+    """#30 item 7: with 20 cookies of 3.9 KB (other apps' on the same host) the page stayed at "Skip to main
+    content": the WebSocket handshake's Cookie line was over the 8 KB the `websockets` library reads, and the server
+    never answered it."""
+    page = new_page()
+    page.context.add_cookies([{"name": f"other_app_{number}", "value": "x" * 3900, "domain": "127.0.0.1",
+                               "path": "/"} for number in range(20)])
+    open_page(page, app_server.url)
+    expect(page.get_by_role("heading", name="Train a CNN")).to_be_visible()
