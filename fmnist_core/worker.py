@@ -152,6 +152,17 @@ class _Recorder:
             if now >= self.busy_until and (urgent or now - self.last_flush >= FLUSH_SECONDS):
                 self._flush()
 
+    def drain(self) -> None:
+        """Write what is still held (kept while the queue was busy) before the job's end is recorded, waiting out a
+        busy queue: an end recorded first would leave the run without its last epochs."""
+        with self.lock:
+            while not self.orphaned:
+                self.busy_until = 0.0
+                self._flush()
+                if not self.busy_until:
+                    return
+                time.sleep(BUSY_RETRY_SECONDS)
+
     def _flush(self) -> None:
         try:
             self.queue.record_progress(self.job.job_id, self.holder, self.last_batch, self.points, self.epochs,
@@ -173,18 +184,6 @@ class _Recorder:
             _log.info("job %s: the job queue takes its progress again", self.job.job_id)
         self.points, self.epochs, self.trials, self.state = [], [], [], None
         self.last_flush, self.busy_until = time.monotonic(), 0.0
-
-
-def _drain(recorder: _Recorder) -> None:
-    """Write what the recorder still holds (kept while the queue was busy) before the job's end is recorded, waiting
-    out a busy queue: an end recorded first would leave the run without its last epochs."""
-    with recorder.lock:
-        while not recorder.orphaned:
-            recorder.busy_until = 0.0
-            recorder._flush()
-            if not recorder.busy_until:
-                return
-            time.sleep(BUSY_RETRY_SECONDS)
 
 
 def _when_not_busy(write, what: str = "a write"):
@@ -308,7 +307,7 @@ def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_
     card = saved.card
     stopped = bool(card.get("stopped_by_user") or card.get("stopped_by_time_limit"))
     state = JobState.STOPPED if stopped else JobState.FINISHED
-    _drain(recorder)
+    recorder.drain()
     if recorder.orphaned:  # saved, with nobody to tell but the store's listing
         _log.error("job %s was saved as %r; the queue no longer has it", job.job_id, saved.name)
         return state
@@ -329,7 +328,7 @@ def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, sto
                        time_limit_seconds=max(time_limit_seconds - used, 1e-3),
                        ended_trials=job.trials)  # a resumed sweep's trials before the interruption: not run again
     state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
-    _drain(recorder)
+    recorder.drain()
     if not recorder.orphaned:
         _when_not_busy(lambda: queue.finish(job.job_id, job.worker_pid, state,
                                             stopped_by_time_limit=result.stopped_by_time_limit), "recording the sweep")
