@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from .cpu import precision_for_this_cpu
+
 MAX_PARAMETERS = 5_000_000
 MAX_EPOCHS = 60
 TRAIN_SET_SIZE = 60_000
@@ -119,8 +121,9 @@ class HyperParameters:
     precision: str = _spec(
         "float32",
         "Number format of the layers' arithmetic. 'mixed_bfloat16' computes in bfloat16 (weights stay float32): "
-        "about 4x faster on CPUs with AMX/AVX-512 BF16, slower on CPUs without them.",
-        choices=("float32", "mixed_bfloat16"),
+        "about 4x faster on CPUs with AMX/AVX-512 BF16, about 8x slower on CPUs without them. 'auto' takes "
+        "bfloat16 where the training CPU has it and float32 elsewhere; the model card records which.",
+        choices=("float32", "mixed_bfloat16", "auto"),
     )
     seed: int = _spec(42, "Random seed for the split, the initial weights and the shuffling.",
                       min=0, max=2**31 - 1, step=1)
@@ -237,6 +240,10 @@ class HyperParameters:
             if isinstance(blocks, int) and 0 <= blocks <= MAX_CONV_BLOCKS:
                 changes["filters"] = filters_for_blocks(self.filters, blocks)
         return replace(self, **changes)
+
+    def for_this_cpu(self) -> HyperParameters:
+        """These hyperparameters as this machine trains them: precision "auto" made float32 or mixed_bfloat16."""
+        return self.with_changes(precision=precision_for_this_cpu(self.precision))
 
 
 def filters_for_blocks(filters: tuple[int, ...], blocks: int) -> tuple[int, ...]:
@@ -389,13 +396,14 @@ PRESETS.update(
             batch_size=64, epochs=10, early_stopping_patience=0,
         ),
         # The best test accuracy we reached in under a minute of training on a 2-core CPU (AMX/AVX-512 BF16):
-        # bfloat16 arithmetic trains ~4x faster than float32 here at the same accuracy, and batch 256 ~15 %
-        # faster than 128. Augmentation and batch norm cost more time than a one-minute run can repay
-        # (measured: augmentation 90.4 % vs 92.1 % for the same minute).
+        # bfloat16 arithmetic trains ~4x faster than float32 there at the same accuracy, and batch 256 ~15 %
+        # faster than 128. On a CPU without bfloat16 in hardware (AMD EPYC, AVX2) bfloat16 is 8x slower than
+        # float32 (fmnist_core/cpu.py), hence "auto". Augmentation and batch norm cost more time than a one-minute
+        # run can repay (measured: augmentation 90.4 % vs 92.1 % for the same minute).
         "quick": HyperParameters(
             num_conv_blocks=2, filters=(32, 64), batch_norm=False, dropout_rate=0.3, dense_units=128,
             learning_rate=3e-3, lr_schedule="cosine", batch_size=256, epochs=8, early_stopping_patience=0,
-            precision="mixed_bfloat16",
+            precision="auto",
         ),
         # The best test accuracy we reached in about fifteen minutes on the same CPU: the 16-epoch float32 run
         # of the first shipped model (93.45 %) made 40 epochs in bfloat16. Batch norm is left out: it made
@@ -408,7 +416,7 @@ PRESETS.update(
             num_conv_blocks=3, filters=(32, 64, 128), convs_per_block=2, batch_norm=False, dropout_rate=0.4,
             dense_units=512, learning_rate=2e-3, lr_schedule="cosine", batch_size=128, epochs=40,
             early_stopping_patience=0, augment=True, mirror_average=True, label_smoothing=0.1,
-            precision="mixed_bfloat16", sketch_fraction=0.3, non_item_fraction=0.05,
+            precision="auto", sketch_fraction=0.3, non_item_fraction=0.05,
         ),
         # Other model families, trained through the same path, for comparison with the CNNs on the Runs page.
         # Softmax regression: one dense layer from the 784 pixels to the 10 logits.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .cpu import precision_for_this_cpu
 from .data import IMAGE_SIZE, NUM_CLASSES
 from .hyperparameters import HyperParameters
 
@@ -22,7 +23,7 @@ def build_model(hp: HyperParameters) -> keras.Model:
     """Build the CNN, MLP or softmax regression `hp` describes (uncompiled, initialised by the global seed)."""
     # Each layer gets the dtype policy itself (no global keras.mixed_precision state, which other
     # sessions' models would share); the final softmax always computes in float32.
-    dtype = hp.precision
+    dtype = precision_for_this_cpu(hp.precision)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), dtype="uint8", name="image")
     x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(inputs)
     x = layers.Rescaling(1.0 / 255.0, dtype=dtype, name="scale_0_1")(x)

@@ -45,6 +45,7 @@ def summarize(hp: HyperParameters) -> str:
                               (f"dropout {hp.dropout_rate:g}", hp.dropout_rate > 0),
                               (f"{hp.lr_schedule} lr", hp.lr_schedule != "constant"),
                               ("bfloat16", hp.precision == "mixed_bfloat16"),
+                              ("bfloat16 if the CPU has it", hp.precision == "auto"),
                               (f"sketches {hp.sketch_fraction:g}", hp.sketch_fraction > 0),
                               (f"non-items {hp.non_item_fraction:g}", hp.non_item_fraction > 0)) if on
     ]

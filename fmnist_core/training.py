@@ -294,6 +294,7 @@ def train(
     """
     if time_limit_seconds is not None and not time_limit_seconds > 0:
         raise ValueError(f"time_limit_seconds={time_limit_seconds!r}: expected a positive number of seconds or None.")
+    hp = hp.for_this_cpu()  # what the card records: the precision this CPU trained in, not "auto"
     keras.utils.set_random_seed(hp.seed)
     data = select_training_data(hp, dataset)
     batches_per_epoch = int(np.ceil(len(data.train_labels) / hp.batch_size))

@@ -215,3 +215,14 @@ def test_the_validation_batches_come_in_order_without_tf_data_autotuning():
     seen = np.concatenate([np.argmax(y.numpy(), axis=1) for _, y in dataset])
     np.testing.assert_array_equal(seen, labels)  # all of them, in order, in batches of VALIDATION_BATCH_SIZE
     assert [len(x) for x, _ in dataset] == [VALIDATION_BATCH_SIZE, VALIDATION_BATCH_SIZE, 500]
+
+
+def test_an_auto_precision_run_records_the_precision_this_cpu_trained_in(dataset):
+    from fmnist_core.cpu import computes_bfloat16_natively
+
+    events = []
+    result = train(preset("quick", train_subset_size=1000, epochs=1, filters=(8, 8), dense_units=16), dataset,
+                   listeners=[events.append])
+    expected = "mixed_bfloat16" if computes_bfloat16_natively() else "float32"
+    assert result.hyperparameters.precision == expected
+    assert isinstance(events[0], TrainingStarted) and events[0].hyperparameters.precision == expected

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from fmnist_core.events import COMPLETED_TRIAL
 from fmnist_core.hyperparameters import MAX_EPOCHS, PRESETS, TRAIN_SET_SIZE, HyperParameterError, field_specs
 from fmnist_core.jobs import RUN, SWEEP, JobSnapshot, JobState, QueueFullError
 from fmnist_core.reporting import format_duration, outcome_text, progress_text
@@ -16,7 +17,7 @@ from fmnist_core.sweep import MAX_TRIALS, NOT_SWEPT, STRATEGIES, SweepSpec, pars
 from views import charts, queue_panel, resources, session, submission
 from views.fragments import timed_fragment_home
 from views.run_panel import PROGRESS_REFRESH_SECONDS as REFRESH_SECONDS  # one refresh rate for every job
-from views.text import count, hyperparameter_label, hyperparameter_values, plain, trial_number
+from views.text import count, hyperparameter_label, hyperparameter_values, plain, shown_value, trial_number
 
 SPECS = field_specs()
 SWEEPABLE = [name for name in SPECS if name not in NOT_SWEPT]
@@ -192,13 +193,7 @@ def _show_sweep(job_id: str, was_timed: bool) -> None:
         st.caption("Each trial appears here when it ends.")
         return
     names = [name for name, _ in spec.vary]
-    rows = [{"trial": trial_number(trial.trial_id),
-             **{hyperparameter_label(name): trial.values.get(name) for name in names},
-             "validation accuracy (%)": None if trial.val_accuracy is None else 100 * trial.val_accuracy,
-             "epochs": trial.epochs, "seconds": trial.seconds, "status": trial.status} for trial in snapshot.trials]
-    st.dataframe(rows, hide_index=True, key="sweep_table", column_config={
-        "validation accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-        "seconds": st.column_config.NumberColumn(format="%.1f")})
+    _trials_table(snapshot.trials, names)
     st.plotly_chart(charts.parallel_coordinates(snapshot.trials, names), key="sweep_parcoords", config=charts.CONFIG)
     if snapshot.best is not None:
         best = snapshot.best
@@ -206,6 +201,26 @@ def _show_sweep(job_id: str, was_timed: bool) -> None:
                     f"**{best.val_accuracy:.2%}**, with {hyperparameter_values(best.values)}.")
         if not snapshot.is_running and snapshot.state != JobState.QUEUED:
             _retrain_section(snapshot)
+
+
+def _trials_table(trials: list, names: list[str]) -> None:
+    """One row per trial, narrow enough for a phone (390 px): headers wrap, and the epochs and status columns are
+    shown only where they tell something (Hyperband's trials differ in epochs; a trial failed or was stopped)."""
+    with_epochs = len({trial.epochs for trial in trials}) > 1
+    with_status = any(trial.status != COMPLETED_TRIAL for trial in trials)
+    rows = []
+    for trial in trials:
+        row = {"Trial": trial_number(trial.trial_id)}
+        row.update({hyperparameter_label(name): shown_value(trial.values.get(name)) for name in names})
+        row["Validation accuracy"] = "–" if trial.val_accuracy is None else f"{trial.val_accuracy:.2%}"
+        if with_epochs:
+            row["Epochs"] = trial.epochs
+        row["Time"] = f"{trial.seconds:.0f} s"
+        if with_status:
+            row["Status"] = trial.status
+        rows.append(row)
+    with st.container(key="sweep_table"):
+        st.table(rows, hide_index=True)
 
 
 def _shown_sweep() -> JobSnapshot | None:

@@ -51,14 +51,16 @@ def hyperparameter_label(name: str) -> str:
     return HYPERPARAMETER_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
+def shown_value(value: object) -> str:
+    """A hyperparameter's value as the pages show it: 'on'/'off', 0.001 (not 0.0010000), 64."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def hyperparameter_values(values: dict) -> str:
     """Swept values in words: 'Learning rate 0.001, Batch size 64, Augment images on'."""
-    def shown(value: object) -> str:
-        if isinstance(value, bool):
-            return "on" if value else "off"
-        return f"{value:g}" if isinstance(value, float) else str(value)
-
-    return ", ".join(f"{hyperparameter_label(name)} {shown(value)}" for name, value in values.items())
+    return ", ".join(f"{hyperparameter_label(name)} {shown_value(value)}" for name, value in values.items())
 
 
 def count(number: int, noun: str) -> str:

@@ -310,17 +310,22 @@ def wait_until_no_run(page: Page, base_url: str) -> None:
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
 
 
-def stop_any_run(page: Page, app_server) -> None:
-    """Clear the server's queue between tests, as its operator would: cancel every waiting job, stop the running
-    ones (through the queue on disk: a page may only stop its own visitor's runs), and wait until none is left."""
+def end_every_job(models_dir) -> None:
+    """Cancel every waiting job and stop the running ones, as the server's operator, and wait until none is left."""
     from fmnist_core.job_queue import JobQueue
     from fmnist_core.ownership import Visitor
 
-    queue, operator = JobQueue(app_server.models_dir), Visitor("the test's operator", is_operator=True)
+    queue, operator = JobQueue(models_dir), Visitor("the test's operator", is_operator=True)
     for job in queue.active():
         queue.cancel(job.job_id, operator)
         queue.request_stop(job.job_id, operator)
     wait_until(lambda: not queue.active(), RUN_SECONDS, "the server's jobs did not end")
+
+
+def stop_any_run(page: Page, app_server) -> None:
+    """Clear the server's queue between tests, as its operator would: cancel every waiting job, stop the running
+    ones (through the queue on disk: a page may only stop its own visitor's runs), and wait until none is left."""
+    end_every_job(app_server.models_dir)
     open_page(page, app_server.url)
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
 
@@ -361,3 +366,18 @@ def start_run(page: Page, run_name: str) -> None:
     # take both cores of a small machine from the server and the browser: the page redraws late, not never (seen in
     # CI: the run was submitted and started, and its heading had not arrived after 15 s).
     expect(run_heading(page, run_name)).to_be_visible(timeout=START_SECONDS * 1000)
+
+
+def start_tiny_sweep(page: Page, base_url: str, trials: int = 1) -> None:
+    """On the Sweep page, start a sweep of softmax regressions of 1 epoch on 1,000 images (seconds per trial)."""
+    open_page(page, base_url, "sweep")
+    page.get_by_role("combobox", name="Base preset").click()
+    page.get_by_role("option", name="softmax-regression").click()
+    for label, value in (("Trials (at most)", trials), ("Epochs per trial (Hyperband: the most)", 1),
+                         ("Training images per trial (0: all)", 1000)):
+        page.get_by_label(label).fill(str(value))
+        page.get_by_label(label).press("Enter")
+    expect(page.get_by_text(f"{trials} trial{'s' if trials > 1 else ''} of 27 combinations · 1 epoch on 1,000 "
+                            "images each")).to_be_visible()
+    page.get_by_role("button", name="Start sweep").click()
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_actions import end_every_job
 from app_server import (
     OPERATOR_PASSWORD,
     REPO,
@@ -57,6 +58,15 @@ def app_server(models_dir, artifacts):
         pytest.fail(str(error))
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test(request):
+    """A run a failed test left training on the shared server would slow, and then fail, the tests after it: after
+    every test on that server, its jobs are ended (most tests end their own; this one is for the failures)."""
+    yield
+    if "app_server" in request.fixturenames:
+        end_every_job(request.getfixturevalue("app_server").models_dir)
 
 
 @pytest.fixture(scope="session")

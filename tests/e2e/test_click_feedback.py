@@ -20,6 +20,7 @@ from app_actions import (
     run_heading,
     run_outcome,
     start_run,
+    start_tiny_sweep,
     stop_any_run,
     wait_until_drawn,
 )
@@ -114,15 +115,7 @@ def _end_jobs(app_server) -> None:
 def test_retrain_best_shows_its_job_at_once_and_then_its_outcome(new_page, app_server):
     page = new_page(viewport=LAPTOP)
     stop_any_run(page, app_server)
-    open_page(page, app_server.url, "sweep")
-    page.get_by_role("combobox", name="Base preset").click()
-    page.get_by_role("option", name="softmax-regression").click()
-    for label, value in (("Trials (at most)", 1), ("Epochs per trial (Hyperband: the most)", 1),
-                         ("Training images per trial (0: all)", 1000)):
-        page.get_by_label(label).fill(str(value))
-        page.get_by_label(label).press("Enter")
-    expect(page.get_by_text("1 trial of 27 combinations · 1 epoch on 1,000 images each")).to_be_visible()
-    page.get_by_role("button", name="Start sweep").click()
+    start_tiny_sweep(page, app_server.url)
     retrain = current(page).get_by_role("button", name="Retrain best on the full training set")
     expect(retrain).to_be_enabled(timeout=RUN_SECONDS * 1000)  # offered once the sweep has ended
     # named as its table and chart name them, not learning_rate, batch_size

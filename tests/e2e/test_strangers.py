@@ -128,7 +128,7 @@ def test_fifteen_train_pages_stay_drawn_when_a_run_ends_on_a_busy_server(new_pag
         pages.append(page)
     starter, watchers = pages[0], pages[1:]
     wait_until_no_run(starter, app_server.url)
-    open_page(starter, app_server.url, query="preset=quick&epochs=8&train_subset_size=20000")
+    open_page(starter, app_server.url, query="preset=quick&epochs=4&train_subset_size=15000")
     for page in watchers:  # one after another, while the server is idle: 14 first loads at once can starve one
         open_page(page, app_server.url)
     busy_loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]

@@ -1,7 +1,8 @@
 """Every page at a phone's, a small laptop's and a wide screen's width: nothing a person reads is cut off.
 
 `layout_probe.layout_problems` names text cut by an ellipsis, words broken across lines, tables hiding columns and
-pages wider than the window. Classify is checked with an answer on screen (an uploaded test image). A screenshot
+pages wider than the window. Classify is checked with an answer on screen (an uploaded test image), Sweep with the
+table of a finished sweep of three trials. A screenshot
 of each page and width goes to test-artifacts/widths/ for a person to look at.
 """
 
@@ -20,6 +21,7 @@ from app_actions import (
     run_heading,
     set_brush_width,
     start_run,
+    start_tiny_sweep,
     stop_any_run,
     upload,
     upload_result,
@@ -41,8 +43,21 @@ def coat_picture() -> dict:
     return png_file("coat.png", data.test_images[data.test_labels == 4][0])
 
 
+@pytest.fixture(scope="module")
+def finished_sweep(browser, app_server) -> None:
+    """A sweep of three trials that has ended, so that the Sweep page shows its table of trials and its chart."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        page = context.new_page()
+        stop_any_run(page, app_server)
+        start_tiny_sweep(page, app_server.url, trials=3)
+        expect(current(page).get_by_text("Sweep finished.")).to_be_visible(timeout=RUN_SECONDS * 1000)
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_every_page_reads_whole_at_this_width(new_page, app_server, artifacts, coat_picture, width):
+def test_every_page_reads_whole_at_this_width(new_page, app_server, artifacts, coat_picture, finished_sweep, width):
     page = new_page(viewport={"width": width, "height": WIDTHS[width]}, has_touch=width < 500)
     folder = artifacts / "widths"
     folder.mkdir(exist_ok=True)
