@@ -60,12 +60,22 @@ def app_server(models_dir, artifacts):
     server.stop()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """Keep each phase's report on the test (`report_call`), for fixtures that act on a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture(autouse=True)
-def _no_job_outlives_its_test(request):
-    """A run a failed test left training on the shared server would slow, and then fail, the tests after it: after
-    every test on that server, its jobs are ended (most tests end their own; this one is for the failures)."""
+def _no_job_outlives_a_failed_test(request):
+    """A run a failed test left training on the shared server would slow, and then fail, the tests after it: after a
+    test on that server fails, its jobs are ended. (A passing test ends its own; a module's shared run, as in
+    test_live_run, goes on from one test to the next.)"""
     yield
-    if "app_server" in request.fixturenames:
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed and "app_server" in request.fixturenames:
         end_every_job(request.getfixturevalue("app_server").models_dir)
 
 
