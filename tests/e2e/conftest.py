@@ -60,14 +60,6 @@ def app_server(models_dir, artifacts):
     server.stop()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call):
-    """Keep each phase's report on the test (`report_call`), for fixtures that act on a failure."""
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
 @pytest.fixture(autouse=True)
 def _no_job_outlives_a_failed_test(request):
     """A run a failed test left training on the shared server would slow, and then fail, the tests after it: after a
@@ -124,9 +116,11 @@ def _open_pages(funcargs: dict) -> list[Page]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A failing browser test gets the server log attached and a screenshot of each of its pages saved."""
+    """A failing browser test gets the server log attached and a screenshot of each of its pages saved. Each phase's
+    report is kept on the test (`report_call`) for the fixtures that act on a failure."""
     outcome = yield
     report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
     funcargs = getattr(item, "funcargs", {})
     server = funcargs.get("app_server")
     if report.when != "call" or not report.failed or server is None:
