@@ -301,7 +301,8 @@ def run_outcome(page: Page) -> Locator:
 
 
 def _no_run_in_progress(page: Page) -> Locator:
-    return current(page).get_by_text("No training run on this server yet").or_(run_outcome(page))
+    return (current(page).get_by_text("No training run on this server yet")
+            .or_(current(page).get_by_text("A hyperparameter sweep ran last on this server")).or_(run_outcome(page)))
 
 
 def wait_until_no_run(page: Page, base_url: str) -> None:

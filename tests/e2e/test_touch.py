@@ -24,6 +24,16 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobil
 CORNER_STROKE = [[(0.97, 0.03), (0.85, 0.12)]]  # from the square's top right corner, where a hidden toolbar once lay
 
 
+def _scroll_at_rest(page) -> None:
+    """Wait until the page has not scrolled for 0.3 s (a fling after a swipe runs on for a while on a busy CPU)."""
+    def at_rest() -> bool:
+        before = _scroll_top(page)
+        page.wait_for_timeout(300)
+        return _scroll_top(page) == before
+
+    wait_on_page(page, at_rest, 15, "the page did not stop scrolling")
+
+
 def _scroll_top(page) -> float:
     return page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTop")
 
@@ -48,7 +58,9 @@ def test_a_swipe_that_starts_on_a_slider_scrolls_the_form_and_leaves_the_slider_
                      f"a swipe up that started on the slider's {where} did not scroll the page")
         expect(epochs).to_have_value(value)
 
+    _scroll_at_rest(phone)  # a swipe flings the page on: the thumb is found where it stays
     track.evaluate("element => element.scrollIntoView({block: 'center'})")
+    _scroll_at_rest(phone)
     box = thumb.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     touch_drag(phone, [(x, y), (x + 80, y + 4)])  # a sideways drag of the thumb still moves it
