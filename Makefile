@@ -10,7 +10,7 @@ ADDRESS ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q
 
-.PHONY: run test test-fast lint bench data browser setup setup-dev clean lock
+.PHONY: run test test-fast lint bench data browser setup setup-cluster setup-dev clean lock
 
 # The exact versions the suite passed with (requirements*.lock), resolved from the ranges in requirements*.txt.
 $(VENV)/.runtime: requirements.lock
@@ -19,11 +19,16 @@ $(VENV)/.runtime: requirements.lock
 	$(PY) -m pip install -q -r requirements.lock
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+$(VENV)/.cluster: $(VENV)/.runtime requirements-cluster.lock
+	$(PY) -m pip install -q -r requirements-cluster.lock
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.cluster requirements-dev.lock
 	$(PY) -m pip install -q -r requirements-dev.lock
 	touch $@
 
 setup: $(VENV)/.runtime data
+setup-cluster: $(VENV)/.cluster data
 setup-dev: $(VENV)/.dev data browser
 
 # Install the dataset only where none is found (FMNIST_DATA_DIR, Debian's package, the Keras cache).
@@ -45,7 +50,9 @@ browser:
 # blank page. 256 KB lets any browser's cookies through; the variable is read as the server starts, so it is set here.
 WEBSOCKET_HEADER_LINE_BYTES := 262144
 
-run: setup
+# With a Ray cluster (README, "Scaling out"): `make run FMNIST_RAY_ADDRESS=HOST:PORT` installs Ray too.
+export FMNIST_RAY_ADDRESS
+run: $(if $(FMNIST_RAY_ADDRESS),setup-cluster,setup)
 	WEBSOCKETS_MAX_LINE_LENGTH=$(WEBSOCKET_HEADER_LINE_BYTES) \
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT) --server.address $(ADDRESS)
 
@@ -75,9 +82,13 @@ lock:
 	$(LOCK_VENV)/bin/pip install -q -r requirements.txt
 	{ echo "# Exact versions of requirements.txt and everything it pulls in; refresh with make lock."; \
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > requirements.lock
+	$(LOCK_VENV)/bin/pip install -q -r requirements-cluster.txt
+	{ echo "# Ray on top of requirements.lock, as tested; refresh with make lock."; echo "-r requirements.lock"; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -vxFf requirements.lock; } > requirements-cluster.lock
 	$(LOCK_VENV)/bin/pip install -q -r requirements-dev.txt
-	{ echo "# The test tools on top of requirements.lock; refresh with make lock."; echo "-r requirements.lock"; \
-	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -vxFf requirements.lock; } > requirements-dev.lock
+	{ echo "# The test tools on top of requirements-cluster.lock; refresh with make lock."; \
+	  echo "-r requirements-cluster.lock"; $(LOCK_VENV)/bin/pip freeze --exclude-editable \
+	  | grep -vxFf requirements.lock | grep -vxFf requirements-cluster.lock; } > requirements-dev.lock
 	sed -i 's/^tensorflow_cpu==\(.*\)$$/$(TF_CPU_PINS)/' requirements.lock
 	rm -rf $(LOCK_VENV)
 

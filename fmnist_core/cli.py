@@ -289,6 +289,10 @@ def _command_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     load_dataset = functools.cache(lambda: _load_dataset(args))
     idle_exit = args.settings.worker_idle_exit_seconds if args.idle_exit is None else args.idle_exit
+    if args.settings.ray_address:  # runs train on the cluster's nodes; this process dispatches them
+        from .ray_dispatch import run_dispatcher
+
+        return run_dispatcher(args.settings, load_dataset, None if args.forever else idle_exit)
     return run_worker(args.settings, load_dataset, None if args.forever else idle_exit)
 
 

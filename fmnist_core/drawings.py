@@ -22,7 +22,8 @@ from .photos import photo_non_item_inputs
 from .preprocessing import canvas_ink, drawing_input, prepare_drawing
 
 CANVAS_SIDE = 280  # px, as on the Classify page
-BRUSH_WIDTHS = (6, 10, 14, 18, 25)  # px: the canvas's brush slider runs 4-40, its default is 18
+BRUSH_RANGE = (4, 40)  # px: the Classify page's brush slider
+BRUSH_WIDTHS = (6, 10, 14, 18, 25)  # px: widths people draw with, within BRUSH_RANGE (the slider's default is 18)
 NON_ITEM_KINDS = ("dot", "line", "scribble", "letter", "smiley")
 # The benchmark: 100 drawings of each item kind (10 test items of each class) and 30 of each non-item kind.
 BENCHMARK_ITEMS_PER_KIND, BENCHMARK_NON_ITEMS_PER_KIND, BENCHMARK_SEED = 100, 30, 1

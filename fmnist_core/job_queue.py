@@ -114,12 +114,12 @@ class JobQueue:
     active jobs per visitor, `max_jobs_per_address` per network address, `max_waiting_jobs` waiting in all, and runs
     whose training needs at most `max_training_memory_mb` (`JobQueue.from_settings` builds the server's)."""
 
-    max_jobs_per_address: int = Settings.max_jobs_per_address
-    max_training_memory_mb: int = Settings.max_training_memory_mb
-
     def __init__(self, root: Path | str, *, max_jobs_per_visitor: int = Settings.max_jobs_per_visitor,
-                 max_waiting_jobs: int = Settings.max_waiting_jobs, busy_seconds: float = BUSY_SECONDS):
+                 max_waiting_jobs: int = Settings.max_waiting_jobs,
+                 max_jobs_per_address: int = Settings.max_jobs_per_address,
+                 max_training_memory_mb: int = Settings.max_training_memory_mb, busy_seconds: float = BUSY_SECONDS):
         self.max_jobs_per_visitor, self.max_waiting_jobs = max_jobs_per_visitor, max_waiting_jobs
+        self.max_jobs_per_address, self.max_training_memory_mb = max_jobs_per_address, max_training_memory_mb
         self.busy_seconds = busy_seconds
         self.folder = Path(root) / JOBS_FOLDER
         self.path = self.folder / DATABASE_FILE
@@ -129,11 +129,9 @@ class JobQueue:
     @classmethod
     def from_settings(cls, settings: Settings) -> JobQueue:
         """The job queue beside the model store of `settings`, with their limits; JobQueueError if it cannot open."""
-        queue = cls(settings.models_dir, max_jobs_per_visitor=settings.max_jobs_per_visitor,
-                    max_waiting_jobs=settings.max_waiting_jobs)
-        queue.max_jobs_per_address = settings.max_jobs_per_address
-        queue.max_training_memory_mb = settings.max_training_memory_mb
-        return queue
+        return cls(settings.models_dir, max_jobs_per_visitor=settings.max_jobs_per_visitor,
+                   max_waiting_jobs=settings.max_waiting_jobs, max_jobs_per_address=settings.max_jobs_per_address,
+                   max_training_memory_mb=settings.max_training_memory_mb)
 
     @contextmanager
     def _connect(self):
@@ -388,6 +386,14 @@ class JobQueue:
         for job_id in given_up:
             shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
         return ids
+
+    def note_resume(self, job_id: str, holder: int) -> int:
+        """A running job taken up again by the process that holds it (its cluster node died): count the resume, as
+        `requeue_interrupted` does for a dead worker; returns how many resumes the job has had."""
+        with self._transaction() as db:
+            self._check_holder(db, job_id, holder)
+            db.execute("UPDATE jobs SET resumes=resumes+1 WHERE job_id=?", (job_id,))
+            return db.execute("SELECT resumes FROM jobs WHERE job_id=?", (job_id,)).fetchone()[0]
 
     # A worker's writes are fenced: each applies only while the job is running under the process that claimed it
     # (`holder`, its pid). A worker taken for dead whose job was put back and claimed by another gets

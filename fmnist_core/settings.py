@@ -79,11 +79,21 @@ class Settings:
                                            "worker exits and the next resumes it", minimum=1e-3, scale=60.0)
     operator_password: str | None = _setting(None, "FMNIST_OPERATOR_PASSWORD",
                                              "who knows it may stop, cancel and delete anything")
+    ray_address: str | None = _setting(None, "FMNIST_RAY_ADDRESS",
+                                       "a Ray cluster's head, HOST:PORT as `ray start --head` prints it, to train "
+                                       "runs on its nodes (unset: worker processes on this machine)")
+    cpus_per_job: float = _setting(2.0, "FMNIST_CPUS_PER_JOB", "CPUs one run takes on a Ray cluster's node",
+                                   minimum=0.1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models_dir", Path(self.models_dir))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.ray_address is not None:
+            host, _, port = self.ray_address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise SettingsError(f"ray_address={self.ray_address!r}: expected HOST:PORT, the address of a Ray "
+                                    "cluster's head as `ray start --head` prints it (e.g. 10.0.0.5:6379).")
         for spec in dataclasses.fields(self):
             minimum = spec.metadata["minimum"]
             value = getattr(self, spec.name)

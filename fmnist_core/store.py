@@ -228,7 +228,8 @@ class ModelStore:
 
     def save(self, model, card: dict[str, Any], run_name: str, room_reserved: bool = False,
              test_probabilities: np.ndarray | None = None) -> SavedModel:
-        """Save `model` (an inference copy, without optimizer state) and its card under a new folder; raises
+        """Save `model` (an inference copy, without optimizer state; or the bytes of its .keras file, as a cluster's
+        node sends it) and its card under a new folder; raises
         StoreFullError when the store is at its limits, unless the room was reserved when its job was queued (a run
         allowed to start is never thrown away at its end)."""
         if not room_reserved:
@@ -246,8 +247,11 @@ class ModelStore:
                 "Check that the folder exists, is writable and the disk has space."
             ) from error
         try:
-            model.save(temporary / MODEL_FILE)
-            _fsync_file(temporary / MODEL_FILE)
+            if isinstance(model, bytes):
+                _write_file(temporary / MODEL_FILE, model)
+            else:
+                model.save(temporary / MODEL_FILE)
+                _fsync_file(temporary / MODEL_FILE)
             _write_file(temporary / CARD_FILE, json.dumps(card, indent=2, sort_keys=True).encode())
             if test_probabilities is not None:
                 _write_file(temporary / TEST_PROBABILITIES_FILE, _npy_bytes(test_probabilities))

@@ -50,6 +50,7 @@ SPAWN_GRACE_SECONDS = 15.0  # a worker just started takes this long at most to t
 # left alone.
 STALL_CPU_SHARE = 0.05
 STALL_EXIT_CODE = 3
+CLUSTER_LOST_EXIT_CODE = 4  # a Ray cluster's dispatcher that lost its cluster (ray_dispatch.py): replaced at once
 
 _log = logging.getLogger(__name__)
 
@@ -105,6 +106,11 @@ def _requeue_dead_slots(queue: JobQueue, own_slot: int, slots: int) -> None:
 
 
 # ---- running a job --------------------------------------------------------------------------------
+class JobInterrupted(Exception):  # noqa: N818 - it says what happened to the job, not that something erred
+    """The job cannot go on in this process, through no fault of its own (a Ray cluster that can no longer be
+    reached): nothing is recorded, the job stays running in the queue, and the next worker takes it up again."""
+
+
 class _Recorder:
     """The training listener of a job in the worker: buffers events and writes them to the queue in batches,
     at most every FLUSH_SECONDS (the start, an epoch, a trial and the end of training are written at once).
@@ -223,15 +229,16 @@ class _StallClock:
 
 
 def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: threading.Event,
-           recorder: _Recorder, stall_seconds: float) -> None:
+           recorder: _Recorder, stall_seconds: float | None) -> None:
     """Turn a stop request written to the queue (by a page) into the trainer's stop event; end the process if the
-    job is hung (_StallClock): its slot is freed and the job taken up again by the next worker."""
-    clock = _StallClock(recorder, stall_seconds)
+    job is hung (_StallClock; not with `stall_seconds` None): its slot is freed and the job taken up again by the
+    next worker."""
+    clock = None if stall_seconds is None else _StallClock(recorder, stall_seconds)
     while not done.wait(POLL_SECONDS):
         with contextlib.suppress(JobQueueError):  # a busy queue: asked again at the next poll
             if not stop_event.is_set() and queue.stop_requested(job_id):
                 stop_event.set()
-        hung = clock.hung()
+        hung = clock and clock.hung()
         if hung and not done.is_set():
             _log.error("job %s sent nothing for %.0f s and used %.1f CPU seconds in the last %.0f: it is hung; this "
                        "worker exits so that the next one takes it up again from its last checkpoint", job_id,
@@ -240,22 +247,41 @@ def _watch(queue: JobQueue, job_id: str, stop_event: threading.Event, done: thre
             os._exit(STALL_EXIT_CODE)  # the hung thread cannot be stopped from Python; the process can
 
 
-def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Settings) -> JobState:
+def train_here(job: JobSnapshot, store, load_dataset, listener, stop_event: threading.Event,
+               time_limit_seconds: float, checkpoint_dir: Path):
+    """A run's training, test-set evaluation and save, in this process; returns the SavedModel."""
+    from .train_and_save import train_evaluate_save
+
+    saved, _ = train_evaluate_save(
+        job.hyperparameters, load_dataset(), store, job.run_name, preset=job.preset, listeners=[listener],
+        stop_event=stop_event, time_limit_seconds=time_limit_seconds, checkpoint_dir=checkpoint_dir,
+        card_extra={"job_id": job.job_id, "owner": job.owner}, room_reserved=True,  # reserved at submit
+    )
+    return saved
+
+
+def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Settings,
+            train_run=train_here, watch_stalls: bool = True) -> JobState:
     """Run one claimed job to its end and record how it ended; returns that state (the job's own limits come from
-    `settings`: the time limit and the hang watchdog's)."""
+    `settings`: the time limit and the hang watchdog's). `train_run` trains, evaluates and saves a run (here, or on
+    a cluster's node: ray_dispatch.py, which has its own watchdog: `watch_stalls=False`)."""
     stop_event, done = threading.Event(), threading.Event()
     if job.stop_requested:
         stop_event.set()
     recorder = _Recorder(queue, job, stop_event)
     watcher = threading.Thread(target=_watch, args=(queue, job.job_id, stop_event, done, recorder,
-                                                    settings.worker_stall_seconds), daemon=True)
+                                                    settings.worker_stall_seconds if watch_stalls else None),
+                               daemon=True)
     watcher.start()
     try:
         _check_today(job)
         if job.kind == RUN:
-            state = _run(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
+            state = _run(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds,
+                         train_run)
         else:
             state = _sweep(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
+    except JobInterrupted:
+        raise
     except StaleWorkerError as error:  # another worker took the job up, or the queue lost it: nothing to record
         _log.error("job %s: %s; this worker leaves it", job.job_id, error)
         state = JobState.FAILED
@@ -291,19 +317,13 @@ def _without_paths(message: str, store) -> str:
 
 
 def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event,
-         time_limit_seconds: float) -> JobState:
-    from .train_and_save import train_evaluate_save
-
+         time_limit_seconds: float, train_run=train_here) -> JobState:
     checkpoint_dir = queue.checkpoint_dir(job.job_id)
     if job.resumes:  # what the interrupted attempt recorded past its checkpoint (all of it, without one) is dropped
         _when_not_busy(lambda: queue.restart_history(job.job_id, job.worker_pid, []))
     saved = store.find_by_job(job.job_id)  # saved before a crash cut the recording short
     if saved is None:
-        saved, evaluation = train_evaluate_save(
-            job.hyperparameters, load_dataset(), store, job.run_name, preset=job.preset, listeners=[recorder],
-            stop_event=stop_event, time_limit_seconds=time_limit_seconds, checkpoint_dir=checkpoint_dir,
-            card_extra={"job_id": job.job_id, "owner": job.owner}, room_reserved=True,  # reserved at submit
-        )
+        saved = train_run(job, store, load_dataset, recorder, stop_event, time_limit_seconds, checkpoint_dir)
     card = saved.card
     stopped = bool(card.get("stopped_by_user") or card.get("stopped_by_time_limit"))
     state = JobState.STOPPED if stopped else JobState.FINISHED
@@ -389,7 +409,7 @@ FAILED_SPAWN_BACKOFF_SECONDS = 120.0
 
 def _failed_by_itself(code: int | None) -> bool:
     """An exit code that means the worker failed on its own (not killed, not ended on purpose by the watchdog)."""
-    return code is not None and code > 0 and code != STALL_EXIT_CODE
+    return code is not None and code > 0 and code not in (STALL_EXIT_CODE, CLUSTER_LOST_EXIT_CODE)
 
 
 def last_worker_failure(settings: Settings) -> str | None:
@@ -398,6 +418,8 @@ def last_worker_failure(settings: Settings) -> str | None:
     if spawned is None or spawned[1].poll() in (None, 0):
         return None
     code = spawned[1].returncode
+    if code == CLUSTER_LOST_EXIT_CODE:
+        return None  # the cluster's status file says what happened (ray_cluster.RayCluster.problem)
     log = f"its log is {JOBS_FOLDER}/{WORKER_LOG} in the model folder"
     if code == STALL_EXIT_CODE:
         return (f"a job had hung (no progress and no work for {settings.worker_stall_seconds / 60:g} minutes), so the "

@@ -23,6 +23,7 @@ def test_the_defaults_are_todays_limits():
     assert (settings.worker_idle_exit_seconds, settings.worker_stall_seconds) == (60.0, 600.0)
     assert settings.operator_password is None and settings.time_limit_seconds == 1800
     assert (settings.max_jobs_per_address, settings.trusted_proxies) == (4, 0)
+    assert (settings.ray_address, settings.cpus_per_job) == (None, 2.0)  # no cluster: this machine's workers
     mem_total_kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
                              if line.startswith("MemTotal:")).split()[1])
     assert settings.max_training_memory_mb == mem_total_kib * 1024 // 2 // 1_000_000  # half of this machine's
@@ -34,7 +35,8 @@ def test_each_variable_sets_its_field_and_overrides_win(tmp_path):
                "FMNIST_MAX_SAVED_RUNS": "7", "FMNIST_MAX_STORE_MB": "50", "FMNIST_WORKER_IDLE_EXIT": "5",
                "FMNIST_WORKER_STALL_MINUTES": "0.5", "FMNIST_OPERATOR_PASSWORD": "s3cret", "UNRELATED": "x",
                "FMNIST_MAX_JOBS_PER_ADDRESS": "30", "FMNIST_TRUSTED_PROXIES": "1",
-               "FMNIST_MAX_TRAINING_MEMORY_MB": "3000"}
+               "FMNIST_MAX_TRAINING_MEMORY_MB": "3000", "FMNIST_RAY_ADDRESS": "10.0.0.5:6379",
+               "FMNIST_CPUS_PER_JOB": "4"}
     settings = Settings.from_environment(environ, concurrent_jobs=8, models_dir=None)  # None: not overridden
     assert settings.models_dir == tmp_path and settings.data_dir == Path.home() / "fmnist"
     assert (settings.max_train_minutes, settings.concurrent_jobs, settings.max_jobs_per_visitor,
@@ -42,6 +44,7 @@ def test_each_variable_sets_its_field_and_overrides_win(tmp_path):
     assert settings.worker_idle_exit_seconds == 5.0 and settings.worker_stall_seconds == 30.0
     assert settings.operator_password == "s3cret"
     assert (settings.max_jobs_per_address, settings.trusted_proxies, settings.max_training_memory_mb) == (30, 1, 3000)
+    assert (settings.ray_address, settings.cpus_per_job) == ("10.0.0.5:6379", 4.0)
 
 
 @pytest.mark.parametrize(("variable", "text", "message"), [
@@ -49,6 +52,9 @@ def test_each_variable_sets_its_field_and_overrides_win(tmp_path):
     ("FMNIST_MAX_TRAIN_MINUTES", "-1", r"max_train_minutes=-1.0: expected a number of at least 0.001"),
     ("FMNIST_MAX_STORE_MB", "1e3", r"FMNIST_MAX_STORE_MB='1e3': expected a whole number"),
     ("FMNIST_WORKER_STALL_MINUTES", "inf", r"worker_stall_seconds=inf: expected a number"),
+    ("FMNIST_RAY_ADDRESS", "ray://head", r"ray_address='ray://head': expected HOST:PORT"),
+    ("FMNIST_RAY_ADDRESS", "head:99999", r"ray_address='head:99999': expected HOST:PORT"),
+    ("FMNIST_CPUS_PER_JOB", "0", r"cpus_per_job=0.0: expected a number of at least 0.1"),
 ])
 def test_a_setting_that_cannot_be_read_is_refused_naming_it_and_the_fix(variable, text, message):
     with pytest.raises(SettingsError, match=message) as error:

@@ -8,6 +8,7 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from fmnist_core.data import CLASS_NAMES
+from fmnist_core.drawings import BRUSH_RANGE, CANVAS_SIDE
 from fmnist_core.memory import release_free_memory
 from fmnist_core.preprocessing import (
     MAX_UPLOAD_BYTES,
@@ -33,7 +34,6 @@ DRAWING_HINT = ("Draw one item of clothing on the white square: a T-shirt, trous
 UPLOADS_KEY = "uploads"
 FILLED_NOTE = "The inside of your outline was filled in, as Fashion-MNIST items are solid."
 UPLOAD_RESULTS_KEY = "upload_results"  # file id -> PreparedImage or the ImageDecodeError it raised
-CANVAS_SIDE = 280  # px
 PICTURE_WIDTH, ANSWER_WIDTH, BARS_WIDTH = 150, 210, 340  # px: the parts of an answer, side by side where they fit
 
 
@@ -104,7 +104,7 @@ def _drawing(saved: SavedModel) -> None:
             key=f"canvas_{st.session_state.get('canvas_generation', 0)}",
         )
         with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):  # one row: the answer is near
-            st.slider("Brush width", min_value=4, max_value=40, key="stroke_width", width=150)
+            st.slider("Brush width", min_value=BRUSH_RANGE[0], max_value=BRUSH_RANGE[1], key="stroke_width", width=150)
             st.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear_canvas,
                       help="Clear the drawing")
     with result:

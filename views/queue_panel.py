@@ -7,6 +7,7 @@ import time
 
 import streamlit as st
 
+from fmnist_core.executors import Capacity
 from fmnist_core.job_queue import NOT_YOURS, JobQueueError
 from fmnist_core.jobs import (
     DEFAULT_IMAGES_PER_SECOND,
@@ -67,7 +68,9 @@ def waiting_jobs(active: list[JobSnapshot] | None = None) -> tuple[list[JobSnaps
     queue = resources.job_queue()
     active = queue.active() if active is None else active
     rate = queue.recent_images_per_second() or DEFAULT_IMAGES_PER_SECOND
-    starts = estimated_starts(active, rate, time.time(), resources.settings())
+    slots = resources.executor().capacity(queue).total_slots  # this machine's, or a cluster's as it is now
+    starts = estimated_starts(active, rate, time.time(), resources.settings().with_changes(
+        concurrent_jobs=max(slots, 1)))
     return [job for job in active if job.state == JobState.QUEUED], starts
 
 
@@ -85,13 +88,16 @@ def show_queue(was_running: tuple[str, ...]) -> None:
     failure = submission.worker_failure() if active else None
     if failure:  # also with nothing waiting: a hung run's page would otherwise show its frozen progress only
         st.warning(f"Training is held up: {plain(failure, 600)}")
+    capacity = resources.executor().capacity(resources.job_queue())
+    if capacity.where != "this machine":
+        _show_cluster(capacity, [job for job in active if job.is_running])
     waiting, starts = waiting_jobs(active)
     if not waiting:
         return
     me = session.visitor()
     limits = resources.settings()
-    at_once = ("one job trains at a time" if limits.concurrent_jobs == 1
-               else f"{limits.concurrent_jobs} jobs train at a time")
+    at_once = ("one job trains at a time" if capacity.total_slots == 1
+               else f"{capacity.total_slots} jobs train at a time")
     st.markdown(f"**Waiting in the queue** ({len(waiting)} of at most {limits.max_waiting_jobs}; {at_once}, "
                 f"each visitor may have {limits.max_jobs_per_visitor} waiting or training)")
     for position, job in enumerate(waiting, start=1):
@@ -115,3 +121,12 @@ def show_queue(was_running: tuple[str, ...]) -> None:
                            help="Takes it out of the queue; nothing was trained yet."):
             cancel(job.job_id)
             st.rerun(scope="app")  # the whole page: the message, and the form's note about the queue
+
+
+def _show_cluster(capacity: Capacity, running: list[JobSnapshot]) -> None:
+    """Where jobs train when that is a cluster: its free and total job slots, and each running job's node."""
+    nodes = [f"{describe(job)} on {plain(resources.executor().node_of(job.job_id) or 'a node not known yet')}"
+             for job in running]
+    training = f" Training: {'; '.join(nodes)}." if nodes else ""
+    st.caption(f"Jobs train on {plain(capacity.where)}: {capacity.free_slots} of "
+               f"{count(capacity.total_slots, 'job slot')} free.{training}")

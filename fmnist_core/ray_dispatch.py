@@ -1,0 +1,419 @@
+"""The dispatcher: the worker process of a server whose runs train on a Ray cluster (`Settings.ray_address`).
+
+It runs on the web server's machine, beside the queue, in place of the local worker (worker.run_worker hands over to
+`run_dispatcher`). The queue keeps the order, ownership and limits as before; the dispatcher claims the next job
+whenever the cluster has a free job slot (`Settings.cpus_per_job` CPUs on one live node) and trains each run as a Ray
+task (`train_on_node`) on whichever node Ray picks. Nothing is shared between machines but Ray's connections:
+
+- the package itself goes to the nodes as Ray's `py_modules` (each node needs this project's Python packages and the
+  dataset, not this folder);
+- the task streams back (a Ray streaming generator) its training events, which the dispatcher writes to the queue
+  as the local worker does, and its checkpoint after every epoch, which the dispatcher keeps in the job's
+  checkpoint folder on the web server;
+- Stop reaches the task through a small actor (`StopFlags`) the task asks twice a second;
+- the trained model comes back as the bytes of its .keras file, with its card and test-set probabilities, and is
+  saved by the web server's store, atomically, as any run.
+
+A node that dies (or a task that falls silent for `Settings.worker_stall_seconds`) costs the epoch in progress: the
+run is sent again, to any live node, with its last checkpoint, and the card lists every node it trained on. The
+dispatcher's own death (the web server's machine restarting, say) ends its tasks; the next dispatcher puts their jobs
+back in the queue, where they resume from their checkpoints. Sweeps train in the dispatcher's own process, on the web
+server's machine, as with the local worker: one trial at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue as queues
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import ray
+
+from .checkpoints import CHECKPOINT_FILE
+from .job_queue import JobQueue, QueueBusyError
+from .jobs import MAX_RESUMES, RUN, JobSnapshot, JobState
+from .ray_cluster import ClusterNode, ClusterStatus, slots_of, write_status
+from .settings import Settings, setting_variable
+from .store import ModelStore
+from .worker import (
+    CLUSTER_LOST_EXIT_CODE,
+    POLL_SECONDS,
+    WORKER_BUSY_SECONDS,
+    JobInterrupted,
+    _requeue_dead_slots,
+    _when_not_busy,
+    run_job,
+    take_slot,
+)
+
+NAMESPACE = "fmnist-cnn-studio"
+PACKAGE = Path(__file__).resolve().parent
+STATUS_SECONDS = 2.0  # how often the dispatcher looks at the cluster and writes its status
+CONNECT_RETRY_SECONDS = 10.0  # after the cluster could not be reached
+STOP_POLL_SECONDS = 0.5  # how often a task asks whether its run was stopped
+HEARTBEAT_SECONDS = 5.0  # a task with nothing to send says it is alive this often (scoring the test set, say)
+
+_log = logging.getLogger(__name__)
+
+
+class RemoteTrainingError(RuntimeError):
+    """The run failed on its node (its own error, not the node's death); the message says why."""
+
+
+class ClusterLostError(JobInterrupted):
+    """The cluster cannot be reached any more: the dispatcher exits and the next one takes its jobs up again."""
+
+
+# ---- on the nodes -------------------------------------------------------------------------------------
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class StopFlags:
+    """Which runs were asked to stop. Restarted on another node if its node dies; the dispatcher says a stop again
+    until the run has ended, so a restart loses nothing."""
+
+    def __init__(self) -> None:
+        self._stopped: set[str] = set()
+
+    def stop(self, job_id: str) -> None:
+        self._stopped.add(job_id)
+
+    def stopped(self, job_id: str) -> bool:
+        return job_id in self._stopped
+
+    def forget(self, job_id: str) -> None:
+        self._stopped.discard(job_id)
+
+
+def train_on_node(job: dict, checkpoint: bytes | None, time_limit_seconds: float, data_dir: str | None,
+                  flags) -> Iterator[tuple]:
+    """A run on a cluster's node (a Ray streaming generator task). Yields, in order: ("node", name); then
+    ("events", [TrainingEvent…]), ("checkpoint", bytes) after each epoch, and ("alive",) when there was nothing to
+    send for HEARTBEAT_SECONDS; at the end ("result", model_bytes, card, test_probabilities) or ("error", message,
+    traceback). `checkpoint`: the run's last checkpoint, to resume from."""
+    from .data import load_fashion_mnist
+    from .evaluation import evaluate
+    from .hyperparameters import HyperParameters
+    from .store import make_card
+    from .training import train
+
+    context = ray.get_runtime_context()
+    yield ("node", ClusterNode(context.get_node_id(), ray.util.get_node_ip_address(), 0.0, True).name)
+    workdir = Path(tempfile.mkdtemp(prefix="fmnist-job-"))
+    checkpoint_path = workdir / CHECKPOINT_FILE
+    if checkpoint is not None:
+        checkpoint_path.write_bytes(checkpoint)
+    events: queues.Queue = queues.Queue()
+    stop, outcome = threading.Event(), {}
+
+    def work() -> None:
+        try:
+            dataset = load_fashion_mnist(data_dir)
+            hp = HyperParameters.from_dict(job["hyperparameters"])
+            result = train(hp, dataset, listeners=[events.put], stop_event=stop,
+                           time_limit_seconds=time_limit_seconds, checkpoint_dir=workdir)
+            evaluation = evaluate(result.classifier, dataset.test_images, dataset.test_labels)
+            card = make_card(result, evaluation, dataset, run_name=job["run_name"], preset=job["preset"])
+            result.model.save(workdir / "model.keras")
+            outcome["result"] = ((workdir / "model.keras").read_bytes(), card, evaluation.probabilities)
+        except BaseException as error:  # noqa: BLE001 - sent to the dispatcher, which records it for the page
+            outcome["error"] = (f"{type(error).__name__}: {error}", traceback.format_exc())
+        finally:
+            events.put(None)
+
+    threading.Thread(target=work, daemon=True).start()
+    sent_checkpoint = checkpoint_path.stat().st_mtime_ns if checkpoint_path.exists() else None
+    last_poll = last_sent = time.monotonic()
+    done = False
+    try:
+        while not done:
+            batch = []
+            with contextlib.suppress(queues.Empty):
+                item = events.get(timeout=0.2)
+                while True:
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+                    item = events.get_nowait()
+            now = time.monotonic()
+            if not stop.is_set() and now - last_poll >= STOP_POLL_SECONDS:
+                last_poll = now
+                with contextlib.suppress(ray.exceptions.RayError):  # the flags' actor restarting: asked again
+                    if ray.get(flags.stopped.remote(job["job_id"]), timeout=5):
+                        stop.set()
+            with contextlib.suppress(FileNotFoundError):
+                written = checkpoint_path.stat().st_mtime_ns
+                if written != sent_checkpoint:
+                    sent_checkpoint = written
+                    yield ("checkpoint", checkpoint_path.read_bytes())
+                    last_sent = now
+            if batch:
+                yield ("events", batch)
+                last_sent = now
+            elif now - last_sent >= HEARTBEAT_SECONDS:
+                yield ("alive",)
+                last_sent = now
+        if "error" in outcome:
+            yield ("error", *outcome["error"])
+        else:
+            yield ("result", *outcome["result"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---- on the web server's machine ---------------------------------------------------------------------------
+class ClusterTrainer:
+    """`worker.run_job`'s `train_run` for the cluster: sends a run to a node, follows it, and saves what comes back;
+    sends it again, from its last checkpoint, when its node dies or it falls silent."""
+
+    def __init__(self, dispatcher: Dispatcher):
+        self.dispatcher = dispatcher
+        settings = dispatcher.settings
+        # A fresh worker process per run (max_calls=1): TensorFlow's memory goes back to the node after each run.
+        self.task = ray.remote(max_calls=1)(train_on_node).options(num_cpus=settings.cpus_per_job, max_retries=0,
+                                                                   num_returns="streaming")
+
+    def __call__(self, job: JobSnapshot, store: ModelStore, load_dataset, listener, stop_event: threading.Event,
+                 time_limit_seconds: float, checkpoint_dir: Path):
+        payload = {"job_id": job.job_id, "run_name": job.run_name, "preset": job.preset,
+                   "hyperparameters": job.hyperparameters.to_dict()}
+        data_dir = None if self.dispatcher.settings.data_dir is None else str(self.dispatcher.settings.data_dir)
+        nodes: list[str] = []
+        while True:
+            path = Path(checkpoint_dir) / CHECKPOINT_FILE
+            checkpoint = path.read_bytes() if path.is_file() else None
+            generator = self.task.remote(payload, checkpoint, time_limit_seconds, data_dir, self.dispatcher.flags)
+            try:
+                result = self._follow(generator, job, listener, stop_event, Path(checkpoint_dir), nodes)
+            except (RemoteTrainingError, ray.exceptions.RayTaskError):
+                raise
+            except (ray.exceptions.RayError, _SilentError) as error:
+                if not self.dispatcher.cluster_reachable():
+                    raise ClusterLostError(f"the Ray cluster at {self.dispatcher.settings.ray_address} cannot be "
+                                           "reached") from error
+                resumes = _when_not_busy(lambda: self.dispatcher.queue.note_resume(job.job_id, job.worker_pid))
+                if resumes > MAX_RESUMES:
+                    raise RuntimeError(f"its node died or fell silent {resumes} times while training it; it was not "
+                                       "sent again.") from error
+                _log.warning("job %s: its node (%s) died or fell silent (%s); sent again from its last checkpoint",
+                             job.job_id, nodes[-1] if nodes else "not known yet", type(error).__name__)
+                continue
+            finally:
+                self.dispatcher.running.pop(job.job_id, None)
+                with contextlib.suppress(ray.exceptions.RayError):
+                    self.dispatcher.flags.forget.remote(job.job_id)
+            model_bytes, card, probabilities = result
+            card = {**card, "job_id": job.job_id, "owner": job.owner, "trained_on": nodes}
+            return store.save(model_bytes, card, job.run_name, room_reserved=True, test_probabilities=probabilities)
+
+    def _follow(self, generator, job: JobSnapshot, listener, stop_event: threading.Event, checkpoint_dir: Path,
+                nodes: list[str]) -> tuple:
+        stall_seconds = self.dispatcher.settings.worker_stall_seconds
+        last_item, stop_said = time.monotonic(), 0.0
+        while True:
+            if stop_event.is_set() and time.monotonic() - stop_said >= 5.0:  # said again: the actor may restart
+                self.dispatcher.flags.stop.remote(job.job_id)
+                stop_said = time.monotonic()
+            ready, _ = ray.wait([generator], timeout=STOP_POLL_SECONDS)
+            if not ready:
+                if time.monotonic() - last_item > stall_seconds:
+                    ray.cancel(generator, force=True)
+                    raise _SilentError(f"nothing heard for {stall_seconds:.0f} s")
+                continue
+            try:
+                item = ray.get(next(generator))
+            except StopIteration:
+                raise _SilentError("the task ended without a result") from None
+            last_item = time.monotonic()
+            kind = item[0]
+            if kind == "node":
+                nodes.append(item[1])
+                self.dispatcher.running[job.job_id] = item[1]
+                _log.info("job %s trains on node %s", job.job_id, item[1])
+            elif kind == "events":
+                for event in item[1]:
+                    listener(event)
+            elif kind == "checkpoint":
+                _write_atomically(checkpoint_dir / CHECKPOINT_FILE, item[1])
+            elif kind == "error":
+                _log.error("job %s failed on node %s:\n%s", job.job_id, nodes[-1], item[2])
+                raise RemoteTrainingError(item[1])
+            elif kind == "result":
+                return item[1:]
+
+
+class _SilentError(Exception):
+    """A task that sent nothing for too long, or ended without a result: sent again like a dead node's."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def gcs_reachable(address: str, timeout_seconds: float = 3.0) -> bool:
+    """Whether the cluster's head (its GCS, HOST:PORT) takes a connection: asked of the socket, because Ray's own
+    calls wait minutes for a head that is gone."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_seconds):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class Dispatcher:
+    """Claims jobs while the cluster has free job slots and runs each in a thread of its own (run_job)."""
+
+    def __init__(self, settings: Settings, queue: JobQueue, store: ModelStore, load_dataset, slot: int):
+        self.settings, self.queue, self.store, self.load_dataset, self.slot = settings, queue, store, load_dataset, slot
+        self.running: dict[str, str] = {}  # job id -> its node's name, as its task said
+        self.threads: dict[str, threading.Thread] = {}
+        self.nodes: tuple[ClusterNode, ...] = ()
+        self.flags = None
+        self.trainer: ClusterTrainer | None = None
+        self.lost: ClusterLostError | None = None
+
+    # -- the cluster -------------------------------------------------------------------------------
+    def connect(self) -> bool:
+        """Connect to the cluster; False (its status file saying why) when it cannot be reached."""
+        try:
+            if not gcs_reachable(self.settings.ray_address):  # ray.init would wait for it for minutes
+                raise ConnectionError(f"nothing answers at {self.settings.ray_address}")
+            ray.init(address=self.settings.ray_address, namespace=NAMESPACE, log_to_driver=False,
+                     logging_level=logging.WARNING, runtime_env={"py_modules": [str(PACKAGE)]})
+        except Exception as error:  # noqa: BLE001 - ConnectionError, RuntimeError, …: said in words
+            _log.error("cannot reach the Ray cluster at %s: %s", self.settings.ray_address, error)
+            self.publish(problem=f"the Ray cluster at {self.settings.ray_address} cannot be reached "
+                                 f"({type(error).__name__}); jobs wait in the queue and start when it can. "
+                                 f"Check that its head runs (`ray start --head`) and "
+                                 f"{setting_variable('ray_address')}.")
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            return False
+        self.flags = StopFlags.options(name=f"stop-flags-{os.getpid()}").remote()
+        self.trainer = ClusterTrainer(self)
+        _log.info("connected to the Ray cluster at %s", self.settings.ray_address)
+        return True
+
+    def cluster_reachable(self) -> bool:
+        return gcs_reachable(self.settings.ray_address)
+
+    def look(self) -> None:
+        self.nodes = tuple(ClusterNode(node["NodeID"], node["NodeManagerAddress"],
+                                       float(node.get("Resources", {}).get("CPU", 0.0)), bool(node["Alive"]))
+                           for node in ray.nodes())
+        self.publish()
+
+    @property
+    def total_slots(self) -> int:
+        return slots_of(self.nodes, self.settings.cpus_per_job)
+
+    def publish(self, problem: str | None = None) -> None:
+        total = self.total_slots
+        if problem is None and self.nodes and not total:
+            problem = (f"no live node of the Ray cluster at {self.settings.ray_address} has the "
+                       f"{self.settings.cpus_per_job:g} CPUs a run takes ({setting_variable('cpus_per_job')}); "
+                       "the jobs wait in the queue.")
+        with contextlib.suppress(OSError):
+            write_status(self.settings.models_dir, ClusterStatus(
+                address=self.settings.ray_address, reachable=problem is None or bool(self.nodes), problem=problem,
+                nodes=self.nodes, total_slots=total, free_slots=max(total - len(self.threads), 0),
+                running=dict(self.running), written_at=time.time()))
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def _run_one(self, job: JobSnapshot) -> None:
+        try:
+            if job.kind == RUN:
+                run_job(self.queue, self.store, job, self.load_dataset, self.settings, train_run=self.trainer,
+                        watch_stalls=False)
+            else:  # a sweep trains here, in this process, as with the local worker
+                run_job(self.queue, self.store, job, self.load_dataset, self.settings, watch_stalls=False)
+        except ClusterLostError as error:
+            self.lost = error
+
+    def loop(self, idle_exit_seconds: float | None) -> int:
+        idle_since, looked = time.monotonic(), 0.0
+        while True:
+            if self.lost is not None:
+                raise self.lost
+            if self.trainer is None and not self.connect():
+                if self._idle_for(idle_since) >= (idle_exit_seconds or float("inf")) and not self._waiting():
+                    return 0
+                time.sleep(CONNECT_RETRY_SECONDS)
+                continue
+            for job_id in [job_id for job_id, thread in self.threads.items() if not thread.is_alive()]:
+                del self.threads[job_id]
+            if time.monotonic() - looked >= STATUS_SECONDS:
+                if not self.cluster_reachable():
+                    raise ClusterLostError(f"the Ray cluster at {self.settings.ray_address} cannot be reached")
+                self.look()
+                looked = time.monotonic()
+            while len(self.threads) < self.total_slots:
+                try:
+                    job = self.queue.claim_next(self.slot, os.getpid())
+                except QueueBusyError:
+                    job = None
+                if job is None:
+                    break
+                _log.info("job %s (%s %r of %s) started", job.job_id, job.kind, job.run_name, job.owner)
+                thread = threading.Thread(target=self._run_one, args=(job,), name=f"job-{job.job_id}", daemon=True)
+                self.threads[job.job_id] = thread
+                thread.start()
+                self.publish()
+            if self.threads:
+                idle_since = time.monotonic()
+            elif idle_exit_seconds is not None and self._idle_for(idle_since) >= idle_exit_seconds:
+                self.publish()
+                return 0
+            time.sleep(POLL_SECONDS)
+
+    @staticmethod
+    def _idle_for(since: float) -> float:
+        return time.monotonic() - since
+
+    def _waiting(self) -> bool:
+        with contextlib.suppress(QueueBusyError):
+            return any(job.state == JobState.QUEUED for job in self.queue.active())
+        return True
+
+
+def run_dispatcher(settings: Settings, load_dataset, idle_exit_seconds: float | None) -> int:
+    """The worker of a server with a Ray cluster: dispatch jobs until none has come for `idle_exit_seconds`."""
+    store = ModelStore.from_settings(settings)
+    queue = JobQueue(settings.models_dir, busy_seconds=WORKER_BUSY_SECONDS)
+    taken = take_slot(queue.folder, 1)
+    if taken is None:
+        _log.info("the cluster's dispatcher already runs; exiting")
+        return 0
+    slot, lock = taken
+    try:
+        # A previous dispatcher's runs ended with it (Ray ends a driver's tasks): back in the queue, to resume.
+        slots = max([*_when_not_busy(queue.running_slots), slot]) + 1
+        _when_not_busy(lambda: _requeue_dead_slots(queue, slot, slots), "taking up interrupted jobs")
+        _when_not_busy(queue.remove_orphaned_checkpoints, "looking for orphaned checkpoints")
+        dispatcher = Dispatcher(settings, queue, store, load_dataset, slot)
+        try:
+            return dispatcher.loop(idle_exit_seconds)
+        except ClusterLostError as error:
+            _log.error("%s; exiting, so that the next dispatcher takes the jobs up again", error)
+            dispatcher.publish(problem=f"{error}; the jobs that were training wait in the queue and resume from "
+                                       "their last checkpoints when it can.")
+            logging.shutdown()
+            os._exit(CLUSTER_LOST_EXIT_CODE)  # its jobs may be blocked in Ray; the next dispatcher resumes them
+    finally:
+        lock.close()
