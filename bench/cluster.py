@@ -46,7 +46,7 @@ def _ended(queue: JobQueue, job_id: str):
 
 def _settings(models_dir: Path, cluster=None) -> Settings:
     address = None if cluster is None else cluster.address
-    return Settings(models_dir=models_dir, ray_address=address, cpus_per_job=1, worker_idle_exit_seconds=5)
+    return Settings(models_dir=models_dir, ray_address=address, cpus_per_job=1, worker_idle_exit_seconds=60)
 
 
 @contextlib.contextmanager

@@ -179,8 +179,12 @@ class ClusterTrainer:
         self.dispatcher = dispatcher
         settings = dispatcher.settings
         # A fresh worker process per run (max_calls=1): TensorFlow's memory goes back to the node after each run.
-        self.task = ray.remote(max_calls=1)(train_on_node).options(num_cpus=settings.cpus_per_job, max_retries=0,
-                                                                   num_returns="streaming")
+        # TensorFlow's thread pools sized to the CPUs the run was given, not to the whole node (as many threads as
+        # the node's cores would make the runs sharing a node slow each other down).
+        threads = str(max(1, round(settings.cpus_per_job)))
+        self.task = ray.remote(max_calls=1)(train_on_node).options(
+            num_cpus=settings.cpus_per_job, max_retries=0, num_returns="streaming",
+            runtime_env={"env_vars": {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}})
 
     def __call__(self, job: JobSnapshot, store: ModelStore, load_dataset, listener, stop_event: threading.Event,
                  time_limit_seconds: float, checkpoint_dir: Path):

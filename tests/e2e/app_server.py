@@ -49,7 +49,7 @@ class AppServer:
     """A `streamlit run streamlit_app.py` process serving the models in `models_dir`, and its log."""
 
     def __init__(self, models_dir: Path, log_path: Path, one_tensorflow_thread: bool = True, port: int | None = None,
-                 operator_password: str | None = None, repo: Path = REPO):
+                 operator_password: str | None = None, repo: Path = REPO, environment: dict[str, str] | None = None):
         self.port = port or free_port()  # a port of its own, or a stopped server's, to restart it where it was
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path, self.models_dir = log_path, models_dir
@@ -58,6 +58,7 @@ class AppServer:
         env.pop("FMNIST_OPERATOR_PASSWORD", None)
         if operator_password:
             env["FMNIST_OPERATOR_PASSWORD"] = operator_password
+        env.update(environment or {})  # settings of the server under test (FMNIST_…)
         if one_tensorflow_thread:
             # For the tests: a run then leaves a core to the browser, which otherwise takes a minute to load
             # a page's scripts while training saturates both cores of a small machine. The benchmarks measure
