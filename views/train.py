@@ -321,7 +321,10 @@ def render() -> None:
     for warning in st.session_state.pop("link_warnings", []):
         st.warning(warning)
     queue = submission.job_queue_or_stop()
-    job = queue.latest()
+    me = session.visitor()
+    own = queue.latest(RUN, owner=me.key)
+    # This visitor's own run while it trains (several train at once on a cluster), else the newest job on the server.
+    job = own if own is not None and own.is_running else queue.latest()
     run = job if job is not None and job.kind != SWEEP else None
     if job is not None and run is None:
         st.info("A hyperparameter sweep " + ("is running" if job.is_running else "ran last") + " on this server.")
@@ -329,7 +332,6 @@ def render() -> None:
     # This visitor's last run, if it ended and is not the run shown below, then a run in progress, this visitor's
     # latest one, or the one this session watched train (it stays where it was when it ends): first, in view without
     # scrolling.
-    me = session.visitor()
     mine = run if run is not None and me.owns(run.owner) else queue.latest(RUN, owner=me.key)
     yours_apart = mine is not None and mine is not run and mine.state in run_panel.ENDED_RUN_STATES
     if yours_apart:
