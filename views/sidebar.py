@@ -46,8 +46,12 @@ def _operator_panel() -> None:
         st.button("Sign out", key="operator_sign_out", on_click=session.sign_out_operator)
         return
     with st.expander("Operator", icon=":material/admin_panel_settings:"):
-        st.text_input("Operator password", type="password", key="operator_password_input")
-        st.button("Sign in", key="operator_sign_in", on_click=_sign_in)
+        # A form sends the password and the press of Sign in (or Enter) as one message: a text input commits on
+        # blur in a message of its own, which the Train page's live fragments (run_every) could let a rerun drop,
+        # and Enter in a bare text input only commits the text.
+        with st.form("operator_sign_in_form", border=False, enter_to_submit=True):
+            st.text_input("Operator password", type="password", key="operator_password_input")
+            st.form_submit_button("Sign in", key="operator_sign_in", on_click=_sign_in)
 
 
 def render(train_page: st.Page) -> None:
