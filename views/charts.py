@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -219,12 +220,21 @@ def runs_curves(histories: Iterable[tuple[str, Sequence[Mapping]]], metric: str)
     return figure
 
 
+PARCOORDS_TITLE_CHARS = 10  # an axis title's line: at a phone's width the axes stand ~60 px apart
+
+
+def _axis_title(label: str) -> str:
+    """An axis title on short lines (Plotly breaks a parcoords title only at <br>): long ones overlapped their
+    neighbours at 390 px. Words are never split."""
+    return "<br>".join(textwrap.wrap(label, PARCOORDS_TITLE_CHARS, break_long_words=False)) or label
+
+
 def parallel_coordinates(trials, names: list[str]) -> go.Figure:
     """One line per completed trial through its swept values to its validation accuracy (in %)."""
     done = [trial for trial in trials if trial.val_accuracy is not None]
     dimensions = []
     for name in names:
-        label = hyperparameter_label(name)
+        label = _axis_title(hyperparameter_label(name))
         values = [trial.values.get(name) for trial in done]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             ticks = sorted(set(values))
@@ -242,8 +252,9 @@ def parallel_coordinates(trials, names: list[str]) -> go.Figure:
             dimensions.append(dict(label=label, values=[categories.index(str(v)) for v in values],
                                    tickvals=list(range(len(categories))), ticktext=categories))
     accuracy = [100 * trial.val_accuracy for trial in done]
-    dimensions.append(dict(label="Validation accuracy (%)", values=accuracy))
+    dimensions.append(dict(label=_axis_title("Validation accuracy (%)"), values=accuracy))
     figure = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True),
-                                    dimensions=dimensions))
-    figure.update_layout(height=360, margin=dict(l=60, r=60, t=50, b=20))
+                                    dimensions=dimensions, labelfont=dict(size=11)))
+    lines = max(dimension["label"].count("<br>") + 1 for dimension in dimensions)
+    figure.update_layout(height=360, margin=dict(l=60, r=60, t=30 + 16 * lines, b=20))  # room for the titles' lines
     return figure
