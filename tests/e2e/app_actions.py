@@ -349,6 +349,14 @@ def open_more_settings(page: Page) -> None:
     if details.get_attribute("open") is None:
         summary.click()
     expect(details).to_have_attribute("open", "")
+    # The panel opens with an animation: until its height holds, what lies below it (Start) is still moving down.
+    heights: list[float] = []
+
+    def unfolded() -> bool:
+        heights.append(details.bounding_box()["height"])
+        return len(heights) >= 3 and heights[-1] == heights[-2] == heights[-3]
+
+    wait_on_page(page, unfolded, 15, "the More settings panel kept changing its height", interval_seconds=0.15)
 
 
 def run_heading(page: Page, run_name: str) -> Locator:
