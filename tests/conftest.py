@@ -22,6 +22,21 @@ if TYPE_CHECKING:  # TensorFlow is imported by the fixture, when a test first ne
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: without it installed, never called
+def pytest_xdist_make_scheduler(config, log):
+    """How `make test`'s two pytest-xdist processes share the suite: a test file runs whole on one process (its module
+    fixtures made once), and the browser tests all run on one, one after another, against the one app server they
+    share, while the other process takes the rest. (xdist's own `loadgroup` does not group with pytest 9: it renames
+    an item's `_nodeid`, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadFileScheduling
+
+    class BrowserTestsTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "browser tests" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+
+    return BrowserTestsTogether(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_workers_left_behind(tmp_path_factory):
     """After the session, stop any training worker still running on one of the tests' model stores."""

@@ -141,7 +141,7 @@ def test_a_time_limit_stops_the_run_like_a_user_stop(dataset):
     assert result.stopped_by_time_limit and not result.stopped_by_user and not result.stopped_early
     # the first batch that ends past the limit is the last one
     assert batches[-1].elapsed_seconds >= 3.0 and all(batch.elapsed_seconds < 3.0 for batch in batches[:-1])
-    assert len(batches) < 141 and result.train_seconds < 10
+    assert len(batches) < 141 and result.train_seconds < 20  # the whole epoch would take over 14 s of sleeps alone
     assert len(result.history) == 1 and not result.history[0]["complete"] and result.best_epoch == 1
     assert isinstance(events[-1], TrainingFinished) and events[-1].stopped_by_time_limit
     probabilities = Classifier(result.model).probabilities(dataset.test_images[:5])
