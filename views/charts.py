@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -220,13 +221,16 @@ def runs_curves(histories: Iterable[tuple[str, Sequence[Mapping]]], metric: str)
     return figure
 
 
-PARCOORDS_TITLE_CHARS = 10  # an axis title's line: at a phone's width the axes stand ~60 px apart
+PARCOORDS_TITLE_CHARS = 12  # an axis title's first line: at a phone's width the axes stand ~65 px apart
 
 
 def _axis_title(label: str) -> str:
-    """An axis title on short lines (Plotly breaks a parcoords title only at <br>): long ones overlapped their
-    neighbours at 390 px. Words are never split."""
-    return "<br>".join(textwrap.wrap(label, PARCOORDS_TITLE_CHARS, break_long_words=False)) or label
+    """An axis title on at most two short lines (Plotly breaks a parcoords title only at <br>): on one line, long
+    titles ran into their neighbours at 390 px, and a third line, drawn downwards, ran into the axis's top value. An
+    explanation in brackets ("(0: all)") is left to the form and the table; a unit ("(%)") stays."""
+    words = re.sub(r"\s*\((?!%\)).*\)$", "", label)
+    lines = textwrap.wrap(words, PARCOORDS_TITLE_CHARS, break_long_words=False, break_on_hyphens=False)
+    return "<br>".join([lines[0], " ".join(lines[1:])]) if len(lines) > 1 else words
 
 
 def parallel_coordinates(trials, names: list[str]) -> go.Figure:
@@ -252,7 +256,13 @@ def parallel_coordinates(trials, names: list[str]) -> go.Figure:
             dimensions.append(dict(label=label, values=[categories.index(str(v)) for v in values],
                                    tickvals=list(range(len(categories))), ticktext=categories))
     accuracy = [100 * trial.val_accuracy for trial in done]
-    dimensions.append(dict(label=_axis_title("Validation accuracy (%)"), values=accuracy))
+    # whole percents at its ends, with ticks there: Plotly writes an axis's ends above and below it when no tick
+    # marks them, and the value above ran into the title
+    low, high = (math.floor(min(accuracy)), math.ceil(max(accuracy))) if accuracy else (0, 100)
+    low, high = (low - 1, high + 1) if low == high else (low, high)
+    ticks = [float(value) for value in np.linspace(low, high, 5)]
+    dimensions.append(dict(label=_axis_title("Validation accuracy (%)"), values=accuracy, range=[low, high],
+                           tickvals=ticks, ticktext=[f"{value:g}" for value in ticks]))
     figure = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True),
                                     dimensions=dimensions, labelfont=dict(size=11)))
     lines = max(dimension["label"].count("<br>") + 1 for dimension in dimensions)
