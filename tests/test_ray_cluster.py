@@ -21,7 +21,8 @@ from fmnist_core.settings import Settings
 from fmnist_core.store import ModelStore
 from fmnist_core.worker import spawn_worker
 
-pytestmark = pytest.mark.slow  # a Ray cluster, and Ray worker processes that import TensorFlow and train
+# a Ray cluster, and Ray worker processes that import TensorFlow and train; one cluster on the machine at a time
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_ray_cluster_at_a_time")]
 TIMEOUT = 240
 TINY = preset("seed-000", train_subset_size=2000, epochs=2, batch_size=64)  # seconds per run, TensorFlow's start aside
 

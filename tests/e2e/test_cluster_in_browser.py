@@ -17,7 +17,7 @@ RUN = "preset=seed-000&train_subset_size=6000&epochs=4&batch_size=64"
 
 
 @pytest.fixture(scope="module")
-def cluster_app(tmp_path_factory):
+def cluster_app(tmp_path_factory, one_ray_cluster_at_a_time):
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
