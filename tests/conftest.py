@@ -40,8 +40,9 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="module")
 def one_ray_cluster_at_a_time():
     """Held by a module that runs a Ray cluster on this machine, for as long as the module runs: under `make test`'s
-    two processes, the cluster tests and the cluster browser test once ran at the same time, and two clusters on two
-    cores took 170 s and 134 s where each takes about 45 s alone."""
+    two processes the cluster tests and the cluster browser test could otherwise each run a head and two nodes on
+    the same two cores at once. (Their slowest times in CI, 170 s and 134 s, came as often without a second cluster,
+    beside the fifteen-tab test.)"""
     import fcntl
     import tempfile
 
