@@ -72,7 +72,12 @@ def _fill_from_preset() -> None:
     name = st.session_state.get("preset")
     if name in PRESETS:
         st.session_state.update(form_values(PRESETS[name]))
-        st.session_state.pop("edited_from", None)
+
+
+def _form_preset(hp: HyperParameters | None) -> str | None:
+    """The preset the form shows unchanged, or None once it is edited (the run is then labelled custom)."""
+    name = st.session_state.get("preset")
+    return name if name in PRESETS and hp == PRESETS[name] else None
 
 
 def _first_values() -> tuple[dict[str, object], list[str]]:
@@ -112,29 +117,16 @@ def _unused_because(name: str) -> str | None:
     return None
 
 
-def _mark_custom() -> None:
-    """After an edit, the preset box says "Custom" once the form no longer matches the preset it was filled from."""
-    name = st.session_state.get("preset")
-    if name in PRESETS:
-        try:
-            edited = hyperparameters_from_form() != PRESETS[name]
-        except HyperParameterError:
-            edited = True
-        if edited:
-            st.session_state["edited_from"], st.session_state["preset"] = name, None
-
-
 def _control(name: str) -> None:
     spec, key = SPECS[name], f"hp_{name}"
     label, help_text = hyperparameter_label(name), spec["help"]
     unused = _unused_because(name)
-    common = dict(key=key, help=f"{help_text} {unused}" if unused else help_text, disabled=unused is not None,
-                  on_change=_mark_custom)
+    common = dict(key=key, help=f"{help_text} {unused}" if unused else help_text, disabled=unused is not None)
     if name == "filters":
         blocks = st.session_state.get("hp_num_conv_blocks", 0)
         for block, filter_key in enumerate(FILTER_KEYS, start=1):
             st.select_slider(f"Filters in block {block}", options=FILTER_CHOICES, key=filter_key,
-                             disabled=block > blocks, on_change=_mark_custom,
+                             disabled=block > blocks,
                              help=help_text if block <= blocks else
                              f"Not used: the model has {blocks} conv block{'s' if blocks != 1 else ''}.")
     elif name == "extra_dense_units":
@@ -153,7 +145,8 @@ def _control(name: str) -> None:
 
 def _share_link(hp: HyperParameters) -> None:
     with st.expander("Share these settings as a link", icon=":material/link:"):
-        query = {"preset": st.session_state["preset"]} if st.session_state.get("preset") else {}
+        preset_name = _form_preset(hp)
+        query = {"preset": preset_name} if preset_name else {}
         query_string = urlencode({**query, **to_query(hp)})
         page_url = (st.context.url or "").split("?")[0]
         st.code(f"{page_url}?{query_string}", language=None, wrap_lines=True)
@@ -163,8 +156,7 @@ def _share_link(hp: HyperParameters) -> None:
 def _start(hp: HyperParameters) -> bool:
     """Queue a run of `hp`; True if it was queued (what became of it is said under the button), else False after
     saying why."""
-    preset_name = st.session_state.get("preset")
-    preset_name = preset_name if preset_name in PRESETS and PRESETS[preset_name] == hp else None
+    preset_name = _form_preset(hp)
     run_name = st.session_state["run_name"].strip() or f"{preset_name or 'custom'}-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         job = submission.submit(RUN, run_name, preset=preset_name, hyperparameters=hp)
@@ -223,18 +215,31 @@ def _start_status(active: list[JobSnapshot]) -> None:
         status.caption("Jobs are waiting for the training worker: yours will wait in the queue and start by itself.")
 
 
+def _preset_summary(line, hp: HyperParameters | None) -> None:
+    """Beside the preset box: what the preset is, or that the form was edited from it and a way back."""
+    name = st.session_state.get("preset")
+    if name not in PRESETS:
+        return
+    if _form_preset(hp) == name:
+        line.caption(summarize(PRESETS[name]))
+        return
+    with line.container(horizontal=True, wrap=True, vertical_alignment="center", gap="small"):
+        st.caption(f"Edited from the {name} preset: this run will be labelled custom.", width="content")
+        st.button(f"Back to {name}", key="back_to_preset", icon=":material/undo:", on_click=_fill_from_preset,
+                  type="tertiary", help=f"Puts every setting back to the {name} preset's.")
+
+
 def _form(active: list[JobSnapshot]) -> None:
     """The hyperparameter form: everything derived from it (parameter count, feature maps, whether it can be
     trained, the share link) follows the widgets as they move; Start trains what it shows."""
+    # The preset box only ever holds what the person picked: the page never writes it (a value the page wrote was
+    # sometimes not yet in the browser when the next slider moved, and the browser's old pick then came back as a
+    # new one and filled the whole form with the preset again). Edited, the form says so beside it.
     picker, summary = st.columns([1, 2], vertical_alignment="bottom")
     picker.selectbox("Preset", list(PRESETS), key="preset", on_change=_fill_from_preset,
                      index=None, placeholder="Custom",
                      help="Fills the form with a tested set of hyperparameters; change any of them before starting.")
-    preset_name = st.session_state.get("preset")
-    if preset_name in PRESETS:
-        summary.caption(summarize(PRESETS[preset_name]))
-    elif st.session_state.get("edited_from") in PRESETS:
-        summary.caption(f"Edited from the {st.session_state['edited_from']} preset: this run will be labelled custom.")
+    summary_line = summary.container()
 
     for column, names in zip(st.columns(2, gap="large"), ESSENTIALS, strict=True):
         with column:
@@ -255,6 +260,7 @@ def _form(active: list[JobSnapshot]) -> None:
     except HyperParameterError as error:
         st.error(f"These settings cannot be trained: {plain(error, 600)}")
         hp = None
+    _preset_summary(summary_line, hp)
     if hp is not None:
         sizes = " → ".join(map(str, hp.feature_map_sizes()))
         layout = f"feature maps {sizes} px" if sizes else f"no convolutions: {hp.family} on the 784 pixels"
@@ -274,10 +280,10 @@ def _form(active: list[JobSnapshot]) -> None:
         _share_link(hp)
 
 
-def _queue_section(active: bool) -> None:
+def _queue_section(active: list[JobSnapshot]) -> None:
     with timed_fragment_home():
         st.fragment(run_every=run_panel.PROGRESS_REFRESH_SECONDS if active else None)(queue_panel.show_queue)(
-            queue_panel.running_ids())
+            queue_panel.running_ids(active))
 
 
 def _orientation() -> None:
@@ -322,6 +328,10 @@ def render() -> None:
         st.warning(warning)
     queue = submission.job_queue_or_stop()
     me = session.visitor()
+    # The jobs running now, read before the run to show is chosen: the queue's part of the page reruns it when they
+    # change, so a run that begins while this page is drawn is shown on the next run of it, not missed (read after
+    # the choice, a run beginning in between was in both and the page kept showing another visitor's run).
+    active = queue.active()
     own = queue.latest(RUN, owner=me.key)
     # This visitor's own run while it trains (several train at once on a cluster), else the newest job on the server.
     job = own if own is not None and own.is_running else queue.latest()
@@ -342,8 +352,7 @@ def render() -> None:
         if run.is_running:
             st.session_state[WATCHED_KEY] = run.job_id
         run_panel.run_section(run)
-    active = queue.active()
-    _queue_section(bool(active))
+    _queue_section(active)
     if first or yours_apart:
         st.divider()
     _form(active)
