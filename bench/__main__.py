@@ -1,7 +1,7 @@
 """`python -m bench [section ...]`: run the benchmarks (all by default) and write bench/RESULTS.md.
 
 Sections: data_load, classify_latency, grad_cam, drawings, photos, time_to_accuracy, throughput, app_session, export,
-serving, serving_memory, visitors, compute_floor, cluster.
+serving, serving_memory, visitors, compute_floor, cluster, cluster_sweep.
 Each section's rows are kept in bench/out/<section>.json with the machine and date they were measured on, so
 rerunning one section leaves the others' figures (and their dates) in the table; rows of sections with no file in
 bench/out/ (measured on another machine: the folder is not committed) are kept from RESULTS.md as they were.
@@ -18,7 +18,8 @@ import time
 from .measure import OUT, REPO, Row, machine
 
 SECTIONS = ("data_load", "classify_latency", "grad_cam", "drawings", "photos", "time_to_accuracy", "throughput",
-            "app_session", "export", "serving", "serving_memory", "visitors", "compute_floor", "cluster")
+            "app_session", "export", "serving", "serving_memory", "visitors", "compute_floor", "cluster",
+            "cluster_sweep")
 RESULTS = REPO / "bench" / "RESULTS.md"
 # bench/HISTORY.md is written by hand and never rewritten here; the header of every RESULTS.md points to it.
 HISTORY_LINE = ("What changed these figures, what was tried and did not help, and earlier measurements: "

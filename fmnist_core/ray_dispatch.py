@@ -17,8 +17,13 @@ task (`train_on_node`) on whichever node Ray picks. Nothing is shared between ma
 A node that dies (or a task that falls silent for `Settings.worker_stall_seconds`) costs the epoch in progress: the
 run is sent again, to any live node, with its last checkpoint, and the card lists every node it trained on. The
 dispatcher's own death (the web server's machine restarting, say) ends its tasks; the next dispatcher puts their jobs
-back in the queue, where they resume from their checkpoints. Sweeps train in the dispatcher's own process, on the web
-server's machine, as with the local worker: one trial at a time.
+back in the queue, where they resume from their checkpoints.
+
+A sweep's Keras Tuner oracle stays in the dispatcher (it chooses every trial's values, as locally); its trials train
+as Ray tasks (`trial_on_node`), as many at once as the cluster had free job slots when the sweep started
+(`ClusterTrials` and sweep_tuner's lanes). Keras Tuner's own distributed mode was not used: its workers call the
+chief's oracle over gRPC, a port every node would have to reach on the web server, and Stop, the time limit and a
+resumed sweep would have to cross it too. A trial whose node dies trains again from its start on another node.
 """
 
 from __future__ import annotations
@@ -26,23 +31,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue as queues
-import shutil
 import socket
-import tempfile
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import ray
 
 from .checkpoints import CHECKPOINT_FILE
+from .hyperparameters import HyperParameters
 from .job_queue import JobQueue, QueueBusyError
 from .jobs import MAX_RESUMES, RUN, JobSnapshot, JobState
 from .ray_cluster import ClusterNode, ClusterStatus, slots_of, write_status
+from .ray_tasks import STOP_POLL_SECONDS, StopFlags, train_on_node, trial_on_node
 from .settings import Settings, setting_variable
 from .store import ModelStore
 from .worker import (
@@ -60,8 +64,6 @@ NAMESPACE = "fmnist-cnn-studio"
 PACKAGE = Path(__file__).resolve().parent
 STATUS_SECONDS = 2.0  # how often the dispatcher looks at the cluster and writes its status
 CONNECT_RETRY_SECONDS = 10.0  # after the cluster could not be reached
-STOP_POLL_SECONDS = 0.5  # how often a task asks whether its run was stopped
-HEARTBEAT_SECONDS = 5.0  # a task with nothing to send says it is alive this often (scoring the test set, say)
 
 _log = logging.getLogger(__name__)
 
@@ -74,136 +76,46 @@ class ClusterLostError(JobInterrupted):
     """The cluster cannot be reached any more: the dispatcher exits and the next one takes its jobs up again."""
 
 
-# ---- on the nodes -------------------------------------------------------------------------------------
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class StopFlags:
-    """Which runs were asked to stop. Restarted on another node if its node dies; the dispatcher says a stop again
-    until the run has ended, so a restart loses nothing."""
-
-    def __init__(self) -> None:
-        self._stopped: set[str] = set()
-
-    def stop(self, job_id: str) -> None:
-        self._stopped.add(job_id)
-
-    def stopped(self, job_id: str) -> bool:
-        return job_id in self._stopped
-
-    def forget(self, job_id: str) -> None:
-        self._stopped.discard(job_id)
-
-
-def train_on_node(job: dict, checkpoint: bytes | None, time_limit_seconds: float, data_dir: str | None,
-                  flags) -> Iterator[tuple]:
-    """A run on a cluster's node (a Ray streaming generator task). Yields, in order: ("node", name); then
-    ("events", [TrainingEvent…]), ("checkpoint", bytes) after each epoch, and ("alive",) when there was nothing to
-    send for HEARTBEAT_SECONDS; at the end ("result", model_bytes, card, test_probabilities) or ("error", message,
-    traceback). `checkpoint`: the run's last checkpoint, to resume from."""
-    from .data import load_fashion_mnist
-    from .evaluation import evaluate
-    from .hyperparameters import HyperParameters
-    from .store import make_card
-    from .training import train
-
-    context = ray.get_runtime_context()
-    yield ("node", ClusterNode(context.get_node_id(), ray.util.get_node_ip_address(), 0.0, True).name)
-    workdir = Path(tempfile.mkdtemp(prefix="fmnist-job-"))
-    checkpoint_path = workdir / CHECKPOINT_FILE
-    if checkpoint is not None:
-        checkpoint_path.write_bytes(checkpoint)
-    events: queues.Queue = queues.Queue()
-    stop, outcome = threading.Event(), {}
-
-    def work() -> None:
-        try:
-            dataset = load_fashion_mnist(data_dir)
-            hp = HyperParameters.from_dict(job["hyperparameters"])
-            result = train(hp, dataset, listeners=[events.put], stop_event=stop,
-                           time_limit_seconds=time_limit_seconds, checkpoint_dir=workdir)
-            evaluation = evaluate(result.classifier, dataset.test_images, dataset.test_labels)
-            card = make_card(result, evaluation, dataset, run_name=job["run_name"], preset=job["preset"])
-            result.model.save(workdir / "model.keras")
-            outcome["result"] = ((workdir / "model.keras").read_bytes(), card, evaluation.probabilities)
-        except BaseException as error:  # noqa: BLE001 - sent to the dispatcher, which records it for the page
-            outcome["error"] = (f"{type(error).__name__}: {error}", traceback.format_exc())
-        finally:
-            events.put(None)
-
-    threading.Thread(target=work, daemon=True).start()
-    sent_checkpoint = checkpoint_path.stat().st_mtime_ns if checkpoint_path.exists() else None
-    last_poll = last_sent = time.monotonic()
-    done = False
-    try:
-        while not done:
-            batch = []
-            with contextlib.suppress(queues.Empty):
-                item = events.get(timeout=0.2)
-                while True:
-                    if item is None:
-                        done = True
-                        break
-                    batch.append(item)
-                    item = events.get_nowait()
-            now = time.monotonic()
-            if not stop.is_set() and now - last_poll >= STOP_POLL_SECONDS:
-                last_poll = now
-                with contextlib.suppress(ray.exceptions.RayError):  # the flags' actor restarting: asked again
-                    if ray.get(flags.stopped.remote(job["job_id"]), timeout=5):
-                        stop.set()
-            with contextlib.suppress(FileNotFoundError):
-                written = checkpoint_path.stat().st_mtime_ns
-                if written != sent_checkpoint:
-                    sent_checkpoint = written
-                    yield ("checkpoint", checkpoint_path.read_bytes())
-                    last_sent = now
-            if batch:
-                yield ("events", batch)
-                last_sent = now
-            elif now - last_sent >= HEARTBEAT_SECONDS:
-                yield ("alive",)
-                last_sent = now
-        if "error" in outcome:
-            yield ("error", *outcome["error"])
-        else:
-            yield ("result", *outcome["result"])
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 # ---- on the web server's machine ---------------------------------------------------------------------------
+def _task_options(settings: Settings) -> dict:
+    """A task's Ray options: `cpus_per_job` CPUs; a fresh worker process per task (max_calls=1), so that TensorFlow's
+    memory goes back to the node after each; TensorFlow's thread pools sized to the CPUs the task was given, not to
+    the whole node (as many threads as the node's cores would make the tasks sharing a node slow each other down)."""
+    threads = str(max(1, round(settings.cpus_per_job)))
+    return dict(num_cpus=settings.cpus_per_job, max_retries=0, num_returns="streaming",
+                runtime_env={"env_vars": {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}})
+
+
 class ClusterTrainer:
     """`worker.run_job`'s `train_run` for the cluster: sends a run to a node, follows it, and saves what comes back;
     sends it again, from its last checkpoint, when its node dies or it falls silent."""
 
     def __init__(self, dispatcher: Dispatcher):
         self.dispatcher = dispatcher
-        settings = dispatcher.settings
-        # A fresh worker process per run (max_calls=1): TensorFlow's memory goes back to the node after each run.
-        # TensorFlow's thread pools sized to the CPUs the run was given, not to the whole node (as many threads as
-        # the node's cores would make the runs sharing a node slow each other down).
-        threads = str(max(1, round(settings.cpus_per_job)))
-        self.task = ray.remote(max_calls=1)(train_on_node).options(
-            num_cpus=settings.cpus_per_job, max_retries=0, num_returns="streaming",
-            runtime_env={"env_vars": {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}})
+        self.task = ray.remote(max_calls=1)(train_on_node).options(**_task_options(dispatcher.settings))
 
     def __call__(self, job: JobSnapshot, store: ModelStore, load_dataset, listener, stop_event: threading.Event,
                  time_limit_seconds: float, checkpoint_dir: Path):
         payload = {"job_id": job.job_id, "run_name": job.run_name, "preset": job.preset,
                    "hyperparameters": job.hyperparameters.to_dict()}
-        data_dir = None if self.dispatcher.settings.data_dir is None else str(self.dispatcher.settings.data_dir)
+        data_dir = self.dispatcher.data_dir()
         nodes: list[str] = []
+
+        def on_node(name: str) -> None:
+            nodes.append(name)
+            self.dispatcher.running[job.job_id] = name
+
         while True:
             path = Path(checkpoint_dir) / CHECKPOINT_FILE
             checkpoint = path.read_bytes() if path.is_file() else None
             generator = self.task.remote(payload, checkpoint, time_limit_seconds, data_dir, self.dispatcher.flags)
             try:
-                result = self._follow(generator, job, listener, stop_event, Path(checkpoint_dir), nodes)
+                result = _follow(self.dispatcher, generator, job.job_id, listener, stop_event, on_node,
+                                 Path(checkpoint_dir))
             except (RemoteTrainingError, ray.exceptions.RayTaskError):
                 raise
             except (ray.exceptions.RayError, _SilentError) as error:
-                if not self.dispatcher.cluster_reachable():
-                    raise ClusterLostError(f"the Ray cluster at {self.dispatcher.settings.ray_address} cannot be "
-                                           "reached") from error
+                self.dispatcher.check_reachable(error)
                 resumes = _when_not_busy(lambda: self.dispatcher.queue.note_resume(job.job_id, job.worker_pid))
                 if resumes > MAX_RESUMES:
                     raise RuntimeError(f"its node died or fell silent {resumes} times while training it; it was not "
@@ -219,40 +131,103 @@ class ClusterTrainer:
             card = {**card, "job_id": job.job_id, "owner": job.owner, "trained_on": nodes}
             return store.save(model_bytes, card, job.run_name, room_reserved=True, test_probabilities=probabilities)
 
-    def _follow(self, generator, job: JobSnapshot, listener, stop_event: threading.Event, checkpoint_dir: Path,
-                nodes: list[str]) -> tuple:
-        stall_seconds = self.dispatcher.settings.worker_stall_seconds
-        last_item, stop_said = time.monotonic(), 0.0
-        while True:
-            if stop_event.is_set() and time.monotonic() - stop_said >= 5.0:  # said again: the actor may restart
-                self.dispatcher.flags.stop.remote(job.job_id)
-                stop_said = time.monotonic()
-            ready, _ = ray.wait([generator], timeout=STOP_POLL_SECONDS)
-            if not ready:
-                if time.monotonic() - last_item > stall_seconds:
-                    ray.cancel(generator, force=True)
-                    raise _SilentError(f"nothing heard for {stall_seconds:.0f} s")
-                continue
+
+class ClusterTrials:
+    """A sweep's `train_trial` (sweep_tuner.run_sweep) on the cluster: each trial a Ray task on a node with free CPUs,
+    its events written to the sweep's record as they come; a trial whose node dies or falls silent trains again from
+    its start on another node. The nodes its trials train on are what the page says of the sweep's node."""
+
+    def __init__(self, dispatcher: Dispatcher, job: JobSnapshot):
+        self.dispatcher, self.job = dispatcher, job
+        self.task = ray.remote(max_calls=1)(trial_on_node).options(**_task_options(dispatcher.settings))
+        self.nodes: dict[str, str] = {}  # trial id -> the node it trains on now
+        self.lock = threading.Lock()
+
+    def _on_node(self, trial_id: str, name: str | None) -> None:
+        with self.lock:
+            if name is None:
+                self.nodes.pop(trial_id, None)
+            else:
+                self.nodes[trial_id] = name
+            names = sorted(set(self.nodes.values()))
+            if names:
+                trials = f"{len(self.nodes)} trial{'s' if len(self.nodes) != 1 else ''}"
+                self.dispatcher.running[self.job.job_id] = f"{', '.join(names)} ({trials} at once)"
+            else:
+                self.dispatcher.running.pop(self.job.job_id, None)
+
+    def __call__(self, trial_id: str, hyperparameters: HyperParameters, listeners: list, stop_event,
+                 remaining: float | None) -> SimpleNamespace:
+        from .sweep_tuner import TrialsInterrupted
+
+        key = f"{self.job.job_id}/{trial_id}"
+
+        def listener(event) -> None:
+            for each in listeners:
+                each(event)
+
+        for attempt in range(1, MAX_RESUMES + 2):
+            generator = self.task.remote(key, hyperparameters.to_dict(), remaining, self.dispatcher.data_dir(),
+                                         self.dispatcher.flags)
             try:
-                item = ray.get(next(generator))
-            except StopIteration:
-                raise _SilentError("the task ended without a result") from None
-            last_item = time.monotonic()
-            kind = item[0]
-            if kind == "node":
-                nodes.append(item[1])
-                self.dispatcher.running[job.job_id] = item[1]
-                _log.info("job %s trains on node %s", job.job_id, item[1])
-            elif kind == "events":
-                for event in item[1]:
-                    listener(event)
-            elif kind == "checkpoint":
-                _write_atomically(checkpoint_dir / CHECKPOINT_FILE, item[1])
-            elif kind == "error":
-                _log.error("job %s failed on node %s:\n%s", job.job_id, nodes[-1], item[2])
-                raise RemoteTrainingError(item[1])
-            elif kind == "result":
-                return item[1:]
+                (result,) = _follow(self.dispatcher, generator, key, listener, stop_event,
+                                    lambda name: self._on_node(trial_id, name))
+                return SimpleNamespace(**result)
+            except (RemoteTrainingError, ray.exceptions.RayTaskError):
+                raise
+            except (ray.exceptions.RayError, _SilentError) as error:
+                try:
+                    self.dispatcher.check_reachable(error)
+                except ClusterLostError as lost:
+                    raise TrialsInterrupted(lost) from error
+                _log.warning("sweep %s, trial %s: its node died or fell silent (%s); attempt %d of %d", self.job.job_id,
+                             trial_id, type(error).__name__, attempt, MAX_RESUMES + 1)
+            finally:
+                self._on_node(trial_id, None)
+                with contextlib.suppress(ray.exceptions.RayError):
+                    self.dispatcher.flags.forget.remote(key)
+        raise RuntimeError(f"trial {trial_id}: its node died or fell silent {MAX_RESUMES + 1} times while training it")
+
+
+def _follow(dispatcher: Dispatcher, generator, key: str, listener, stop_event: threading.Event,
+            on_node: Callable[[str], None], checkpoint_dir: Path | None = None) -> tuple:
+    """Follow a task's stream (ray_tasks.py) until its result, which is returned; its events to `listener`, its
+    checkpoints to `checkpoint_dir`, its node to `on_node`, a stop asked in `stop_event` to the task (said again
+    every 5 s: the flags' actor may restart). Raises RemoteTrainingError for the task's own failure, _SilentError
+    when nothing came for the stall limit."""
+    stall_seconds = dispatcher.settings.worker_stall_seconds
+    last_item, stop_said = time.monotonic(), 0.0
+    node = "not known yet"
+    while True:
+        if stop_event is not None and stop_event.is_set() and time.monotonic() - stop_said >= 5.0:
+            dispatcher.flags.stop.remote(key)
+            stop_said = time.monotonic()
+        ready, _ = ray.wait([generator], timeout=STOP_POLL_SECONDS)
+        if not ready:
+            if time.monotonic() - last_item > stall_seconds:
+                ray.cancel(generator, force=True)
+                raise _SilentError(f"nothing heard for {stall_seconds:.0f} s")
+            continue
+        try:
+            item = ray.get(next(generator))
+        except StopIteration:
+            raise _SilentError("the task ended without a result") from None
+        last_item = time.monotonic()
+        kind = item[0]
+        if kind == "node":
+            node = item[1]
+            on_node(node)
+            _log.info("%s trains on node %s", key, node)
+        elif kind == "events":
+            for event in item[1]:
+                listener(event)
+        elif kind == "checkpoint" and checkpoint_dir is not None:
+            _write_atomically(checkpoint_dir / CHECKPOINT_FILE, item[1])
+        elif kind == "error":
+            _log.error("%s failed on node %s:\n%s", key, node, item[2])
+            raise RemoteTrainingError(item[1])
+        elif kind == "result":
+            return item[1:]
 
 
 class _SilentError(Exception):
@@ -287,6 +262,7 @@ class Dispatcher:
         self.settings, self.queue, self.store, self.load_dataset, self.slot = settings, queue, store, load_dataset, slot
         self.running: dict[str, str] = {}  # job id -> its node's name, as its task said
         self.threads: dict[str, threading.Thread] = {}
+        self.slots_taken: dict[str, int] = {}  # job id -> the job slots it holds: 1 for a run, a sweep's lanes
         self.nodes: tuple[ClusterNode, ...] = ()
         self.flags = None
         self.trainer: ClusterTrainer | None = None
@@ -317,6 +293,19 @@ class Dispatcher:
     def cluster_reachable(self) -> bool:
         return gcs_reachable(self.settings.ray_address)
 
+    def check_reachable(self, error: BaseException) -> None:
+        """After a task was lost: raise ClusterLostError if the whole cluster is gone (not just the task's node)."""
+        if not self.cluster_reachable():
+            raise ClusterLostError(f"the Ray cluster at {self.settings.ray_address} cannot be reached") from error
+
+    def data_dir(self) -> str | None:
+        """Where the nodes find the dataset, as this server is told (None: where they look by default)."""
+        return None if self.settings.data_dir is None else str(self.settings.data_dir)
+
+    @property
+    def busy_slots(self) -> int:
+        return sum(self.slots_taken.get(job_id, 1) for job_id in self.threads)
+
     def look(self) -> None:
         self.nodes = tuple(ClusterNode(node["NodeID"], node["NodeManagerAddress"],
                                        float(node.get("Resources", {}).get("CPU", 0.0)), bool(node["Alive"]))
@@ -336,19 +325,29 @@ class Dispatcher:
         with contextlib.suppress(OSError):
             write_status(self.settings.models_dir, ClusterStatus(
                 address=self.settings.ray_address, reachable=problem is None or bool(self.nodes), problem=problem,
-                nodes=self.nodes, total_slots=total, free_slots=max(total - len(self.threads), 0),
+                nodes=self.nodes, total_slots=total, free_slots=max(total - self.busy_slots, 0),
                 running=dict(self.running), written_at=time.time()))
 
     # -- jobs -----------------------------------------------------------------------------------
-    def _run_one(self, job: JobSnapshot) -> None:
+    def _run_one(self, job: JobSnapshot, lanes: int) -> None:
         try:
             if job.kind == RUN:
                 run_job(self.queue, self.store, job, self.load_dataset, self.settings, train_run=self.trainer,
                         watch_stalls=False)
-            else:  # a sweep trains here, in this process, as with the local worker
-                run_job(self.queue, self.store, job, self.load_dataset, self.settings, watch_stalls=False)
+            else:  # the sweep's oracle here, its trials on the nodes, `lanes` at a time
+                run_job(self.queue, self.store, job, self.load_dataset, self.settings, watch_stalls=False,
+                        train_trial=ClusterTrials(self, job), lanes=lanes)
         except ClusterLostError as error:
             self.lost = error
+
+    def _lanes_for(self, job: JobSnapshot) -> int:
+        """The job slots a job takes: a run one; a sweep as many as are free now (at least one), no more than it has
+        trials to train."""
+        if job.kind == RUN:
+            return 1
+        trials = job.spec.max_trials if job.spec.grid_size() is None else min(job.spec.max_trials,
+                                                                              job.spec.grid_size())
+        return max(1, min(self.total_slots - self.busy_slots, trials))
 
     def loop(self, idle_exit_seconds: float | None) -> int:
         idle_since, looked = time.monotonic(), 0.0
@@ -362,12 +361,13 @@ class Dispatcher:
                 continue
             for job_id in [job_id for job_id, thread in self.threads.items() if not thread.is_alive()]:
                 del self.threads[job_id]
+                self.slots_taken.pop(job_id, None)
             if time.monotonic() - looked >= STATUS_SECONDS:
                 if not self.cluster_reachable():
                     raise ClusterLostError(f"the Ray cluster at {self.settings.ray_address} cannot be reached")
                 self.look()
                 looked = time.monotonic()
-            while len(self.threads) < self.total_slots:
+            while self.busy_slots < self.total_slots:
                 try:
                     job = self.queue.claim_next(self.slot, os.getpid())
                 except QueueBusyError:
@@ -375,8 +375,10 @@ class Dispatcher:
                 if job is None:
                     break
                 _log.info("job %s (%s %r of %s) started", job.job_id, job.kind, job.run_name, job.owner)
-                thread = threading.Thread(target=self._run_one, args=(job,), name=f"job-{job.job_id}", daemon=True)
-                self.threads[job.job_id] = thread
+                lanes = self._lanes_for(job)
+                thread = threading.Thread(target=self._run_one, args=(job, lanes), name=f"job-{job.job_id}",
+                                          daemon=True)
+                self.threads[job.job_id], self.slots_taken[job.job_id] = thread, lanes
                 thread.start()
                 self.publish()
             if self.threads:

@@ -5,6 +5,10 @@ The search space is declared up front (`search_space`), so the tuner needs no Hy
 and trains each trial's model through `training.train`, with our events, stop request, time limit and
 best-epoch weights. In this module, `space` is Keras Tuner's HyperParameters object and `hyperparameters`
 is always ours.
+
+Trials can also train elsewhere, several at once (a Ray cluster's nodes: ray_sweep.py): `run_sweep` then takes the
+function that trains one trial and a number of lanes, threads that each ask the one oracle for a trial, as Keras
+Tuner's own distributed workers do over gRPC (its oracle is made for calls from several threads).
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 import keras_tuner
 
 from .data import FashionMNIST
 from .events import COMPLETED_TRIAL, FAILED_TRIAL, STOPPED_TRIAL, Listener, TrialEnd, best_trial
-from .hyperparameters import HyperParameterError, field_specs
+from .hyperparameters import HyperParameterError, HyperParameters, field_specs
 from .sweep import (
     OBJECTIVE,
     Range,
@@ -38,6 +43,29 @@ from .training import train
 # Keras Tuner's trial status -> ours (TrialEnd.status); a trial stopped on request ends as FAILED in Keras Tuner.
 TRIAL_STATUS = {"COMPLETED": COMPLETED_TRIAL, "FAILED": FAILED_TRIAL, "INVALID": FAILED_TRIAL,
                 "STOPPED": STOPPED_TRIAL, "RUNNING": "running", "IDLE": "waiting"}
+
+
+class TrialTraining(Protocol):
+    """What training one trial gives back: `training.TrainingResult` has these, and so has a cluster's answer."""
+
+    history: list[dict]
+    best_epoch: int  # 1-based, 0 when no epoch ended
+    stopped_by_user: bool
+    stopped_by_time_limit: bool
+
+
+# Trains one trial: (its id, its hyperparameters, the listeners of its events, the stop event, the seconds left).
+TrainTrial = Callable[[str, HyperParameters, list[Listener], threading.Event | None, float | None], TrialTraining]
+
+
+class TrialsInterrupted(keras_tuner.errors.FatalError):
+    """Raised by a `train_trial` when no trial can go on in this process (a Ray cluster that can no longer be
+    reached): the search ends at once, Keras Tuner does not take it for a failed trial, and `run_sweep` raises
+    `cause`."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def values_key(values: dict) -> str:
@@ -83,13 +111,57 @@ class SweepTuner(keras_tuner.Tuner):
 
     def __init__(self, spec: SweepSpec, load_dataset: Callable[[], FashionMNIST], listeners: list[Listener],
                  stop_event: threading.Event | None, time_limit_seconds: float | None,
-                 ended_trials: Iterable[TrialEnd] = (), **tuner_options):
+                 ended_trials: Iterable[TrialEnd] = (), train_trial: TrainTrial | None = None, **tuner_options):
         super().__init__(oracle=make_oracle(spec), hypermodel=None, **tuner_options)
         self.spec, self.load_dataset, self.listeners, self.stop_event = spec, load_dataset, listeners, stop_event
+        self.train_trial = train_trial or self._train_here
         self.deadline = None if time_limit_seconds is None else time.monotonic() + time_limit_seconds
         self.stopped_by_time_limit = False
         # A resumed sweep's trials that ended before the interruption, by their values: not trained again
         self.ended = {values_key(trial.values): trial for trial in ended_trials}
+        self._saving = threading.Lock()  # lanes end trials at once; the tuner's file is written by one at a time
+        self._lane_errors: list[BaseException] = []
+
+    def _train_here(self, trial_id: str, hyperparameters: HyperParameters, listeners: list[Listener],
+                    stop_event: threading.Event | None, remaining: float | None) -> TrialTraining:
+        return train(hyperparameters, self.load_dataset(), listeners, stop_event, time_limit_seconds=remaining)
+
+    def save(self):
+        with self._saving:
+            super().save()
+
+    def search_in_lanes(self, lanes: int) -> None:
+        """Keras Tuner's search loop in `lanes` threads at once, each asking the oracle for its next trial under an id
+        of its own ('lane-1', …): as many trials train at a time. Raises what a lane raised (SweepStopped included)."""
+        if lanes <= 1:
+            self.search(verbose=0)
+            return
+        self.on_search_begin()
+        threads = [threading.Thread(target=self._lane, args=(f"lane-{number}",), name=f"sweep-lane-{number}",
+                                    daemon=True) for number in range(1, lanes + 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.on_search_end()
+        if self._lane_errors:
+            raise self._lane_errors[0]
+
+    def _lane(self, tuner_id: str) -> None:
+        try:
+            while not self._lane_errors:
+                self.pre_create_trial()
+                trial = self.oracle.create_trial(tuner_id)
+                if trial.status == keras_tuner.engine.trial.TrialStatus.STOPPED:
+                    return  # no trial left for this lane
+                if trial.status == keras_tuner.engine.trial.TrialStatus.IDLE:
+                    time.sleep(0.5)  # Hyperband waits for the other lanes' trials of its round
+                    continue
+                self.on_trial_begin(trial)
+                self._try_run_and_update_trial(trial)
+                self.on_trial_end(trial)
+        except BaseException as error:  # noqa: BLE001 - handed to search_in_lanes, which raises it
+            self._lane_errors.append(error)
 
     def pre_create_trial(self):
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -116,11 +188,10 @@ class SweepTuner(keras_tuner.Tuner):
             self._emit(TrialEnd(trial.trial_id, values, None, 0, 0.0, FAILED_TRIAL, str(error)))
             raise keras_tuner.errors.FailedTrialError(str(error)) from error
         remaining = None if self.deadline is None else max(self.deadline - time.monotonic(), 1e-3)
-        result = train(hyperparameters, self.load_dataset(), self.listeners, self.stop_event,
-                       time_limit_seconds=remaining)
+        result = self.train_trial(trial.trial_id, hyperparameters, self.listeners, self.stop_event, remaining)
         seconds = time.perf_counter() - start
         best = result.history[result.best_epoch - 1]["val_accuracy"] if result.best_epoch else None
-        self.stopped_by_time_limit = result.stopped_by_time_limit
+        self.stopped_by_time_limit = self.stopped_by_time_limit or result.stopped_by_time_limit
         stopped = result.stopped_by_user or result.stopped_by_time_limit
         self._emit(TrialEnd(trial.trial_id, values, best, len(result.history), seconds,
                             STOPPED_TRIAL if stopped else COMPLETED_TRIAL))
@@ -150,6 +221,8 @@ def run_sweep(
     directory: Path | str | None = None,
     time_limit_seconds: float | None = None,
     ended_trials: Iterable[TrialEnd] = (),
+    train_trial: TrainTrial | None = None,
+    lanes: int = 1,
 ) -> SweepResult:
     """Run the sweep here; with KERASTUNER_* set, as the chief (serves trials) or a worker (runs them).
 
@@ -158,18 +231,22 @@ def run_sweep(
     further trial starts. `ended_trials` resumes an interrupted sweep: the oracle chooses the same trials again (in
     the same order, from the same seed), and those that had ended give their recorded results without training or
     events; the rest run. (Keras Tuner's own reload cannot resume a grid: its GridSearchOracle does not save where
-    it was, and fails with a KeyError.)
+    it was, and fails with a KeyError.) `train_trial` trains one trial elsewhere (default: here, with
+    `load_dataset`); `lanes` trials train at once (threads sharing the oracle; with `lanes` 1, Keras Tuner's own
+    search, which also serves as a distributed chief or worker).
     """
     tuner_id = current_tuner_id()
     temporary = directory is None
     root = Path(tempfile.mkdtemp(prefix="fmnist-sweep-") if temporary else directory)
-    tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds, ended_trials,
+    tuner = SweepTuner(spec, load_dataset, list(listeners), stop_event, time_limit_seconds, ended_trials, train_trial,
                        directory=str(root / tuner_id), project_name="sweep", overwrite=True)
     result = SweepResult(directory=None if temporary else root)
     try:
-        tuner.search(verbose=0)
+        tuner.search_in_lanes(lanes)
     except SweepStopped:
         pass
+    except TrialsInterrupted as error:
+        raise error.cause from None
     except RuntimeError:
         # A stopped trial counts as failed for Keras Tuner, which ends a search of only failures with a RuntimeError
         # ("consecutive failures exceeded"): after a stop, that is the stop, not a failure.

@@ -261,10 +261,11 @@ def train_here(job: JobSnapshot, store, load_dataset, listener, stop_event: thre
 
 
 def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Settings,
-            train_run=train_here, watch_stalls: bool = True) -> JobState:
+            train_run=train_here, watch_stalls: bool = True, train_trial=None, lanes: int = 1) -> JobState:
     """Run one claimed job to its end and record how it ended; returns that state (the job's own limits come from
     `settings`: the time limit and the hang watchdog's). `train_run` trains, evaluates and saves a run (here, or on
-    a cluster's node: ray_dispatch.py, which has its own watchdog: `watch_stalls=False`)."""
+    a cluster's node: ray_dispatch.py, which has its own watchdog: `watch_stalls=False`); `train_trial` trains a
+    sweep's trial (None: here) and `lanes` trials train at once (sweep_tuner.run_sweep)."""
     stop_event, done = threading.Event(), threading.Event()
     if job.stop_requested:
         stop_event.set()
@@ -279,7 +280,8 @@ def run_job(queue: JobQueue, store, job: JobSnapshot, load_dataset, settings: Se
             state = _run(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds,
                          train_run)
         else:
-            state = _sweep(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds)
+            state = _sweep(queue, store, job, load_dataset, recorder, stop_event, settings.time_limit_seconds,
+                           train_trial, lanes)
     except JobInterrupted:
         raise
     except StaleWorkerError as error:  # another worker took the job up, or the queue lost it: nothing to record
@@ -339,14 +341,15 @@ def _run(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_
 
 
 def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, stop_event,
-           time_limit_seconds: float) -> JobState:
+           time_limit_seconds: float, train_trial=None, lanes: int = 1) -> JobState:
     from .sweep_tuner import run_sweep
 
     used = sum(trial.seconds for trial in job.trials)  # by the trials that ended before an interruption
     result = run_sweep(job.spec, load_dataset, listeners=[recorder], stop_event=stop_event,
                        directory=store.root / SWEEPS_FOLDER / job.job_id,
                        time_limit_seconds=max(time_limit_seconds - used, 1e-3),
-                       ended_trials=job.trials)  # a resumed sweep's trials before the interruption: not run again
+                       ended_trials=job.trials,  # a resumed sweep's trials before the interruption: not run again
+                       train_trial=train_trial, lanes=lanes)
     state = JobState.STOPPED if result.stopped_by_user or result.stopped_by_time_limit else JobState.FINISHED
     recorder.drain()
     if not recorder.orphaned:

@@ -14,11 +14,12 @@ from waiting import job_ended, wait_until
 from fmnist_core.executors import RayCluster, executor_for
 from fmnist_core.hyperparameters import preset
 from fmnist_core.job_queue import JobQueue
-from fmnist_core.jobs import RUN, JobState
+from fmnist_core.jobs import RUN, SWEEP, JobState
 from fmnist_core.ownership import Visitor
 from fmnist_core.ray_cluster import read_status
 from fmnist_core.settings import Settings
 from fmnist_core.store import ModelStore
+from fmnist_core.sweep import SweepSpec
 from fmnist_core.worker import spawn_worker
 
 # a Ray cluster, and Ray worker processes that import TensorFlow and train; one cluster on the machine at a time
@@ -119,6 +120,55 @@ def test_a_node_killed_mid_run_costs_at_most_the_epoch_in_progress_and_the_run_e
         assert card["trained_on"][0] == name and card["trained_on"][1] != name and len(card["trained_on"]) == 2
     finally:
         cluster.add_node(num_cpus=1)  # two nodes again, for the tests after this one
+
+
+def test_a_sweeps_trials_train_two_at_a_time_one_on_each_node_and_give_the_local_sweeps_results(cluster, tmp_path,
+                                                                                                 dispatchers):
+    settings = cluster_settings(cluster, tmp_path)
+    queue = JobQueue(tmp_path)
+    grid = {"learning_rate": (1e-3, 3e-3), "dropout_rate": (0.0, 0.3)}  # four trials
+    spec = SweepSpec(vary=grid, strategy="grid", max_trials=4, epochs_per_trial=2, subset_size=2000,
+                     base_preset="seed-000")
+    job = queue.submit(SWEEP, "on-two-nodes", "visitor-sweep", spec=spec)
+    dispatchers.append(spawn_worker(settings))
+    # what the page says of the sweep's node while it trains: both nodes, a trial on each
+    both = wait_until(lambda: "(2 trials at once)" in (found := RayCluster(settings).node_of(job.job_id) or "")
+                      and found, TIMEOUT, "the sweep's trials did not train on both nodes at once",
+                      interval_seconds=0.2)
+    names = both.removesuffix(" (2 trials at once)").split(", ")
+    assert len(set(names)) == 2 and all(name in {node.name for node in read_status(tmp_path).nodes} for name in names)
+    done = job_ended(queue, job.job_id, TIMEOUT)
+    # as a local sweep of the grid ends: each combination once, each trial its two epochs, the best the highest
+    assert done.state == JobState.FINISHED and done.error is None
+    assert sorted(tuple(sorted(trial.values.items())) for trial in done.trials) == sorted(
+        (("dropout_rate", dropout), ("learning_rate", rate)) for rate in grid["learning_rate"]
+        for dropout in grid["dropout_rate"])
+    assert all(trial.status == "completed" and trial.epochs == 2 and trial.val_accuracy > 0.5 for trial in done.trials)
+    assert done.best.val_accuracy == max(trial.val_accuracy for trial in done.trials)
+    assert len({trial.trial_id for trial in done.trials}) == 4
+    assert not list((tmp_path).glob("*/saved_model.keras"))  # a sweep saves no model
+
+
+def test_a_sweep_stopped_on_the_cluster_stops_its_trials_on_both_nodes_and_keeps_those_that_ended(cluster, tmp_path,
+                                                                                                   dispatchers):
+    settings = cluster_settings(cluster, tmp_path)
+    queue = JobQueue(tmp_path)
+    spec = SweepSpec(vary={"learning_rate": (1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3)}, strategy="grid", max_trials=6,
+                     epochs_per_trial=20, subset_size=4000, base_preset="seed-000")  # minutes without a stop
+    job = queue.submit(SWEEP, "stopped-sweep", "visitor-sweep", spec=spec)
+    dispatchers.append(spawn_worker(settings))
+    wait_until(lambda: "(2 trials at once)" in (RayCluster(settings).node_of(job.job_id) or "")
+               and queue.snapshot(job.job_id).last_batch, TIMEOUT, "the sweep's trials did not train on both nodes")
+    asked = time.monotonic()
+    queue.request_stop(job.job_id, Visitor(job.owner))
+    done = job_ended(queue, job.job_id, 60)
+    stopped_after = time.monotonic() - asked
+    assert done.state == JobState.STOPPED and not done.stopped_by_time_limit
+    assert [trial.status for trial in done.trials] == ["stopped", "stopped"]  # the two under way, cut short
+    assert all(trial.epochs < 20 for trial in done.trials)
+    assert stopped_after < 20, stopped_after  # the trials' next batch, then the sweep's end recorded
+    assert RayCluster(settings).node_of(job.job_id) is None or wait_until(
+        lambda: RayCluster(settings).node_of(job.job_id) is None, 10, "the page still names the sweep's nodes")
 
 
 def free_port() -> int:

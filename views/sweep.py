@@ -235,8 +235,15 @@ def _shown_sweep() -> JobSnapshot | None:
 
 def render() -> None:
     st.title("Sweep hyperparameters")
-    st.caption("Keras Tuner picks each trial's values; every trial is a short training run on a subset. "
-               "One job trains at a time on this server, a sweep or a training run; the others wait in the queue.")
+    if resources.settings().ray_address:
+        where = ("Jobs train on a Ray cluster: a sweep's trials train on several nodes at once, as many as had room "
+                 "when it started; jobs queued after it wait until it ends.")
+    elif resources.settings().concurrent_jobs > 1:
+        where = (f"{resources.settings().concurrent_jobs} jobs train at a time on this server, sweeps or training "
+                 "runs; the others wait in the queue.")
+    else:
+        where = "One job trains at a time on this server, a sweep or a training run; the others wait in the queue."
+    st.caption(f"Keras Tuner picks each trial's values; every trial is a short training run on a subset. {where}")
     submission.job_queue_or_stop()
     spec = _form()
     if st.button("Start sweep", key="sweep_start", type="primary", icon=":material/play_arrow:",
