@@ -139,7 +139,7 @@ class ClusterTrials:
 
     def __init__(self, dispatcher: Dispatcher, job: JobSnapshot):
         self.dispatcher, self.job = dispatcher, job
-        self.task = ray.remote(max_calls=1)(trial_on_node).options(**_task_options(dispatcher.settings))
+        self.task = ray.remote(trial_on_node).options(**_task_options(dispatcher.settings))
         self.nodes: dict[str, str] = {}  # trial id -> the node it trains on now
         self.lock = threading.Lock()
 

@@ -13,6 +13,7 @@ Tuner's own distributed workers do over gRPC (its oracle is made for calls from 
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -89,13 +90,30 @@ def search_space(spec: SweepSpec) -> keras_tuner.HyperParameters:
     return space
 
 
+class AllAtOnceGridOracle(keras_tuner.oracles.GridSearchOracle):
+    """Keras Tuner's grid, in its order (the first value of each field first, the last field changing fastest), with
+    every combination known from the start: trials training at once each get the next untried one. Keras Tuner's
+    own grid derives a trial's values from an earlier trial's only when that one has ended, so a second lane mostly
+    waits (measured on a two-node cluster: the third and fourth of four trials ran one after the other)."""
+
+    def populate_space(self, trial_id):
+        tried = {values_key(trial.hyperparameters.values) for trial in self.trials.values()}
+        space = self.get_space().space
+        choices = [[hp.default, *(value for value in hp.values if value != hp.default)] for hp in space]
+        for combination in itertools.product(*choices):
+            values = {hp.name: value for hp, value in zip(space, combination, strict=True)}
+            if values_key(values) not in tried:
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+        return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+
+
 def make_oracle(spec: SweepSpec) -> keras_tuner.Oracle:
     """The oracle of the spec's strategy, over its search space, maximising its objective."""
     common = dict(objective=keras_tuner.Objective(spec.objective, direction="max"), seed=spec.seed,
                   hyperparameters=search_space(spec), allow_new_entries=False,
                   max_consecutive_failed_trials=spec.max_trials)
     if spec.strategy == "grid":
-        return keras_tuner.oracles.GridSearchOracle(max_trials=spec.max_trials, **common)
+        return AllAtOnceGridOracle(max_trials=spec.max_trials, **common)
     if spec.strategy == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=spec.max_trials, **common)
     oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=spec.epochs_per_trial, factor=3, **common)

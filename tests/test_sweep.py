@@ -150,3 +150,40 @@ def test_a_one_trial_sweep_cut_by_the_time_limit_is_stopped_not_failed(dataset):
     result = run_sweep(spec, lambda: dataset, time_limit_seconds=2.0)  # 3 epochs of a CNN take far longer
     assert result.stopped_by_time_limit and not result.stopped_by_user
     assert [record.status for record in result.trials] == ["failed"]  # Keras Tuner's word for a stopped trial
+
+
+def _grid_trials(oracle, tmp_path, lanes: list[str]) -> list[list[dict]]:
+    """Ask `oracle` for trials, one per lane at a time, ending each round's trials before the next: each round's
+    values (a lane that gets none, waiting or done, gives nothing)."""
+    import keras_tuner
+
+    oracle._set_project_dir(str(tmp_path / type(oracle).__name__), "grid")
+    rounds = []
+    while True:
+        trials = [oracle.create_trial(lane) for lane in lanes]
+        running = [trial for trial in trials if trial.status == keras_tuner.engine.trial.TrialStatus.RUNNING]
+        if not running:
+            return rounds
+        rounds.append([dict(trial.hyperparameters.values) for trial in running])
+        for trial in running:
+            oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+            trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+            oracle.end_trial(trial)
+
+
+def test_the_grid_keeps_keras_tuners_order_and_gives_each_lane_a_trial_at_once(tmp_path):
+    import keras_tuner
+
+    from fmnist_core.sweep_tuner import make_oracle, search_space
+
+    spec = SweepSpec(vary={"learning_rate": (3e-3, 1e-3), "dropout_rate": (0.0, 0.3, 0.5)}, strategy="grid",
+                     max_trials=6)
+    theirs = keras_tuner.oracles.GridSearchOracle(objective=keras_tuner.Objective("val_accuracy", "max"),
+                                                  hyperparameters=search_space(spec), max_trials=6)
+    one_lane = [values for (values,) in _grid_trials(theirs, tmp_path, ["lane"])]
+    assert [(values["learning_rate"], values["dropout_rate"]) for values in one_lane] == [
+        (3e-3, 0.0), (3e-3, 0.3), (3e-3, 0.5), (1e-3, 0.0), (1e-3, 0.3), (1e-3, 0.5)]  # the last field fastest
+    assert [values for (values,) in _grid_trials(make_oracle(spec), tmp_path / "ours", ["lane"])] == one_lane
+    # two lanes: ours gives both a trial every round (Keras Tuner's own grid gave 2, 1, 1, 1, 1: keras-tuner 1.4.8)
+    assert [len(values) for values in _grid_trials(make_oracle(spec), tmp_path / "two", ["a", "b"])] == [2, 2, 2]
+    assert sum(_grid_trials(make_oracle(spec), tmp_path / "two-again", ["a", "b"]), []) == one_lane
