@@ -151,8 +151,8 @@ class ClusterTrials:
                 self.nodes[trial_id] = name
             names = sorted(set(self.nodes.values()))
             if names:
-                trials = f"{len(self.nodes)} trial{'s' if len(self.nodes) != 1 else ''}"
-                self.dispatcher.running[self.job.job_id] = f"{', '.join(names)} ({trials} at once)"
+                trials = "1 trial" if len(self.nodes) == 1 else f"{len(self.nodes)} trials at once"
+                self.dispatcher.running[self.job.job_id] = f"{', '.join(names)} ({trials})"
             else:
                 self.dispatcher.running.pop(self.job.job_id, None)
 
@@ -161,13 +161,15 @@ class ClusterTrials:
         from .sweep_tuner import TrialsInterrupted
 
         key = f"{self.job.job_id}/{trial_id}"
+        deadline = None if remaining is None else time.monotonic() + remaining  # a trial sent again gets what is left
 
         def listener(event) -> None:
             for each in listeners:
                 each(event)
 
         for attempt in range(1, MAX_RESUMES + 2):
-            generator = self.task.remote(key, hyperparameters.to_dict(), remaining, self.dispatcher.data_dir(),
+            left = None if deadline is None else max(deadline - time.monotonic(), 1e-3)
+            generator = self.task.remote(key, hyperparameters.to_dict(), left, self.dispatcher.data_dir(),
                                          self.dispatcher.flags)
             try:
                 (result,) = _follow(self.dispatcher, generator, key, listener, stop_event,

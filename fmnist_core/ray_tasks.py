@@ -148,6 +148,9 @@ def trial_on_node(key: str, hyperparameters: dict, time_limit_seconds: float | N
     yield ("node", _this_node())
 
     def work(listener, stop: threading.Event) -> tuple:
+        import keras
+
+        keras.backend.clear_session()  # the Ray worker is kept for the next trial: the last one's graph let go
         result = train(HyperParameters.from_dict(hyperparameters), load_fashion_mnist(data_dir), listeners=[listener],
                        stop_event=stop, time_limit_seconds=time_limit_seconds)
         return ({"history": result.history, "best_epoch": result.best_epoch, "stopped_by_user": result.stopped_by_user,

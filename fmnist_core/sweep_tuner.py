@@ -69,6 +69,16 @@ class TrialsInterrupted(keras_tuner.errors.FatalError):
         self.cause = cause
 
 
+def _release_oracle_lock(oracle) -> None:
+    """Release the lock Keras Tuner's `synchronized` took for `oracle` in this thread, if it still holds it (it does
+    when the call raised: keras-tuner 1.4.8 releases it only on return)."""
+    from keras_tuner.src.engine.oracle import LOCKS, THREADS
+
+    if THREADS[oracle] == threading.current_thread().name:
+        THREADS[oracle] = None
+        LOCKS[oracle].release()
+
+
 def values_key(values: dict) -> str:
     """A trial's swept values as a key that two runs of the same sweep give alike."""
     return json.dumps(sorted(values.items()))
@@ -137,23 +147,27 @@ class SweepTuner(keras_tuner.Tuner):
         self.stopped_by_time_limit = False
         # A resumed sweep's trials that ended before the interruption, by their values: not trained again
         self.ended = {values_key(trial.values): trial for trial in ended_trials}
-        self._saving = threading.Lock()  # lanes end trials at once; the tuner's file is written by one at a time
         self._lane_errors: list[BaseException] = []
 
     def _train_here(self, trial_id: str, hyperparameters: HyperParameters, listeners: list[Listener],
                     stop_event: threading.Event | None, remaining: float | None) -> TrialTraining:
         return train(hyperparameters, self.load_dataset(), listeners, stop_event, time_limit_seconds=remaining)
 
-    def save(self):
-        with self._saving:
-            super().save()
-
     def search_in_lanes(self, lanes: int) -> None:
         """Keras Tuner's search loop in `lanes` threads at once, each asking the oracle for its next trial under an id
-        of its own ('lane-1', …): as many trials train at a time. Raises what a lane raised (SweepStopped included)."""
+        of its own ('lane-1', …): as many trials train at a time. Raises what a lane raised: a lost cluster
+        (TrialsInterrupted) first, then any failure, then a stop (SweepStopped).
+
+        Every oracle call stays under the oracle's own lock (Keras Tuner's `synchronized`): a lane ends its trial with
+        `oracle.end_trial`, which saves the oracle, and never saves the tuner (whose file nothing here reads; its
+        save wrote the oracle's file outside that lock). That lock is not released when the call raises, so the
+        oracle never raises for failed trials here (its limit of consecutive failures is lifted): a sweep whose every
+        trial failed raises once all lanes have ended."""
         if lanes <= 1:
             self.search(verbose=0)
             return
+        self.oracle.verbose = 0
+        self.oracle.max_consecutive_failed_trials = None
         self.on_search_begin()
         threads = [threading.Thread(target=self._lane, args=(f"lane-{number}",), name=f"sweep-lane-{number}",
                                     daemon=True) for number in range(1, lanes + 1)]
@@ -162,8 +176,13 @@ class SweepTuner(keras_tuner.Tuner):
         for thread in threads:
             thread.join()
         self.on_search_end()
-        if self._lane_errors:
-            raise self._lane_errors[0]
+        errors = sorted(self._lane_errors, key=lambda error: (not isinstance(error, TrialsInterrupted),
+                                                              isinstance(error, SweepStopped)))
+        if errors:
+            raise errors[0]
+        trials = list(self.oracle.trials.values())
+        if trials and not any(trial.status == keras_tuner.engine.trial.TrialStatus.COMPLETED for trial in trials):
+            raise RuntimeError(f"all {len(trials)} trials failed; the last one: {trials[-1].message}")
 
     def _lane(self, tuner_id: str) -> None:
         try:
@@ -175,10 +194,10 @@ class SweepTuner(keras_tuner.Tuner):
                 if trial.status == keras_tuner.engine.trial.TrialStatus.IDLE:
                     time.sleep(0.5)  # Hyperband waits for the other lanes' trials of its round
                     continue
-                self.on_trial_begin(trial)
                 self._try_run_and_update_trial(trial)
-                self.on_trial_end(trial)
+                self.oracle.end_trial(trial)
         except BaseException as error:  # noqa: BLE001 - handed to search_in_lanes, which raises it
+            _release_oracle_lock(self.oracle)  # held still if an oracle call raised: the other lanes would wait
             self._lane_errors.append(error)
 
     def pre_create_trial(self):

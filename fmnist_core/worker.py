@@ -344,7 +344,8 @@ def _sweep(queue: JobQueue, store, job: JobSnapshot, load_dataset, recorder, sto
            time_limit_seconds: float, train_trial=None, lanes: int = 1) -> JobState:
     from .sweep_tuner import run_sweep
 
-    used = sum(trial.seconds for trial in job.trials)  # by the trials that ended before an interruption
+    # the time the trials that ended before an interruption took: with several lanes, they trained side by side
+    used = sum(trial.seconds for trial in job.trials) / max(lanes, 1)
     result = run_sweep(job.spec, load_dataset, listeners=[recorder], stop_event=stop_event,
                        directory=store.root / SWEEPS_FOLDER / job.job_id,
                        time_limit_seconds=max(time_limit_seconds - used, 1e-3),

@@ -187,3 +187,26 @@ def test_the_grid_keeps_keras_tuners_order_and_gives_each_lane_a_trial_at_once(t
     # two lanes: ours gives both a trial every round (Keras Tuner's own grid gave 2, 1, 1, 1, 1: keras-tuner 1.4.8)
     assert [len(values) for values in _grid_trials(make_oracle(spec), tmp_path / "two", ["a", "b"])] == [2, 2, 2]
     assert sum(_grid_trials(make_oracle(spec), tmp_path / "two-again", ["a", "b"]), []) == one_lane
+
+
+def test_a_sweep_in_two_lanes_whose_every_trial_fails_ends_with_the_reason_and_never_hangs(tmp_path, dataset):
+    """Keras Tuner's oracle lock is not released when an oracle call raises (keras-tuner 1.4.8), and its oracle
+    raises at its limit of failed trials: with two lanes, the other lane then waited on the lock for ever."""
+    import threading
+
+    spec = SweepSpec(vary={"num_conv_blocks": (4,), "padding": ("valid",), "kernel_size": (5, 7)}, strategy="grid",
+                     max_trials=2, base_preset="seed-000")  # the feature maps shrink to nothing: no trial can train
+    ended, outcome = [], {}
+
+    def sweep():
+        try:
+            run_sweep(spec, lambda: dataset, listeners=[ended.append], lanes=2)
+        except Exception as error:  # noqa: BLE001 - what the test looks at
+            outcome["error"] = error
+
+    thread = threading.Thread(target=sweep, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the sweep hung"
+    assert isinstance(outcome.get("error"), RuntimeError) and "all 2 trials failed" in str(outcome["error"])
+    assert sorted(event.status for event in ended if isinstance(event, TrialEnd)) == ["failed", "failed"]
