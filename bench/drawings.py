@@ -33,7 +33,8 @@ shipped_store = ModelStore.from_settings(Settings.from_environment())
 models = {"shipped (best + sketches)": shipped_store.get(DEFAULT_MODEL)}
 with tempfile.TemporaryDirectory() as scratch:
     store = ModelStore(scratch)
-    routes = {"quick, plain": {}, "quick + sketches": {"sketch_fraction": 0.3, "non_item_fraction": 0.05}}
+    routes = {"quick, plain": {"non_item_fraction": 0.0}, "quick (non-items)": {},
+              "quick + sketches": {"sketch_fraction": 0.3, "non_item_fraction": 0.05}}
     for name, changes in routes.items():
         models[name], _ = train_evaluate_save(preset("quick", **changes), data, store, name)
     figures = {}

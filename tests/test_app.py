@@ -193,6 +193,11 @@ def test_evaluate_shows_the_metrics_the_confusion_matrix_and_filters_the_mistake
 
 
 # ---- Classify -----------------------------------------------------------------------------------------
+def test_classify_says_a_model_never_taught_non_items_names_anything_as_clothing(models_dir):
+    shown = texts(open_page(PAGES[2]).caption)  # the store's model: seed-004, trained without non-items
+    assert "This model was not taught pictures of other things" in shown and "“Unsure”" in shown
+
+
 def test_classify_names_an_uploaded_test_image_and_reports_a_bad_file(models_dir, dataset):
     from views import resources
 

@@ -24,3 +24,8 @@ def test_a_photo_of_the_sky_is_answered_unsure_saying_it_is_no_item_on_a_plain_b
     assert "This does not look like an item of clothing to the model" in shown
     assert "This looks like a photo of a scene or a texture, not of one item of clothing on a plain background" in shown
     assert "Photograph one item on its own" in shown
+
+
+
+def test_a_model_taught_non_items_says_nothing_of_them(models_dir):
+    assert "not taught pictures of other things" not in texts(open_page("views/classify.py").caption)  # shipped

@@ -212,6 +212,10 @@ def render() -> None:
         session.point_to_train("There is no model to classify with yet. Train one first.")
         return
     st.caption(f"Using model **{saved.name}**. Pick another in the sidebar.")
+    if not saved.card.get("hyperparameters", {}).get("non_item_fraction"):
+        st.caption("This model was not taught pictures of other things (its training had no non-items), so it names "
+                   "anything, a cup or a cat too, as one of the ten kinds of clothing. Models trained with "
+                   "non-items, as the quick and best presets are, answer “Unsure” instead.")
     draw, upload = st.tabs(["Draw", "Upload pictures"])
     with draw:
         _drawing(saved)
