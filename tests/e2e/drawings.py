@@ -77,3 +77,23 @@ SMILEY: list[Stroke] = [
 
 # Not clothing: one click of the default brush in the middle of the square.
 DOT: list[Stroke] = [[(0.50, 0.50), (0.505, 0.505)]]
+
+
+# ---- open shapes (#29): what a person left open must stay open -----------------------------------------------
+def coloured_in_parts(parts: list[list[Point]], brush: int) -> list[Stroke]:
+    """Polygons (fractions of the canvas side) each coloured in with one back-and-forth stroke, as people colour in
+    (fmnist_core.open_shapes.coloured_in, on the 280 px canvas)."""
+    from fmnist_core.open_shapes import CANVAS_SIDE, coloured_in
+
+    return [[(x / CANVAS_SIDE, y / CANVAS_SIDE) for x, y in coloured_in([(x * CANVAS_SIDE, y * CANVAS_SIDE)
+                                                                          for x, y in part], brush)]
+            for part in parts]
+
+
+COLOURING_BRUSH_WIDTH = 18  # px: the canvas's default brush
+# Straight trousers coloured in part by part, the legs 12 px apart (as tests/test_drawings.py's TROUSERS): the fill
+# once painted the space between the legs grey, and the model answered "Unsure".
+TROUSERS_LEGS_APART: list[Stroke] = coloured_in_parts(
+    [[(0.30, 0.06), (0.70, 0.06), (0.70, 0.22), (0.30, 0.22)],
+     [(0.30, 0.22), (0.479, 0.22), (0.479, 0.94), (0.30, 0.94)],
+     [(0.521, 0.22), (0.70, 0.22), (0.70, 0.94), (0.521, 0.94)]], COLOURING_BRUSH_WIDTH)

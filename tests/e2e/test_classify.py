@@ -117,3 +117,17 @@ def test_a_text_file_named_png_gets_an_error_naming_it_and_the_page_keeps_workin
     upload(page, [png_file("sneaker.png", dataset.test_images[SNEAKER])])
 
     expect(prediction(upload_result(page, "sneaker.png"))).to_have_text("Sneaker")
+
+
+def test_a_photo_of_a_cup_is_answered_unsure_with_the_reason_and_how_to_take_one_it_can_read(page, app_server):
+    from fmnist_core.photos import held_out_uploads
+
+    cup = dict(held_out_uploads())["coffee.png"]  # scikit-image's sample photo: a cup of coffee on a table
+    open_page(page, app_server.url, "classify")
+
+    upload(page, [{"name": "cup.png", "mimeType": "image/png", "buffer": cup}])
+
+    result = upload_result(page, "cup.png")
+    expect(prediction(result)).to_have_text("Unsure")
+    expect(result).to_contain_text("This does not look like an item of clothing to the model")
+    expect(result).to_contain_text("Photograph one item on its own")

@@ -18,12 +18,14 @@ from app_actions import (
 )
 from drawings import (
     BAG_OUTLINE,
+    COLOURING_BRUSH_WIDTH,
     DOT,
     DRESS_OUTLINE,
     OUTLINE_BRUSH_WIDTH,
     SMILEY,
     T_SHIRT_OUTLINE,
     TROUSER_OUTLINE,
+    TROUSERS_LEGS_APART,
 )
 from playwright.sync_api import expect
 
@@ -106,3 +108,15 @@ def test_undo_takes_back_the_last_stroke_and_the_answer_follows(page, app_server
 
     assert inked_pixels(page) == outline_ink
     expect(prediction(page)).to_have_text("Trouser")
+
+
+def test_trousers_coloured_in_with_the_legs_apart_are_named_trouser(page, app_server, artifacts):
+    open_page(page, app_server.url, "classify")
+    set_brush_width(page, COLOURING_BRUSH_WIDTH)
+    with answered(page):
+        draw(page, TROUSERS_LEGS_APART)
+
+    expect(prediction(page)).to_have_text("Trouser")
+    expect(page.get_by_text(NOT_CLOTHING)).to_have_count(0)
+    wait_until_settled(page)
+    page.screenshot(path=artifacts / "trousers-legs-apart.png")
