@@ -347,9 +347,7 @@ class Dispatcher:
         trials to train."""
         if job.kind == RUN:
             return 1
-        trials = job.spec.max_trials if job.spec.grid_size() is None else min(job.spec.max_trials,
-                                                                              job.spec.grid_size())
-        return max(1, min(self.total_slots - self.busy_slots, trials))
+        return max(1, min(self.total_slots - self.busy_slots, job.spec.trials_at_most()))
 
     def loop(self, idle_exit_seconds: float | None) -> int:
         idle_since, looked = time.monotonic(), 0.0

@@ -88,6 +88,11 @@ class SweepSpec:
             return None
         return math.prod(len(values) for _, values in self.vary)
 
+    def trials_at_most(self) -> int:
+        """The trials the sweep can run: its budget, or fewer when its values have fewer combinations."""
+        size = self.grid_size()
+        return self.max_trials if size is None else min(size, self.max_trials)
+
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     """The spec as plain JSON data (for the job queue); `spec_from_dict` reads it back, checked again."""

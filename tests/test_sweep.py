@@ -69,7 +69,9 @@ def test_a_trial_trains_on_the_budget_and_the_best_retrains_with_the_presets_ful
     full = retrain_hyperparameters(spec, values)
     base = preset("seed-004")
     assert (full.epochs, full.train_subset_size, full.learning_rate) == (base.epochs, 0, 1e-4)
-    assert spec.grid_size() == 4
+    assert spec.grid_size() == 4 and spec.trials_at_most() == 4  # the budget (4) and the grid (4) agree
+    assert SweepSpec(vary={"learning_rate": (1e-3, 1e-4)}, max_trials=6).trials_at_most() == 2  # the grid is smaller
+    assert SweepSpec(vary={"dropout_rate": Range(0.1, 0.5)}, strategy="random", max_trials=6).trials_at_most() == 6
 
 
 @pytest.mark.slow

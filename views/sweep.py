@@ -65,8 +65,7 @@ def _form() -> SweepSpec | None:
         st.error(f"This sweep cannot run: {plain(error, 600)}")
         return None
     size = spec.grid_size()
-    trials = spec.max_trials if size is None else min(size, spec.max_trials)
-    st.caption(f"{'up to ' if spec.strategy != 'grid' else ''}{count(trials, 'trial')}"
+    st.caption(f"{'up to ' if spec.strategy != 'grid' else ''}{count(spec.trials_at_most(), 'trial')}"
                + (f" of {count(size, 'combination')}" if size else "")
                + f" · {count(spec.epochs_per_trial, 'epoch')} on {spec.subset_size or TRAIN_SET_SIZE:,} images each")
     return spec
