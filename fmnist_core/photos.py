@@ -2,7 +2,8 @@
 
 Two pools of non-item photos, of kinds that do not overlap:
 - the training pool, `non_item_photos/` beside this file (landscapes, plants, abstract wallpapers and a few objects
-  from Debian's lomiri-wallpapers packages, licences in its README): crops of them, prepared as uploads are, teach a
+  from Debian's lomiri-wallpapers packages, and 13 icons of devices and a house from adwaita-icon-theme, licences in
+  its README): crops of them, prepared as uploads are, teach a
   model that a photo of something else is no class (`photo_non_item_inputs`, part of `non_item_fraction`);
 - the held-out pool, scikit-image's sample pictures (`HELD_OUT`: the files a user tried, read from the installed
   scikit-image, a test and bench dependency): bricks, a cat, coins, a rocket, a page… never trained on, they say
@@ -32,6 +33,10 @@ HELD_OUT = {
     "motorcycle_left.png": "motorcycle", "page.png": "page of text", "retina.jpg": "retina", "rocket.jpg": "rocket",
     "text.png": "text",
 }
+# Debian's adwaita-icon-theme (CC BY-SA 3.0 or LGPL-3): a few of its large icons are training photos
+# (non_item_photos/icon-*.jpg); the others, when the theme is installed, are a second held-out set of pictures of one
+# thing on a plain background (`other_icon_uploads`). The person of avatar-default is left out of both.
+ICON_THEME = Path("/usr/share/icons/Adwaita/512x512")
 PHOTO_CROP_SIDE = 320  # px: a crop is resized to about this before it is prepared, the size of a small upload
 
 
@@ -43,6 +48,14 @@ def held_out_uploads() -> list[tuple[str, bytes]]:
         raise ImportError("the held-out photos are scikit-image's sample pictures: pip install -r "
                           "requirements-dev.lock") from error
     return [(name, (Path(data_dir) / name).read_bytes()) for name in HELD_OUT]
+
+
+def other_icon_uploads() -> list[tuple[str, bytes]]:
+    """The large Adwaita icons not trained on, as the PNG files a user uploads: (name, bytes); none without the
+    icon theme installed."""
+    trained = {path.stem.removeprefix("icon-") for path in TRAINING_PHOTOS.glob("icon-*.jpg")}
+    return [(path.name, path.read_bytes()) for path in sorted(ICON_THEME.glob("*/*.png"))
+            if path.stem not in trained | {"avatar-default"}]
 
 
 def item_upload(image: np.ndarray, rng: np.random.Generator) -> tuple[str, bytes]:

@@ -74,7 +74,7 @@ def select_training_data(hp: HyperParameters, dataset: FashionMNIST) -> Training
         drawn = np.random.default_rng(hp.seed).choice(
             len(train_labels), size=round(hp.sketch_fraction * len(train_labels)), replace=False
         )
-        train_images = np.concatenate([train_images, sketch_inputs(train_images[drawn], hp.seed)])
+        train_images = np.concatenate([train_images, sketch_inputs(train_images[drawn], train_labels[drawn], hp.seed)])
         train_labels = np.concatenate([train_labels, train_labels[drawn]])
     if hp.non_item_fraction:
         count = round(hp.non_item_fraction * len(train_labels))

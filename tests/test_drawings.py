@@ -14,6 +14,7 @@ from fmnist_core.data import CLASS_NAMES
 from fmnist_core.drawings import (
     ITEM_KINDS,
     NON_ITEM_KINDS,
+    OPEN_FRONT_LABELS,
     _to_rgba,
     benchmark_set,
     non_item_inputs,
@@ -28,11 +29,22 @@ T_SHIRT_OUTLINE = [[(0.40, 0.14), (0.25, 0.18), (0.08, 0.38), (0.20, 0.47), (0.2
 
 
 def test_sketch_and_non_item_inputs_are_model_inputs_and_seeded(dataset):
-    sketches = sketch_inputs(dataset.train_images[:20], seed=3)
+    sketches = sketch_inputs(dataset.train_images[:20], dataset.train_labels[:20], seed=3)
     assert sketches.shape == (20, 28, 28) and sketches.dtype == np.uint8
     assert all(image.max() == 255 for image in sketches)
-    np.testing.assert_array_equal(sketches, sketch_inputs(dataset.train_images[:20], seed=3))
+    np.testing.assert_array_equal(sketches, sketch_inputs(dataset.train_images[:20], dataset.train_labels[:20], 3))
     assert not np.array_equal(non_item_inputs(10, seed=1), non_item_inputs(10, seed=2))
+
+
+@pytest.mark.parametrize("label", OPEN_FRONT_LABELS)
+def test_coats_and_shirts_are_sketched_open_in_about_half_their_sketches_with_paper_down_the_front(dataset, label):
+    items = dataset.train_images[dataset.train_labels == label][:40]
+    sketches = sketch_inputs(items, np.full(len(items), label), seed=5)
+    closed = sketch_inputs(items, np.zeros(len(items), int), seed=5)  # T-shirts are never drawn open
+    # the middle column of the body's lower half: dark paper in an open sketch, item in a closed one
+    open_front = [sketch[14:24, 13:15].mean() < 40 for sketch in sketches]
+    assert 0.3 <= np.mean(open_front) <= 0.7
+    assert np.mean([sketch[14:24, 13:15].mean() < 40 for sketch in closed]) <= 0.05  # a rare outline left unfilled
 
 
 # ---- the benchmark ----------------------------------------------------------------------------------

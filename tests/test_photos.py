@@ -12,8 +12,10 @@ import pytest
 from fmnist_core.drawings import non_item_inputs
 from fmnist_core.photos import (
     HELD_OUT,
+    ICON_THEME,
     TRAINING_PHOTOS,
     item_upload,
+    other_icon_uploads,
     photo_non_item_inputs,
     upload_inputs,
 )
@@ -30,6 +32,13 @@ def test_every_training_photo_is_listed_with_its_author_and_licence():
 
 def test_the_held_out_photos_are_none_of_the_training_photos():
     assert not {name.rsplit(".", 1)[0] for name in HELD_OUT} & {path.stem for path in TRAINING_PHOTOS.glob("*.jpg")}
+
+
+def test_the_held_out_icons_are_none_of_the_training_icons():
+    held_out = {name.removesuffix(".png") for name, _data in other_icon_uploads()}
+    trained = {path.stem.removeprefix("icon-") for path in TRAINING_PHOTOS.glob("icon-*.jpg")}
+    assert len(trained) == 13 and not held_out & trained and "avatar-default" not in held_out
+    assert not ICON_THEME.is_dir() or len(held_out) >= 50  # Debian's adwaita-icon-theme 43 has 73 large icons
 
 
 def test_photo_crops_are_model_inputs_seeded_and_never_blank():
