@@ -59,12 +59,10 @@ run: $(if $(FMNIST_RAY_ADDRESS),setup-cluster,setup)
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
-# Four processes (pytest-xdist) on the two cores: the suite waits on servers, browsers and clusters for half its time.
-# Each takes test files whole, the slowest first (tests/conftest.py's pytest_xdist_make_scheduler); a process that
-# takes a browser test file runs its own app server and Chromium. A plain `pytest` runs them all in one process.
-TEST_PROCESSES ?= 4
+# Two processes (pytest-xdist): one runs the browser tests in order, the other the rest, file by file (the grouping is
+# tests/conftest.py's pytest_xdist_make_scheduler). A plain `pytest` runs them all in one process.
 test: setup-dev lint
-	$(PY) -m pytest -n $(TEST_PROCESSES)
+	$(PY) -m pytest -n 2
 
 # The quick loop while working: no browser tests and none of the slow ones (markers in pyproject.toml).
 test-fast: $(VENV)/.dev data

@@ -22,39 +22,19 @@ if TYPE_CHECKING:  # TensorFlow is imported by the fixture, when a test first ne
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
-# Test files by their time in a fresh clone's `make test` (2026-12-04, 2-core AMD EPYC), the slowest first: under
-# pytest-xdist each file runs whole on one process, and those handed out last should be short. The cluster browser
-# test goes last: it waits for test_ray_cluster's cluster (one_ray_cluster_at_a_time), which starts first.
-SLOWEST_FILES = (
-    "test_ray_cluster.py", "e2e/test_strangers.py", "test_worker_crash.py", "e2e/test_concurrency.py",
-    "test_export.py", "e2e/test_drawings_in_browser.py", "e2e/test_restarts.py", "e2e/test_click_feedback.py",
-    "e2e/test_widths.py", "test_app.py", "e2e/test_classify.py", "e2e/test_live_run.py", "test_serving.py",
-    "test_sweep_distributed.py", "e2e/test_train.py", "test_training.py",
-)
-LAST_FILES = ("e2e/test_cluster_in_browser.py",)
-
-
-def _file_order(item: pytest.Item) -> int:
-    name = item.path.relative_to(Path(__file__).resolve().parent).as_posix()
-    if name in LAST_FILES:
-        return len(SLOWEST_FILES) + 1
-    return SLOWEST_FILES.index(name) if name in SLOWEST_FILES else len(SLOWEST_FILES)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest files first (a stable sort: the tests of a file keep their order), for `make test`'s processes."""
-    items.sort(key=_file_order)
-
-
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: without it installed, never called
 def pytest_xdist_make_scheduler(config, log):
-    """How `make test`'s pytest-xdist processes share the suite: a test file runs whole on one process (its module
-    fixtures made once; a browser test file with the process's own app server and Chromium), handed out in the
-    order of SLOWEST_FILES, not xdist's default of the files with the most tests first."""
+    """How `make test`'s two pytest-xdist processes share the suite: a test file runs whole on one process (its module
+    fixtures made once), and the browser tests all run on one, one after another, against the one app server they
+    share, while the other process takes the rest. (xdist's own `loadgroup` does not group with pytest 9: it renames
+    an item's `_nodeid`, which pytest 9 no longer reads.)"""
     from xdist.scheduler import LoadFileScheduling
 
-    config.option.loadscopereorder = False
-    return LoadFileScheduling(config, log)
+    class BrowserTestsTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "browser tests" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+
+    return BrowserTestsTogether(config, log)
 
 
 @pytest.fixture(scope="module")
