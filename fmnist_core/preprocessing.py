@@ -212,27 +212,14 @@ def _wider_than_its_sides(region: np.ndarray, width: float, body_depth: np.ndarr
     return bool(width > depth[touching].max(initial=0.0))
 
 
-def _enclosed_by_one_stroke(drawn: np.ndarray, radius: float, near: np.ndarray) -> np.ndarray:
-    """The paper that `drawn` encloses once the gaps of one connected stroke (any one of those touching `near`) are
-    bridged, the other strokes left as drawn: where an outline does not quite meet itself, not where two strokes
-    nearly touch."""
-    strokes, _ = ndimage.label(drawn, structure=np.ones((3, 3), dtype=bool))
-    enclosed = np.zeros_like(drawn)
-    for number in np.unique(strokes[ndimage.binary_dilation(near, iterations=2) & drawn]):
-        enclosed |= _enclosed_paper(drawn | _closing(strokes == number, radius))[0] > 0
-    return enclosed
-
-
 def fill_outlines(ink: np.ndarray) -> tuple[np.ndarray, bool]:
     """`ink` (2-D float, 0 paper to 255 full stroke) with the inside of each closed outline filled at
     OUTLINE_FILL_LEVEL, and whether anything was filled.
 
-    Enclosed is what the strokes close by themselves, and what one stroke closes once its own gaps narrower than
+    Enclosed is what the strokes close by themselves, and what they close once gaps narrower than
     2 x GAP_CLOSING_FRACTION of the drawing are bridged, if it is wider than the parts drawn beside it are thick:
     the inside of an outline that does not quite meet itself, but not the paper between two trouser legs
-    whose hems nearly touch, between the two halves of an open jacket, nor under a sandal's strap that stops
-    short of the sole (two strokes that nearly meet: pixel for pixel, one end of such a strap would be an
-    outline's gap, both ends are not)."""
+    whose hems nearly touch, nor between the two halves of an open jacket."""
     strokes = ink > 127.5
     if not strokes.any():
         return ink, False
@@ -255,11 +242,8 @@ def fill_outlines(ink: np.ndarray) -> tuple[np.ndarray, bool]:
     if open_regions.size:  # enclosed only once gaps are bridged: the inside of a gappy outline, or an open part?
         widths = ndimage.maximum(ndimage.distance_transform_edt(~closed), regions, open_regions)
         body_depth = ndimage.distance_transform_edt(drawn | held)
-        open_mask = np.isin(regions, open_regions)
-        one_stroke = _enclosed_by_one_stroke(drawn, radius, open_mask)
         for label, width in zip(open_regions, np.atleast_1d(widths), strict=True):
-            region = regions == label
-            keep[label] = bool(one_stroke[region].any()) and _wider_than_its_sides(region, float(width), body_depth)
+            keep[label] = _wider_than_its_sides(regions == label, float(width), body_depth)
     if not keep.any():
         return ink, False
     # The kept regions and the bridges that closed them: the parts of the enclosed paper (solid, not drawn)
