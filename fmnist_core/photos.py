@@ -53,9 +53,8 @@ def held_out_uploads() -> list[tuple[str, bytes]]:
 def other_icon_uploads() -> list[tuple[str, bytes]]:
     """The large Adwaita icons not trained on, as the PNG files a user uploads: (name, bytes); none without the
     icon theme installed."""
-    trained = {path.stem.removeprefix("icon-") for path in TRAINING_PHOTOS.glob("icon-*.jpg")}
-    return [(path.name, path.read_bytes()) for path in sorted(ICON_THEME.glob("*/*.png"))
-            if path.stem not in trained | {"avatar-default"}]
+    left_out = {path.stem.removeprefix("icon-") for path in TRAINING_PHOTOS.glob("icon-*.jpg")} | {"avatar-default"}
+    return [(path.name, path.read_bytes()) for path in sorted(ICON_THEME.glob("*/*.png")) if path.stem not in left_out]
 
 
 def item_upload(image: np.ndarray, rng: np.random.Generator) -> tuple[str, bytes]:
