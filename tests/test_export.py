@@ -51,10 +51,10 @@ def test_int8_litert_is_four_times_smaller_and_loses_at_most_half_a_point(shippe
 
 def test_a_failed_check_deletes_the_export_and_says_why(shipped_model, dataset, tmp_path, monkeypatch):
     saved, model, _ = shipped_model
-    earlier = export_model(model, saved, "keras", tmp_path, dataset).path
+    earlier = export_model(model, saved, "keras", tmp_path, dataset, check_images=50).path
     monkeypatch.setattr(fmnist_core.export, "MIN_TOP_CLASS_AGREEMENT", 1.01)  # no export can pass this check
     with pytest.raises(ExportError, match=r"failed its check and was deleted: it gave the Keras model's top class"):
-        export_model(model, saved, "litert", tmp_path, dataset)
+        export_model(model, saved, "litert", tmp_path, dataset, check_images=50)
     assert sorted(path.name for path in (tmp_path / "default").iterdir()) == ["card.json", "model.keras"]
     assert earlier.exists()
 
