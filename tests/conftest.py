@@ -22,19 +22,39 @@ if TYPE_CHECKING:  # TensorFlow is imported by the fixture, when a test first ne
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
+# Browser test files that start an app server of their own (and a Ray cluster): they need not wait for the one the
+# other browser tests share, so the process that is not running those takes them.
+OWN_SERVER_BROWSER_TESTS = ("tests/e2e/test_cluster_in_browser.py",)
+
+
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: without it installed, never called
 def pytest_xdist_make_scheduler(config, log):
     """How `make test`'s two pytest-xdist processes share the suite: a test file runs whole on one process (its module
-    fixtures made once), and the browser tests all run on one, one after another, against the one app server they
-    share, while the other process takes the rest. (xdist's own `loadgroup` does not group with pytest 9: it renames
-    an item's `_nodeid`, which pytest 9 no longer reads.)"""
+    fixtures made once), and the browser tests that share one app server all run on one, one after another, while
+    the other process takes the rest. Files are handed out in the order `pytest_collection_modifyitems` puts them
+    (those with slow tests first), not xdist's (most tests first): a file of a few slow tests handed out last kept
+    one process busy for minutes after the other had finished. (xdist's own `loadgroup` does not group with pytest 9:
+    it renames an item's `_nodeid`, which pytest 9 no longer reads.)"""
     from xdist.scheduler import LoadFileScheduling
 
     class BrowserTestsTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "browser tests" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+            shared_server = nodeid.startswith("tests/e2e/") and not nodeid.startswith(OWN_SERVER_BROWSER_TESTS)
+            return "browser tests" if shared_server else super()._split_scope(nodeid)
 
+    config.option.loadscopereorder = False
     return BrowserTestsTogether(config, log)
+
+
+def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
+    """The browser tests first, then the files that have slow tests, then the rest; each file's tests in their order
+    (a stable sort). Under `make test` this is the order in which the files are handed out to the two processes."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> int:
+        return 0 if item.nodeid.startswith("tests/e2e/") else 1 if item.path in slow_files else 2
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="module")
