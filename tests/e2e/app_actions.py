@@ -302,8 +302,8 @@ def wait_until_no_run(page: Page, base_url: str) -> None:
 
 def wait_until_no_job(models_dir) -> None:
     """Wait until no job is waiting or under way on the server whose store is `models_dir` (one run at a time), as its
-    queue on disk says: a test that opens the Train page next need not open it twice (a page load costs this machine
-    about 2.5 CPU-s, most of it in Chromium)."""
+    queue on disk says: a test that opens the Train page next need not open it twice (a page load costs Chromium
+    about 2 CPU-s here)."""
     from fmnist_core.job_queue import JobQueue
 
     queue = JobQueue(models_dir)
@@ -319,7 +319,9 @@ def end_every_job(models_dir) -> None:
     for job in queue.active():
         queue.cancel(job.job_id, operator)
         queue.request_stop(job.job_id, operator)
-    wait_until_no_job(models_dir)
+    wait_until(lambda: not queue.active(), RUN_SECONDS, "the server's jobs did not end")
+
+
 
 
 def sign_in_as_operator(page: Page) -> None:
