@@ -300,16 +300,6 @@ def wait_until_no_run(page: Page, base_url: str) -> None:
     expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
 
 
-def wait_until_no_job(models_dir) -> None:
-    """Wait until no job is waiting or under way on the server whose store is `models_dir` (one run at a time), as its
-    queue on disk says: a test that opens the Train page next need not open it twice (a page load costs Chromium
-    about 2 CPU-s here)."""
-    from fmnist_core.job_queue import JobQueue
-
-    queue = JobQueue(models_dir)
-    wait_until(lambda: not queue.active(), RUN_SECONDS, "the server's jobs did not end")
-
-
 def end_every_job(models_dir) -> None:
     """Cancel every waiting job and stop the running ones, as the server's operator, and wait until none is left."""
     from fmnist_core.job_queue import JobQueue
@@ -322,6 +312,12 @@ def end_every_job(models_dir) -> None:
     wait_until(lambda: not queue.active(), RUN_SECONDS, "the server's jobs did not end")
 
 
+def stop_any_run(page: Page, app_server) -> None:
+    """Clear the server's queue between tests, as its operator would: cancel every waiting job, stop the running
+    ones (through the queue on disk: a page may only stop its own visitor's runs), and wait until none is left."""
+    end_every_job(app_server.models_dir)
+    open_page(page, app_server.url)
+    expect(_no_run_in_progress(page).first).to_be_visible(timeout=RUN_SECONDS * 1000)
 
 
 def sign_in_as_operator(page: Page) -> None:

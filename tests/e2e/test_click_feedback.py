@@ -14,7 +14,6 @@ from app_actions import (
     RUN_SECONDS,
     START_SECONDS,
     current,
-    end_every_job,
     keyed,
     open_more_settings,
     open_page,
@@ -22,6 +21,7 @@ from app_actions import (
     run_outcome,
     start_run,
     start_tiny_sweep,
+    stop_any_run,
     wait_on_page,
     wait_until_drawn,
 )
@@ -34,7 +34,7 @@ SHORT_RUN = "preset=quick&train_subset_size=20000&epochs=3"  # still training a 
 
 def test_start_training_below_the_fold_brings_the_run_into_view_and_says_so_under_the_button(new_page, app_server):
     page = new_page(viewport=LAPTOP)
-    end_every_job(app_server.models_dir)
+    stop_any_run(page, app_server)
     open_page(page, app_server.url, query=SHORT_RUN)
     open_more_settings(page)  # as a person does who sets the number of training images
     start = page.get_by_role("button", name="Start training")
@@ -59,7 +59,7 @@ def test_start_training_below_the_fold_brings_the_run_into_view_and_says_so_unde
         expect(keyed(page, "start_status")).to_contain_text("Your run “in-sight” is training on this server")
         expect(current(page).get_by_text("A job is training on this server")).to_have_count(0)
     finally:
-        end_every_job(app_server.models_dir)
+        stop_any_run(page, app_server)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def watched_run(browser, app_server):
     contexts = [browser.new_context(viewport=LAPTOP) for _ in range(2)]
     starter, watcher = (context.new_page() for context in contexts)
     try:
-        end_every_job(app_server.models_dir)
+        stop_any_run(starter, app_server)
         open_page(starter, app_server.url, query="preset=quick&train_subset_size=2000&epochs=1")
         start_run(starter, WATCHED)
         open_page(watcher, app_server.url)
@@ -76,7 +76,7 @@ def watched_run(browser, app_server):
         expect(run_outcome(watcher)).to_be_visible(timeout=RUN_SECONDS * 1000)
         yield watcher
     finally:
-        end_every_job(app_server.models_dir)
+        stop_any_run(starter, app_server)
         for context in contexts:
             context.close()
 
@@ -116,7 +116,7 @@ def _end_jobs(app_server) -> None:
 
 def test_retrain_best_shows_its_job_at_once_and_then_its_outcome(new_page, app_server):
     page = new_page(viewport=LAPTOP)
-    end_every_job(app_server.models_dir)
+    stop_any_run(page, app_server)
     start_tiny_sweep(page, app_server.url)
     retrain = current(page).get_by_role("button", name="Retrain best on the full training set")
     expect(retrain).to_be_enabled(timeout=RUN_SECONDS * 1000)  # offered once the sweep has ended
@@ -134,4 +134,4 @@ def test_retrain_best_shows_its_job_at_once_and_then_its_outcome(new_page, app_s
         expect(outcome).to_be_visible(timeout=RUN_SECONDS * 1000)  # without a reload
         expect(retrain).to_be_enabled()
     finally:
-        end_every_job(app_server.models_dir)
+        stop_any_run(page, app_server)

@@ -16,7 +16,6 @@ from app_actions import (
     RUN_SECONDS,
     batches_done,
     current,
-    end_every_job,
     open_page,
     png_file,
     prediction,
@@ -25,12 +24,12 @@ from app_actions import (
     run_outcome,
     sign_in_as_operator,
     start_run,
+    stop_any_run,
     stop_button,
     upload,
     upload_result,
     wait_on_page,
     wait_until_drawn,
-    wait_until_no_job,
     wait_until_no_run,
 )
 from app_server import VIEWPORT
@@ -75,7 +74,7 @@ def test_ten_sessions_classify_at_once_while_another_trains_and_all_get_the_sing
     try:
         trainer = trainer_context.new_page()
         trainer.set_default_timeout(60_000)
-        wait_until_no_job(app_server.models_dir)
+        wait_until_no_run(trainer, app_server.url)
         open_page(trainer, app_server.url, query=LONG_RUN)
         start_run(trainer, "e2e-concurrency")
         expect(progress_text(trainer)).to_contain_text("Epoch 1/10 · batch", timeout=RUN_SECONDS * 1000)
@@ -104,7 +103,7 @@ def test_ten_sessions_classify_at_once_while_another_trains_and_all_get_the_sing
     finally:
         for context in contexts:
             context.close()
-        end_every_job(app_server.models_dir)
+        stop_any_run(trainer, app_server)
         trainer_context.close()
 
 
@@ -141,7 +140,7 @@ def test_a_run_whose_browser_went_away_keeps_going_and_only_its_owner_or_the_ope
     starter_context = browser.new_context(viewport=VIEWPORT)
     starter = starter_context.new_page()
     starter.set_default_timeout(60_000)
-    wait_until_no_job(app_server.models_dir)
+    wait_until_no_run(starter, app_server.url)
     open_page(starter, app_server.url, query=LONG_RUN)
     start_run(starter, "abandoned")
     expect(progress_text(starter)).to_contain_text("Epoch 1/10 · batch", timeout=RUN_SECONDS * 1000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from app_actions import RUN_SECONDS, current, open_page, run_outcome, start_run, wait_until_no_job
+from app_actions import RUN_SECONDS, current, open_page, run_outcome, start_run, wait_until_no_run
 from playwright.sync_api import Page, expect
 
 from fmnist_core.store import ModelStore
@@ -26,7 +26,7 @@ def try_to_delete(page: Page, name: str) -> None:
 def test_a_run_is_deletable_by_its_owner_only_and_never_while_another_visitor_uses_it(new_page, app_server,
                                                                                      models_dir):
     owner, other = new_page(), new_page()  # two browser contexts: two visitors
-    wait_until_no_job(app_server.models_dir)
+    wait_until_no_run(owner, app_server.url)
     open_page(owner, app_server.url, query="preset=seed-004&train_subset_size=1000&epochs=1")
     start_run(owner, "owned-run")
     expect(run_outcome(owner)).to_be_visible(timeout=RUN_SECONDS * 1000)

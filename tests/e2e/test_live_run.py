@@ -15,7 +15,6 @@ from app_actions import (
     RUN_SECONDS,
     batches_done,
     current,
-    end_every_job,
     keyed,
     open_page,
     png_file,
@@ -26,12 +25,13 @@ from app_actions import (
     scroll_to,
     sidebar_model_names,
     start_run,
+    stop_any_run,
     stop_button,
     upload,
     upload_result,
     wait_on_page,
     wait_until_drawn,
-    wait_until_no_job,
+    wait_until_no_run,
     wait_until_settled,
 )
 from app_server import VIEWPORT
@@ -52,14 +52,14 @@ def training_page(browser, app_server):
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
-        wait_until_no_job(app_server.models_dir)
+        wait_until_no_run(page, app_server.url)
         open_page(page, app_server.url, query=LIVE_QUERY)
         start_run(page, LIVE_RUN)
         expect(progress_text(page)).to_contain_text(f"Epoch 1/{LIVE_EPOCHS} · batch", timeout=RUN_SECONDS * 1000)
         expect(keyed(page, "batch_chart").locator(".scatterlayer .trace").first).to_be_attached()
         yield page
     finally:
-        end_every_job(app_server.models_dir)  # normally stopped already by the last test
+        stop_any_run(page, app_server)  # normally stopped already by the last test
         context.close()
 
 

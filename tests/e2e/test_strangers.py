@@ -25,7 +25,7 @@ from app_actions import (
     start_run,
     upload,
     upload_result,
-    wait_until_no_job,
+    wait_until_no_run,
 )
 from app_server import REPO, VIEWPORT, WEBSOCKET_HEADER_LINE_BYTES, AppServer, copy_shipped_model, free_port
 from playwright.sync_api import expect
@@ -59,7 +59,7 @@ def test_a_run_name_in_markdown_is_shown_as_typed_to_every_visitor_and_fetches_n
     name = f"![](http://127.0.0.1:{listener.server_port}/p.png) **hi**"
     starter, stranger = new_page(), new_page()
     try:
-        wait_until_no_job(app_server.models_dir)
+        wait_until_no_run(starter, app_server.url)
         open_page(starter, app_server.url, query="preset=quick&epochs=1&train_subset_size=2000")
         start_run(starter, name)  # waits for the heading `Run “<name>”`, character for character
         open_page(stranger, app_server.url)
@@ -134,7 +134,7 @@ def test_fifteen_train_pages_stay_drawn_when_a_run_ends_on_a_busy_server(new_pag
         page.on("pageerror", lambda error, number=number: errors.setdefault(number, []).append(str(error)))
         pages.append(page)
     starter, watchers = pages[0], pages[1:]
-    wait_until_no_job(app_server.models_dir)
+    wait_until_no_run(starter, app_server.url)
     open_page(starter, app_server.url, query="preset=quick&epochs=4&train_subset_size=15000")
     for page in watchers:  # one after another, while the server is idle: 14 first loads at once can starve one
         open_page(page, app_server.url)

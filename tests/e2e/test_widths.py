@@ -14,7 +14,6 @@ from app_actions import (
     answered,
     current,
     draw,
-    end_every_job,
     keyed,
     open_more_settings,
     open_page,
@@ -23,6 +22,7 @@ from app_actions import (
     set_brush_width,
     start_run,
     start_tiny_sweep,
+    stop_any_run,
     upload,
     upload_result,
     wait_until_settled,
@@ -49,7 +49,7 @@ def finished_sweep(browser, app_server) -> None:
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     try:
         page = context.new_page()
-        end_every_job(app_server.models_dir)
+        stop_any_run(page, app_server)
         start_tiny_sweep(page, app_server.url, trials=3)
         expect(current(page).get_by_text("Sweep finished.")).to_be_visible(timeout=RUN_SECONDS * 1000)
     finally:
@@ -99,7 +99,7 @@ def test_the_why_panel_of_a_drawing_reads_whole_on_a_1024_laptop_with_the_sideba
 
 def test_a_run_in_progress_is_in_view_without_scrolling_on_a_1366_screen(new_page, app_server):
     page = new_page(viewport={"width": 1366, "height": 900})
-    end_every_job(app_server.models_dir)
+    stop_any_run(page, app_server)
     open_page(page, app_server.url, query="preset=seed-004&train_subset_size=20000&epochs=3")
     start_run(page, "in-view")
     try:
@@ -114,4 +114,4 @@ def test_a_run_in_progress_is_in_view_without_scrolling_on_a_1366_screen(new_pag
             expect(page.get_by_role("button", name="Start training")).to_be_attached()  # the form is still there
             open_page(page, app_server.url)
     finally:
-        end_every_job(app_server.models_dir)
+        stop_any_run(page, app_server)
