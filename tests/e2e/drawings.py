@@ -75,6 +75,13 @@ SMILEY: list[Stroke] = [
     [(0.5 + 0.2 * math.cos(math.pi * step / 8), 0.55 + 0.14 * math.sin(math.pi * step / 8)) for step in range(1, 8)],
 ]
 
+# Not clothing: a house drawn without lifting the pen (walls and roof), then its door; filled in, a solid block with
+# a pitched top, which a model not taught houses named "Bag" (#29).
+HOUSE: list[Stroke] = [
+    [(0.20, 0.88), (0.20, 0.45), (0.50, 0.16), (0.80, 0.45), (0.80, 0.88), (0.20, 0.88)],
+    [(0.44, 0.88), (0.44, 0.66), (0.58, 0.66), (0.58, 0.88)],
+]
+
 # Not clothing: one click of the default brush in the middle of the square.
 DOT: list[Stroke] = [[(0.50, 0.50), (0.505, 0.505)]]
 

@@ -1,5 +1,5 @@
 """Drawings as people make them, in a real browser with the shipped model: outlines drawn with the mouse, a
-drawing made by touch on a phone, a dot that is no clothing, and undo of the last stroke."""
+drawing made by touch on a phone, a dot, a smiley and a house that are no clothing, and undo of the last stroke."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from drawings import (
     COLOURING_BRUSH_WIDTH,
     DOT,
     DRESS_OUTLINE,
+    HOUSE,
     OUTLINE_BRUSH_WIDTH,
     SMILEY,
     T_SHIRT_OUTLINE,
@@ -79,17 +80,19 @@ def test_a_dot_is_answered_as_not_clothing(page, app_server, artifacts):
     page.screenshot(path=artifacts / "dot-not-clothing.png")
 
 
-def test_a_smiley_is_answered_as_not_clothing_without_saying_its_outline_was_filled(page, app_server, artifacts):
+@pytest.mark.parametrize("strokes", [SMILEY, HOUSE], ids=["smiley", "house"])
+def test_a_closed_doodle_is_answered_as_not_clothing_without_saying_its_outline_was_filled(page, app_server, artifacts,
+                                                                                           strokes, request):
     open_page(page, app_server.url, "classify")
     set_brush_width(page, OUTLINE_BRUSH_WIDTH)
     with answered(page):
-        draw(page, SMILEY)
+        draw(page, strokes)
 
     expect(prediction(page)).to_have_text("Unsure")
     expect(page.get_by_text(NOT_CLOTHING)).to_be_visible()
     expect(page.get_by_text(FILLED_NOTE)).to_have_count(0)  # filled in, but that says nothing about a non-item
     wait_until_settled(page)
-    page.screenshot(path=artifacts / "smiley-not-clothing.png")
+    page.screenshot(path=artifacts / f"{request.node.callspec.id}-not-clothing.png")
 
 
 def test_undo_takes_back_the_last_stroke_and_the_answer_follows(page, app_server):
