@@ -171,6 +171,15 @@ def _polyline(points: np.ndarray, brush: int) -> np.ndarray:
     return np.asarray(image) > 0
 
 
+def draw_strokes(strokes, brush: int) -> np.ndarray:
+    """Strokes, each a sequence of x, y canvas points, drawn with a round brush as the canvas draws them: a bool
+    canvas."""
+    ink = np.zeros((CANVAS_SIDE, CANVAS_SIDE), dtype=bool)
+    for stroke in strokes:
+        ink |= _polyline(np.asarray(stroke, dtype=float), brush)
+    return ink
+
+
 def non_item_drawing(kind: str, rng: np.random.Generator) -> Drawing:
     """A drawing that is no item of clothing: a dot, a straight line, a scribble, a letter, a smiley, or a closed
     doodle (a house, a tree, a star, a heart: `doodles.DOODLES`)."""
@@ -205,9 +214,7 @@ def non_item_drawing(kind: str, rng: np.random.Generator) -> Drawing:
         for eye in eyes:
             ink |= _polyline(np.array([eye, eye + 1]), brush + 4)
     elif kind in DOODLES:
-        ink = np.zeros((CANVAS_SIDE, CANVAS_SIDE), dtype=bool)
-        for stroke in DOODLES[kind](rng, CANVAS_SIDE, brush):
-            ink |= _polyline(stroke, brush)
+        ink = draw_strokes(DOODLES[kind](rng, CANVAS_SIDE, brush), brush)
     else:
         raise ValueError(f"kind={kind!r}: expected one of {', '.join(NON_ITEM_KINDS + HELD_OUT_NON_ITEM_KINDS)}.")
     return Drawing(_to_rgba(ink), kind, None, brush)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .drawings import BRUSH_WIDTHS, CANVAS_SIDE, Drawing, _polyline, _to_rgba
+from .drawings import BRUSH_WIDTHS, CANVAS_SIDE, Drawing, _to_rgba, draw_strokes
 
 TROUSERS, OUTLINED_TROUSERS, JACKET, SANDAL = (
     "trousers apart, coloured in", "trousers apart, outline", "open jacket", "sandal straps")
@@ -24,14 +24,6 @@ OPEN_LABELS = {TROUSERS: 1, OUTLINED_TROUSERS: 1, JACKET: 4, SANDAL: 5}  # Trous
 BENCHMARK_OPEN_PER_KIND, BENCHMARK_OPEN_SEED = 30, 2
 
 Points = list[tuple[float, float]]  # x, y in canvas pixels (or in the unit box before placing)
-
-
-def draw_strokes(strokes: list[Points], brush: int) -> np.ndarray:
-    """Strokes through canvas points with a round brush, as the canvas draws them: a bool canvas."""
-    ink = np.zeros((CANVAS_SIDE, CANVAS_SIDE), dtype=bool)
-    for stroke in strokes:
-        ink |= _polyline(np.array(stroke, dtype=float), brush)
-    return ink
 
 
 def coloured_in(polygon: Points, brush: int, step: float = 0.8) -> Points:

@@ -19,12 +19,13 @@ from fmnist_core.drawings import (
     OPEN_FRONT_LABELS,
     _to_rgba,
     benchmark_set,
+    draw_strokes,
     non_item_inputs,
     score_drawings,
     sketch_inputs,
 )
 from fmnist_core.open_shapes import JACKET as JACKET_KIND
-from fmnist_core.open_shapes import OPEN_KINDS, coloured_in, draw_strokes, open_benchmark_set
+from fmnist_core.open_shapes import OPEN_KINDS, coloured_in, open_benchmark_set
 from fmnist_core.preprocessing import canvas_ink, fill_outlines, prepare_drawing
 
 T_SHIRT_OUTLINE = [[(0.40, 0.14), (0.25, 0.18), (0.08, 0.38), (0.20, 0.47), (0.28, 0.38), (0.28, 0.90), (0.72, 0.90),
