@@ -58,11 +58,12 @@ def test_non_items_are_drawings_then_photo_crops_in_the_share_asked_for():
 
 @pytest.fixture(scope="module")
 def items_as_uploads(dataset):
-    """500 test items (50 of each class) photographed as a person would, as the Classify page prepares them."""
+    """500 test items (50 of each class) photographed as a person would, as the Classify page prepares them; and their
+    indices in the test set."""
     rng = np.random.default_rng(0)
     chosen = np.concatenate([np.flatnonzero(dataset.test_labels == label)[:ITEMS_PER_CLASS] for label in range(10)])
     uploads = [item_upload(dataset.test_images[index], rng) for index in chosen]
-    return upload_inputs(uploads), dataset.test_labels[chosen]
+    return upload_inputs(uploads), chosen
 
 
 def test_test_items_uploaded_as_photos_are_named_as_well_as_the_items_themselves(shipped_model, items_as_uploads,
@@ -71,8 +72,8 @@ def test_test_items_uploaded_as_photos_are_named_as_well_as_the_items_themselves
     # items given to the model as they are in the dataset. (With 200 the two shares were 2-3 points apart by chance:
     # the models shipped at 17:17 and 22:24 on 2026-12-04 both named 91 % of the 200 uploads right, and 91 % and
     # 94 % of the same items as they are; of 500, both 93.8 % of the uploads, and 92.4 % and 94.8 %.)
-    inputs, labels = items_as_uploads
-    chosen = np.concatenate([np.flatnonzero(dataset.test_labels == label)[:ITEMS_PER_CLASS] for label in range(10)])
+    inputs, chosen = items_as_uploads
+    labels = dataset.test_labels[chosen]
 
     def right_and_flagged(images):
         probabilities = shipped_model.classifier.probabilities(images)
